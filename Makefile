@@ -18,7 +18,9 @@ build:
 	$(GO) build ./...
 
 ## generate: re-create deepcopy code and the CRDs of the chart with controller-gen.
+# Old outputs go first, so that a removed type leaves no stale file behind.
 generate:
+	rm -f api/*/zz_generated.deepcopy.go charts/egressgw/crds/*.yaml
 	$(GO) tool controller-gen object paths=./api/... crd output:crd:artifacts:config=charts/egressgw/crds
 
 ## envtest-assets: build (once) and print the folder to use as KUBEBUILDER_ASSETS.

@@ -137,6 +137,19 @@ type EgressGatewayStatus struct {
 	// +kubebuilder:validation:MaxItems=128
 	Assignments []IPAssignment `json:"assignments,omitempty"`
 
+	// egressIPCount, assignedIPCount and healthyNodeCount summarize the lists for `kubectl get egw`,
+	// which can print only single values: the number of egress IPs in the spec, of those assigned to a
+	// healthy node, and of healthy gateway nodes.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	EgressIPCount int32 `json:"egressIPCount,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	AssignedIPCount int32 `json:"assignedIPCount,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	HealthyNodeCount int32 `json:"healthyNodeCount,omitempty"`
+
 	// nodes are the nodes that match the nodeSelector, at most 512 of them.
 	// +optional
 	// +listType=map
@@ -150,11 +163,11 @@ type EgressGatewayStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=egw,categories=egressgw
 // +kubebuilder:subresource:status
-// +kubebuilder:printcolumn:name="IPs",type=string,JSONPath=`.spec.egressIPs[*].ip`,description="The egress IPs of the gateway"
-// +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.assignments[*].node`,description="The nodes that hold the egress IPs, in the order of the IPs"
+// +kubebuilder:printcolumn:name="IPs",type=integer,JSONPath=`.status.egressIPCount`,description="How many egress IPs the gateway has"
+// +kubebuilder:printcolumn:name="Assigned",type=integer,JSONPath=`.status.assignedIPCount`,description="How many egress IPs are assigned to a healthy node"
+// +kubebuilder:printcolumn:name="Healthy Nodes",type=integer,JSONPath=`.status.healthyNodeCount`,description="How many gateway nodes are healthy"
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
-// +kubebuilder:printcolumn:name="Public IPs",type=string,JSONPath=`.status.assignments[*].publicIP`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type EgressGateway struct {
 	metav1.TypeMeta   `json:",inline"`

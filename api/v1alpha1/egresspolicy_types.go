@@ -28,7 +28,7 @@ type EgressPolicySpec struct {
 	// +kubebuilder:validation:items:MaxLength=49
 	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="each CIDR must be an address and a prefix length, for example 192.0.2.0/24"
 	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self).ip().family() == 4",message="only IPv4 CIDRs are supported yet"
-	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self) == cidr(self).masked()",messageExpression="'CIDR ' + self + ' has host bits set; write ' + string(cidr(self).masked())"
+	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self) == cidr(self).masked()",message="each CIDR must start at the first address of its range (no host bits set): write 192.0.2.0/24, not 192.0.2.1/24"
 	DestinationCIDRs []string `json:"destinationCIDRs,omitempty"`
 
 	// excludedCIDRs are destinations that keep the node's own source address even when they fall
@@ -39,7 +39,7 @@ type EgressPolicySpec struct {
 	// +kubebuilder:validation:items:MaxLength=49
 	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="each CIDR must be an address and a prefix length, for example 192.0.2.0/24"
 	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self).ip().family() == 4",message="only IPv4 CIDRs are supported yet"
-	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self) == cidr(self).masked()",messageExpression="'CIDR ' + self + ' has host bits set; write ' + string(cidr(self).masked())"
+	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self) == cidr(self).masked()",message="each CIDR must start at the first address of its range (no host bits set): write 192.0.2.0/24, not 192.0.2.1/24"
 	ExcludedCIDRs []string `json:"excludedCIDRs,omitempty"`
 
 	// egressIP pins the policy to one of the gateway's egress IPs. Absent, the manager picks one of the

@@ -14,8 +14,7 @@ type LabelSelector struct {
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
 	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="matchLabels keys must be label keys: an optional DNS prefix and '/', then up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (for example app.kubernetes.io/name)"
-	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].matches('^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$'))",message="matchLabels values must be label values: up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
-	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+	MatchLabels map[string]LabelValue `json:"matchLabels,omitempty"`
 
 	// matchExpressions selects objects whose labels satisfy all of these requirements.
 	// +optional
@@ -23,6 +22,12 @@ type LabelSelector struct {
 	// +kubebuilder:validation:MaxItems=16
 	MatchExpressions []LabelSelectorRequirement `json:"matchExpressions,omitempty"`
 }
+
+// LabelValue is the value of a label. Its own type carries the length limit that keeps the API server's
+// cost estimate of the selector's rules within budget.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:XValidation:rule="self.matches('^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$')",message="label values must be up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+type LabelValue string
 
 // LabelSelectorRequirement is one requirement of a LabelSelector, as in metav1.LabelSelectorRequirement.
 // +kubebuilder:validation:XValidation:rule="self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)",message="values must list at least one value with the In and NotIn operators, and must be empty with Exists and DoesNotExist"
@@ -43,8 +48,7 @@ type LabelSelectorRequirement struct {
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
-	// +kubebuilder:validation:items:MaxLength=63
-	Values []string `json:"values,omitempty"`
+	Values []LabelValue `json:"values,omitempty"`
 }
 
 // AsLabelSelector returns the selector as the built-in metav1 type. A nil selector returns nil.
@@ -52,11 +56,28 @@ func (s *LabelSelector) AsLabelSelector() *metav1.LabelSelector {
 	if s == nil {
 		return nil
 	}
-	out := &metav1.LabelSelector{MatchLabels: s.MatchLabels}
+	out := &metav1.LabelSelector{}
+	if s.MatchLabels != nil {
+		out.MatchLabels = make(map[string]string, len(s.MatchLabels))
+		for k, v := range s.MatchLabels {
+			out.MatchLabels[k] = string(v)
+		}
+	}
 	for _, r := range s.MatchExpressions {
 		out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
-			Key: r.Key, Operator: r.Operator, Values: r.Values,
+			Key: r.Key, Operator: r.Operator, Values: labelValues(r.Values),
 		})
+	}
+	return out
+}
+
+func labelValues(values []LabelValue) []string {
+	if values == nil {
+		return nil
+	}
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = string(v)
 	}
 	return out
 }

@@ -41,7 +41,7 @@ fmt-check:
 test: test-deps fmt-check vet
 	@if [[ $$(id -u) -ne 0 ]]; then echo "make test: not root: the network-namespace tests will skip (they need root)"; fi
 	@assets=$$(test/tools/build-envtest-assets.sh); \
-	KUBEBUILDER_ASSETS=$$assets $(GO) test -race -json $(GOTEST_FLAGS) ./... | $(GO) run ./test/testreport
+	KUBEBUILDER_ASSETS=$$assets $(GO) test -race -json -timeout 30m $(GOTEST_FLAGS) ./... | $(GO) run ./test/testreport
 
 ## lab: the whole system on one machine with the EC2 simulator.
 lab:

@@ -1,0 +1,115 @@
+// Package providers defines how the egressgw manager talks to a cloud: the Provider contract that every
+// cloud implementation (providers/aws, ...) fulfils, the sentinel errors it returns, and the value types it
+// exchanges. The manager never calls a cloud SDK directly.
+//
+// Every method is idempotent and level-based: it makes the cloud match the request and treats "already so"
+// as success, because the manager may crash between a cloud call and recording its outcome, and the next
+// leader repeats the call. Errors wrap one of the sentinels in errors.go together with the cloud's own error
+// code, so callers branch with errors.Is and show the message to a person.
+package providers
+
+import (
+	"context"
+	"net/netip"
+)
+
+// Node names a Kubernetes Node the way a provider needs it.
+type Node struct {
+	// Name is the Node object's name, for messages and logs.
+	Name string
+	// ProviderID is spec.providerID, for example aws:///us-east-1a/i-0abc.
+	ProviderID string
+	// Addresses are the Node's InternalIP addresses; providers that cannot find the instance from the
+	// providerID alone may use them.
+	Addresses []netip.Addr
+}
+
+// NodeInfo is the cloud's view of the place where a node's egress IPs attach.
+type NodeInfo struct {
+	// Instance is the cloud's instance ID (AWS i-...).
+	Instance string
+	// Interface is the NIC that carries egress IPs (AWS: the primary ENI, device index 0).
+	Interface string
+	// Zone is the instance's availability zone.
+	Zone string
+	// SubnetID and Subnet are the NIC's subnet; an egress IP must lie inside Subnet.
+	SubnetID string
+	Subnet   netip.Prefix
+	// Capacity is how many IPv4 addresses the NIC can hold in total, its primary address included (AWS:
+	// IPv4 addresses per interface of the instance type).
+	Capacity int
+	// Addresses are the IPv4 addresses the NIC holds now, primary first. Other tools' addresses (a CNI's warm
+	// pool) count against Capacity just like egress IPs.
+	Addresses []netip.Addr
+}
+
+// Free is how many more addresses the NIC can take.
+func (n NodeInfo) Free() int {
+	return max(0, n.Capacity-len(n.Addresses))
+}
+
+// Assignment is one egress IP and, optionally, the public IP that must follow it.
+type Assignment struct {
+	IP netip.Addr
+	// PublicIP is the provider's handle of a public IP to associate with IP (AWS: an Elastic IP allocation
+	// ID, eipalloc-...). Empty means none.
+	PublicIP string
+}
+
+// Location is where the cloud currently has an IP.
+type Location struct {
+	IP netip.Addr
+	// Instance is the instance the NIC is attached to; empty for a detached NIC.
+	Instance string
+	// Interface is the NIC holding the IP.
+	Interface string
+	// Primary is true when IP is the NIC's primary address, which can never serve as an egress IP.
+	Primary bool
+	// PublicIP and PublicIPID describe the public IP associated with IP, if any.
+	PublicIP   netip.Addr
+	PublicIPID string
+}
+
+// Provider attaches egress IPs to nodes through a cloud's API.
+//
+// Implementations are safe for concurrent use. Every method honours ctx: retries of throttled or failed
+// cloud calls stop when ctx is done, and the error then wraps the last cloud error (ErrThrottled or
+// ErrUnavailable) as well as ctx.Err().
+type Provider interface {
+	// DescribeNode returns where node's egress IPs attach and how much room is left there. It always asks
+	// the cloud (no cached addresses), so the result is fit for capacity decisions.
+	// Errors: ErrUnsupportedNode (providerID not of this cloud), ErrNotFound (instance gone or terminated),
+	// ErrThrottled, ErrUnavailable, ErrPermanent.
+	DescribeNode(ctx context.Context, node Node) (NodeInfo, error)
+
+	// Assign makes the cloud hold a.IP on node's egress NIC and, if a.PublicIP is set, associates that
+	// public IP with a.IP. Assigning what is already there returns nil without a mutating call. Assign never
+	// takes an IP away from another node: that is ErrAssignedElsewhere (use a Mover, or Release first).
+	// Errors: ErrOutsideSubnet, ErrAssignedElsewhere, ErrCapacityExhausted, ErrNotFound (node or public IP),
+	// ErrUnsupportedNode, ErrThrottled, ErrUnavailable, ErrPermanent.
+	Assign(ctx context.Context, node Node, a Assignment) error
+
+	// Release removes a.IP from node's egress NIC, and its public IP association with it. An IP that is not
+	// on node (nowhere, or on another node) is left alone and Release returns nil: it never touches another
+	// node. Refuses (ErrPermanent) to remove the NIC's primary address.
+	// Errors: ErrNotFound (node), ErrUnsupportedNode, ErrThrottled, ErrUnavailable, ErrPermanent.
+	Release(ctx context.Context, node Node, a Assignment) error
+
+	// Locate reports where the cloud has each of ips now, for recovery after a crash. IPs held nowhere are
+	// absent from the map. Reads only; eventual consistency of the cloud applies (a write of the last
+	// seconds may not be visible yet).
+	// Errors: ErrThrottled, ErrUnavailable, ErrPermanent.
+	Locate(ctx context.Context, ips []netip.Addr) (map[netip.Addr]Location, error)
+}
+
+// Mover is the optional capability of clouds that move IPs between nodes in one call, found by type
+// assertion on a Provider. Without it, a move is Release on the old node, then Assign on the new one.
+type Mover interface {
+	// Move takes ips to node's egress NIC wherever they are now (another node, or nowhere), in as few cloud
+	// calls as the cloud allows, and public IPs associated with them follow. IPs already on node stay.
+	// After an error the IPs may or may not have moved (a lost response looks like a failure): repeat the
+	// Move, which is idempotent, or Locate them. Refuses (ErrPermanent) to take a NIC's primary address.
+	// Errors: ErrOutsideSubnet (naming every IP outside node's subnet), ErrCapacityExhausted, ErrNotFound,
+	// ErrUnsupportedNode, ErrThrottled, ErrUnavailable, ErrPermanent.
+	Move(ctx context.Context, node Node, ips []netip.Addr) error
+}

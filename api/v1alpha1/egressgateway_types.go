@@ -92,6 +92,11 @@ type IPAssignment struct {
 	// +optional
 	Since *metav1.Time `json:"since,omitempty"`
 
+	// reason says in one CamelCase word why an IP is not Assigned, for example NoNodeInSubnet.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Reason string `json:"reason,omitempty"`
+
 	// message says why an IP is not Assigned.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024

@@ -1,0 +1,163 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
+	"github.com/egressgw/egressgw/pkg/failover"
+	"github.com/egressgw/egressgw/providers"
+)
+
+// FinalizerReleaseIPs keeps a deleted EgressGateway until its IPs are released in the cloud.
+const FinalizerReleaseIPs = "egressgw.io/release-ips"
+
+// MoveRecord describes one finished (or failed) move, for metrics, logs and tests.
+type MoveRecord struct {
+	IPs      []netip.Addr
+	From, To string
+	// BrokeAt is the last answer of the failed node the IPs left, zero when the move was not a failover.
+	BrokeAt time.Time
+	// DetectedAt is when the node was declared unhealthy (zero when not a failover).
+	DetectedAt time.Time
+	Started    time.Time
+	Done       time.Time
+	Err        error
+}
+
+// Controller is the leader's control loop. Create it with New and add it to a controller-runtime
+// manager, which starts it only on the elected leader and stops it when the lease is lost.
+type Controller struct {
+	cfg       Config
+	client    client.Client
+	informers cache.Informers
+	provider  providers.Provider
+	events    events.EventRecorder
+	log       logr.Logger
+	metrics   *Metrics
+	prober    *failover.Prober
+	queue     *opQueue
+	trigger   chan struct{}
+
+	// OnMove, when set before Start, is called after every move attempt.
+	OnMove func(MoveRecord)
+
+	statusMu sync.Mutex // serializes status writes
+	// The last status written per gateway and per policy, under statusMu.
+	written         map[string]egressgwv1.EgressGatewayStatus
+	writtenPolicies map[client.ObjectKey]egressgwv1.EgressPolicyStatus
+
+	mu             sync.Mutex
+	ips            map[netip.Addr]*ipState
+	nodes          map[string]*nodeCloud
+	detectedAt     map[string]time.Time // when a node's probes declared it unhealthy
+	brokeAt        map[string]time.Time // its last answer before that
+	locating       bool                 // a Locate is queued or running
+	lastLocate     time.Time            // when the last full Locate started
+	locateFailures int
+	locateRetryAt  time.Time
+	view           view
+}
+
+// New returns a controller. The client must read from the manager's cache (the default client of a
+// controller-runtime manager) and informers must be that cache; the recorder writes Events on
+// gateways and policies.
+func New(cfg Config, c client.Client, informers cache.Informers, provider providers.Provider, recorder events.EventRecorder, log logr.Logger, metrics *Metrics) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("manager config: %w", err)
+	}
+	return &Controller{
+		cfg: cfg, client: c, informers: informers, provider: provider, events: recorder, log: log, metrics: metrics,
+		prober:          failover.NewProber(cfg.Probe, slog.New(logr.ToSlogHandler(log))),
+		queue:           newOpQueue(),
+		trigger:         make(chan struct{}, 1),
+		written:         map[string]egressgwv1.EgressGatewayStatus{},
+		writtenPolicies: map[client.ObjectKey]egressgwv1.EgressPolicyStatus{},
+		ips:             map[netip.Addr]*ipState{},
+		nodes:           map[string]*nodeCloud{},
+		detectedAt:      map[string]time.Time{},
+		brokeAt:         map[string]time.Time{},
+	}, nil
+}
+
+// NeedLeaderElection tells controller-runtime to run the loop on the leader only.
+func (c *Controller) NeedLeaderElection() bool { return true }
+
+// Start restores the state from the cloud, then runs the loop until ctx ends (the lease is lost or the
+// process stops). Cloud calls in flight are cancelled with ctx.
+func (c *Controller) Start(ctx context.Context) error {
+	if err := c.watch(ctx); err != nil {
+		return err
+	}
+	go c.queue.run(ctx, c.cfg.CloudConcurrency)
+	if err := c.recover(ctx); err != nil {
+		return fmt.Errorf("recover the state from the cloud: %w", err)
+	}
+	c.log.Info("leading: state recovered from the cloud", "ips", c.ipCount())
+	c.loop(ctx)
+	return nil
+}
+
+func (c *Controller) loop(ctx context.Context) {
+	resync := time.NewTicker(c.cfg.CloudResync)
+	defer resync.Stop()
+	c.kick()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ch := <-c.prober.Changes():
+			c.healthChanged(ch)
+		case <-resync.C: // sync reads the cloud again where its last read is older than CloudResync
+		case <-c.trigger:
+		}
+		if err := c.sync(ctx); err != nil && ctx.Err() == nil {
+			c.log.Error(err, "sync failed; retrying")
+			c.kickAfter(ctx, c.cfg.RetryMin)
+		}
+	}
+}
+
+// kick asks for a sync soon; kicks coalesce.
+func (c *Controller) kick() {
+	select {
+	case c.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// kickAfter asks for a sync after d, for retries that wait for a backoff.
+func (c *Controller) kickAfter(ctx context.Context, d time.Duration) {
+	t := time.AfterFunc(d, c.kick)
+	context.AfterFunc(ctx, func() { t.Stop() })
+}
+
+func (c *Controller) healthChanged(ch failover.Change) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch.Verdict == failover.Unhealthy {
+		now := time.Now()
+		c.detectedAt[ch.Node], c.brokeAt[ch.Node] = now, ch.LastOK
+		if !ch.LastOK.IsZero() {
+			c.metrics.observeDetection(now.Sub(ch.LastOK))
+		}
+		return
+	}
+	delete(c.detectedAt, ch.Node)
+	delete(c.brokeAt, ch.Node)
+}
+
+func (c *Controller) ipCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.ips)
+}

@@ -1,0 +1,76 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
+)
+
+// ensureFinalizers puts the release finalizer on every live gateway, so that deleting one waits until
+// its IPs are back in the cloud's hands. The optimistic lock keeps other owners' finalizers.
+func (c *Controller) ensureFinalizers(ctx context.Context, snap *snapshot) error {
+	var errs []error
+	for _, gw := range snap.live() {
+		if controllerutil.ContainsFinalizer(gw, FinalizerReleaseIPs) {
+			continue
+		}
+		errs = append(errs, c.patchFinalizer(ctx, gw, controllerutil.AddFinalizer))
+	}
+	return errors.Join(errs...)
+}
+
+// finishDeletions lets deleted gateways go once none of their IPs is held any more.
+func (c *Controller) finishDeletions(ctx context.Context, snap *snapshot) error {
+	var errs []error
+	for _, gw := range snap.gateways {
+		if gw.DeletionTimestamp == nil || !controllerutil.ContainsFinalizer(gw, FinalizerReleaseIPs) || !c.released(gw) {
+			continue
+		}
+		c.log.Info("gateway deleted: all its egress IPs are released", "gateway", gw.Name)
+		errs = append(errs, c.patchFinalizer(ctx, gw, controllerutil.RemoveFinalizer))
+	}
+	return errors.Join(errs...)
+}
+
+// released reports whether no IP of a deleted gateway is held any more, other than by a live gateway
+// that also lists it.
+func (c *Controller) released(gw *egressgwv1.EgressGateway) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ips := map[string]bool{}
+	for _, e := range gw.Spec.EgressIPs {
+		ips[e.IP] = true
+	}
+	for _, a := range gw.Status.Assignments {
+		ips[a.IP] = true
+	}
+	for text := range ips {
+		ip, err := netip.ParseAddr(text)
+		if err != nil {
+			continue
+		}
+		if st := c.ips[ip]; st != nil && st.gateway == "" && (!st.located || st.node != "" || st.target != "") {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Controller) patchFinalizer(ctx context.Context, gw *egressgwv1.EgressGateway, change func(client.Object, string) bool) error {
+	patched := gw.DeepCopy()
+	change(patched, FinalizerReleaseIPs)
+	err := c.client.Patch(ctx, patched, client.MergeFromWithOptions(gw, client.MergeFromWithOptimisticLock{}))
+	if err != nil && !isGone(err) {
+		return fmt.Errorf("finalizer of gateway %s: %w", gw.Name, err)
+	}
+	return nil
+}
+
+func isGone(err error) bool { return apierrors.IsNotFound(err) }

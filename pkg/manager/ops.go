@@ -1,0 +1,239 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
+	"github.com/egressgw/egressgw/providers"
+)
+
+// moveOp takes IPs to one node.
+type moveOp struct {
+	to         string
+	ips        []netip.Addr
+	from       []string // the node each IP leaves; "" when it was nowhere
+	priority   Priority
+	detectedAt time.Time
+}
+
+func (c *Controller) moveOperation(m *moveOp) op {
+	return op{priority: m.priority, name: "move to " + m.to, run: func(ctx context.Context) { c.runMove(ctx, m) }}
+}
+
+// runMove records the intent in status, makes the cloud call, and records the result. A crash at any
+// point leaves either the intent or the result in status, and the cloud's truth for the next leader.
+func (c *Controller) runMove(ctx context.Context, m *moveOp) {
+	rec := MoveRecord{IPs: m.ips, From: strings.Join(uniqueNonEmpty(m.from), ","), To: m.to, DetectedAt: m.detectedAt}
+	err := c.writeStatusesOf(ctx, m.ips)
+	if err != nil {
+		err = fmt.Errorf("record the move in status before the cloud call: %w", err)
+	} else {
+		rec.Started = time.Now()
+		err = c.cloudMove(ctx, m)
+	}
+	rec.Done, rec.Err = time.Now(), err
+	if ctx.Err() != nil {
+		return // no longer leading: the next leader reads the cloud's truth
+	}
+	rec.BrokeAt = c.finishMove(m, rec)
+	c.metrics.observeMove(rec)
+	if c.OnMove != nil {
+		c.OnMove(rec)
+	}
+	c.kick()
+}
+
+// cloudMove moves in one call where the cloud allows it, else releases from the old node and assigns
+// to the new one, IP by IP.
+func (c *Controller) cloudMove(ctx context.Context, m *moveOp) error {
+	to, err := c.providerNodeNamed(ctx, m.to)
+	if err != nil {
+		return err
+	}
+	if mover, ok := c.provider.(providers.Mover); ok {
+		return c.call(ctx, "Move", func(ctx context.Context) error { return mover.Move(ctx, to, m.ips) })
+	}
+	for i, ip := range m.ips {
+		if err := c.releaseFrom(ctx, m.from[i], m.to, ip); err != nil {
+			return err
+		}
+		a := providers.Assignment{IP: ip, PublicIP: c.publicIDOf(ip)}
+		if err := c.call(ctx, "Assign", func(ctx context.Context) error { return c.provider.Assign(ctx, to, a) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Controller) releaseFrom(ctx context.Context, from, to string, ip netip.Addr) error {
+	if from == "" || from == to {
+		return nil
+	}
+	old, err := c.providerNodeNamed(ctx, from)
+	if err != nil {
+		return err
+	}
+	return c.call(ctx, "Release", func(ctx context.Context) error {
+		return c.provider.Release(ctx, old, providers.Assignment{IP: ip})
+	})
+}
+
+// call runs one provider call under the cloud timeout and records its latency and errors.
+func (c *Controller) call(ctx context.Context, method string, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.CloudTimeout)
+	defer cancel()
+	start := time.Now()
+	err := f(ctx)
+	c.metrics.observeCloud(method, start, err)
+	return err
+}
+
+// finishMove records the outcome in the IP states and returns when the failed node last answered.
+func (c *Controller) finishMove(m *moveOp, rec MoveRecord) (brokeAt time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	for i, ip := range m.ips {
+		st := c.ips[ip]
+		if st == nil {
+			continue
+		}
+		st.target = ""
+		if !st.brokeAt.IsZero() {
+			brokeAt = st.brokeAt
+		}
+		if rec.Err != nil {
+			c.retryLater(st, rec.Err, fmt.Sprintf("moving to %s failed", m.to), now)
+			continue
+		}
+		c.moveCapacity(ip, m.from[i], m.to)
+		st.node, st.confirmedAt, st.brokeAt = m.to, now, time.Time{}
+		st.setState(egressgwv1.AssignmentAssigned, "", "", now)
+	}
+	c.reportMove(m, rec)
+	if rec.Err != nil {
+		c.distrustCloudView(m.to, rec.Err)
+	}
+	return brokeAt
+}
+
+// retryLater sets an IP back to Pending with the error and the time of the next attempt.
+func (c *Controller) retryLater(st *ipState, err error, what string, now time.Time) {
+	st.failures++
+	wait := backoff(c.cfg.RetryMin, c.cfg.RetryMax, st.failures-1)
+	if errors.Is(err, providers.ErrPermanent) {
+		wait = c.cfg.RetryMax // retrying soon will not help; the message says what to change
+	}
+	st.retryAt = now.Add(wait)
+	st.setState(egressgwv1.AssignmentPending, errorCode(err),
+		fmt.Sprintf("%s (attempt %d, next in %s): %v", what, st.failures, wait.Round(time.Millisecond), err), now)
+}
+
+// distrustCloudView makes the next syncs read again what a failed call may have changed or shown to be
+// wrong: where the IPs are, and the target node's room and subnet.
+func (c *Controller) distrustCloudView(node string, err error) {
+	c.lastLocate = time.Time{}
+	if errors.Is(err, providers.ErrCapacityExhausted) || errors.Is(err, providers.ErrOutsideSubnet) ||
+		errors.Is(err, providers.ErrNotFound) {
+		if nc := c.nodes[node]; nc != nil {
+			nc.at = time.Time{}
+		}
+	}
+}
+
+func (c *Controller) moveCapacity(ip netip.Addr, from, to string) {
+	if nc := c.nodes[from]; nc != nil && from != to {
+		nc.removeAddress(ip)
+	}
+	if to != "" {
+		c.nodeCloud(to).addAddress(ip)
+	}
+}
+
+func (c *Controller) associateOperation(st *ipState) op {
+	node, a := st.node, providers.Assignment{IP: st.ip, PublicIP: st.publicID}
+	return op{priority: PriorityPlacement, name: "associate " + a.PublicIP, run: func(ctx context.Context) {
+		err := c.assign(ctx, node, a)
+		if ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		st.target = ""
+		if err != nil {
+			c.retryLater(st, err, fmt.Sprintf("associating public IP %s failed", a.PublicIP), time.Now())
+			c.warnGateway(st.gateway, errorCode(err), "AssociatePublicIP", "%s", st.message)
+		} else {
+			st.publicOK, st.failures, st.retryAt = true, 0, time.Time{}
+			c.lastLocate = time.Time{} // read the public address back
+		}
+		c.kick()
+	}}
+}
+
+func (c *Controller) assign(ctx context.Context, node string, a providers.Assignment) error {
+	pn, err := c.providerNodeNamed(ctx, node)
+	if err != nil {
+		return err
+	}
+	return c.call(ctx, "Assign", func(ctx context.Context) error { return c.provider.Assign(ctx, pn, a) })
+}
+
+// releaseOperation gives an IP that no gateway wants back to the cloud.
+func (c *Controller) releaseOperation(st *ipState) op {
+	node, ip := st.node, st.ip
+	return op{priority: PriorityBackground, name: "release " + ip.String(), run: func(ctx context.Context) {
+		err := c.releaseFrom(ctx, node, "", ip)
+		if ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		st.target = ""
+		if err != nil {
+			c.retryLater(st, err, "releasing failed", time.Now())
+			c.log.Error(err, "cannot release an egress IP no gateway wants", "ip", ip, "node", node)
+		} else {
+			st.node, st.confirmedAt = "", time.Now()
+			c.moveCapacity(ip, node, "")
+			c.log.Info("released an egress IP no gateway wants", "ip", ip, "node", node)
+		}
+		c.kick()
+	}}
+}
+
+func (c *Controller) providerNodeNamed(ctx context.Context, name string) (providers.Node, error) {
+	var node corev1.Node
+	if err := c.client.Get(ctx, client.ObjectKey{Name: name}, &node); err != nil {
+		return providers.Node{}, fmt.Errorf("node %s: %w", name, err)
+	}
+	return providerNode(&node), nil
+}
+
+func (c *Controller) publicIDOf(ip netip.Addr) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.ips[ip]; st != nil {
+		return st.publicID
+	}
+	return ""
+}
+
+func uniqueNonEmpty(s []string) []string {
+	var out []string
+	for _, v := range s {
+		if v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}

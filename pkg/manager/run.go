@@ -1,0 +1,101 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
+	"github.com/egressgw/egressgw/providers"
+)
+
+// LeaderElection sets how replicas elect the one that acts.
+type LeaderElection struct {
+	Namespace     string // where the Lease lives
+	ID            string // the Lease's name
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
+}
+
+// RunOptions is everything Run needs besides the API server's address.
+type RunOptions struct {
+	Config         Config
+	LeaderElection LeaderElection
+	Provider       providers.Provider
+	Log            logr.Logger
+	// Registry receives the manager's metrics; MetricsAddr serves them ("0" disables the server).
+	Registry    prometheus.Registerer
+	MetricsAddr string
+	// ProbeAddr serves /healthz and /readyz for the kubelet ("0" disables it).
+	ProbeAddr string
+	// OnMove, if set, is called after every move attempt.
+	OnMove func(MoveRecord)
+}
+
+// Run runs a manager replica until ctx ends or the replica loses its lease after having led; then it
+// returns, and the process should exit so that nothing of the old leader keeps acting.
+func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
+	mgr, err := newManager(cfg, o)
+	if err != nil {
+		return err
+	}
+	c, err := New(o.Config, mgr.GetClient(), mgr.GetCache(), o.Provider, mgr.GetEventRecorder(FieldOwner), o.Log, NewMetrics(o.Registry))
+	if err != nil {
+		return err
+	}
+	c.OnMove = o.OnMove
+	if err := mgr.Add(c); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+func newManager(cfg *rest.Config, o RunOptions) (ctrl.Manager, error) {
+	scheme := k8sruntime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := egressgwv1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	le := o.LeaderElection
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        o.Log,
+		LeaderElection:                true,
+		LeaderElectionID:              le.ID,
+		LeaderElectionNamespace:       le.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &le.LeaseDuration,
+		RenewDeadline:                 &le.RenewDeadline,
+		RetryPeriod:                   &le.RetryPeriod,
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:        o.ProbeAddr,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("controller manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("cache", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return fmt.Errorf("informer caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}

@@ -1,0 +1,163 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
+	"github.com/egressgw/egressgw/pkg/failover"
+)
+
+const maxStatusNodes = 512
+
+// writeGatewayStatuses brings the status of every gateway up to date with the leader's knowledge.
+func (c *Controller) writeGatewayStatuses(ctx context.Context, snap *snapshot) error {
+	var errs []error
+	for _, gw := range snap.gateways {
+		errs = append(errs, c.writeGatewayStatus(ctx, gw))
+	}
+	return errors.Join(errs...)
+}
+
+// writeStatusesOf writes the status of the gateways that own ips, reading them fresh from the cache;
+// cloud operations call it to record their intent before the cloud call.
+func (c *Controller) writeStatusesOf(ctx context.Context, ips []netip.Addr) error {
+	names := map[string]bool{}
+	c.mu.Lock()
+	for _, ip := range ips {
+		if st := c.ips[ip]; st != nil && st.gateway != "" {
+			names[st.gateway] = true
+		}
+	}
+	c.mu.Unlock()
+	var errs []error
+	for name := range names {
+		gw := &egressgwv1.EgressGateway{}
+		if err := c.client.Get(ctx, client.ObjectKey{Name: name}, gw); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, c.writeGatewayStatus(ctx, gw))
+	}
+	return errors.Join(errs...)
+}
+
+// writeGatewayStatus applies the gateway's status when it differs from the last one this leader
+// wrote. Status writes are serialized, so that an older computation never lands after a newer one.
+func (c *Controller) writeGatewayStatus(ctx context.Context, gw *egressgwv1.EgressGateway) error {
+	c.statusMu.Lock()
+	defer c.statusMu.Unlock()
+	c.mu.Lock()
+	status := c.gatewayStatus(gw)
+	c.mu.Unlock()
+	if last, ok := c.written[gw.Name]; ok && equality.Semantic.DeepEqual(status, last) {
+		return nil
+	}
+	gvk := egressgwv1.GroupVersion.WithKind("EgressGateway")
+	if err := c.applyStatus(ctx, gvk, client.ObjectKeyFromObject(gw), status); err != nil {
+		return err
+	}
+	c.written[gw.Name] = status
+	return nil
+}
+
+// gatewayStatus computes the status of a gateway from the IP states and the last view. Caller holds c.mu.
+func (c *Controller) gatewayStatus(gw *egressgwv1.EgressGateway) egressgwv1.EgressGatewayStatus {
+	s := egressgwv1.EgressGatewayStatus{ObservedGeneration: gw.Generation, Conditions: append([]metav1.Condition(nil), gw.Status.Conditions...)}
+	for _, e := range gw.Spec.EgressIPs {
+		a := c.assignmentStatus(gw, e.IP)
+		if a.State == egressgwv1.AssignmentAssigned && a.Message == "" {
+			s.AssignedIPCount++
+		}
+		s.Assignments = append(s.Assignments, a)
+	}
+	members := c.view.members[gw.Name]
+	for _, name := range members[:min(len(members), maxStatusNodes)] {
+		healthy := c.view.nodeWhy[name] == ""
+		s.Nodes = append(s.Nodes, egressgwv1.GatewayNodeStatus{Name: name, Zone: c.view.zones[name], Healthy: healthy})
+	}
+	for _, name := range members {
+		if c.view.nodeWhy[name] == "" {
+			s.HealthyNodeCount++
+		}
+	}
+	s.EgressIPCount = int32(len(gw.Spec.EgressIPs))
+	setGatewayConditions(&s, gw.Generation)
+	return s
+}
+
+func (c *Controller) assignmentStatus(gw *egressgwv1.EgressGateway, ipText string) egressgwv1.IPAssignment {
+	a := egressgwv1.IPAssignment{IP: ipText, State: egressgwv1.AssignmentPending}
+	ip, err := netip.ParseAddr(ipText)
+	st := c.ips[ip]
+	switch {
+	case err != nil || st == nil:
+		a.Reason, a.Message = "Locating", "waiting for the manager to read where the cloud has this IP"
+	case c.view.conflicts[gw.Name][ip] != "":
+		a.State, a.Reason, a.Message = egressgwv1.AssignmentUnplaced, failover.ReasonIPConflict, c.view.conflicts[gw.Name][ip]
+	case !st.located:
+		a.Reason, a.Message = "Locating", "reading where the cloud has this IP"
+	case st.foreign != "":
+		a.State, a.Reason, a.Message = egressgwv1.AssignmentUnplaced, "IPInUse", "the cloud will not give this IP to a gateway: "+st.foreign
+	default:
+		a.State, a.Node, a.Reason, a.Message = st.state, st.currentNode(), st.reason, st.message
+		a.Since = &metav1.Time{Time: st.since.Truncate(time.Second)}
+		if st.publicIP.IsValid() {
+			a.PublicIP = st.publicIP.String()
+		}
+	}
+	return a
+}
+
+// setGatewayConditions derives Ready and Degraded from the assignments: the first IP that is not
+// assigned gives the reason, and the message counts and names the problems.
+func setGatewayConditions(s *egressgwv1.EgressGatewayStatus, generation int64) {
+	total := len(s.Assignments)
+	ready := metav1.Condition{Type: egressgwv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "AllAssigned",
+		Message: fmt.Sprintf("%d of %d egress IPs assigned to healthy gateway nodes", total, total), ObservedGeneration: generation}
+	degraded := metav1.Condition{Type: egressgwv1.ConditionDegraded, Status: metav1.ConditionFalse, Reason: "AllAssigned",
+		Message: ready.Message, ObservedGeneration: generation}
+	if first, n := firstProblem(s.Assignments); n > 0 {
+		reason := problemReason(first)
+		msg := fmt.Sprintf("%d of %d egress IPs not working; %s: %s", n, total, first.IP, first.Message)
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, reason, msg
+		degraded.Status, degraded.Reason, degraded.Message = metav1.ConditionTrue, reason, msg
+	}
+	meta.SetStatusCondition(&s.Conditions, ready)
+	meta.SetStatusCondition(&s.Conditions, degraded)
+}
+
+func firstProblem(as []egressgwv1.IPAssignment) (first egressgwv1.IPAssignment, n int) {
+	for _, a := range as {
+		if a.State != egressgwv1.AssignmentAssigned || a.Message != "" {
+			if n == 0 {
+				first = a
+			}
+			n++
+		}
+	}
+	return first, n
+}
+
+func problemReason(a egressgwv1.IPAssignment) string {
+	if a.Reason != "" {
+		return a.Reason
+	}
+	switch a.State {
+	case egressgwv1.AssignmentAssigning:
+		return "Moving"
+	case egressgwv1.AssignmentUnplaced:
+		return "Unplaced"
+	case egressgwv1.AssignmentAssigned:
+		return "PublicIPNotAssociated"
+	}
+	return "Pending"
+}

@@ -1,0 +1,223 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
+	"github.com/egressgw/egressgw/pkg/failover"
+)
+
+// view is what the last sync derived from the cluster, kept for the status writes of the cloud
+// operations that run between syncs. Guarded by Controller.mu.
+type view struct {
+	gateways  map[string]*egressgwv1.EgressGateway // read-only cache objects, for Events
+	nodeWhy   map[string]string                    // why each gateway node is ineligible; "" when eligible
+	members   map[string][]string
+	zones     map[string]string
+	conflicts map[string]map[netip.Addr]string // per gateway, IPs another gateway owns
+}
+
+// sync is one pass of the loop: read the cluster, decide, queue the cloud work, report.
+func (c *Controller) sync(ctx context.Context) error {
+	snap, err := c.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.ensureFinalizers(ctx, snap); err != nil {
+		return err
+	}
+	c.prober.SetTargets(ctx, c.probeTargets(snap))
+	now := time.Now()
+	c.mu.Lock()
+	c.trackOwners(snap, now)
+	reads := c.dueReads(snap, now)
+	in := c.placementInput(snap)
+	decisions := failover.Place(in)
+	work := c.decide(ctx, decisions, now)
+	work = append(work, c.releases(now)...)
+	c.mu.Unlock()
+
+	for _, o := range append(reads, work...) {
+		c.queue.push(o)
+	}
+	c.recordQueue()
+	errs := []error{c.writeGatewayStatuses(ctx, snap), c.writePolicyStatuses(ctx, snap), c.finishDeletions(ctx, snap)}
+	return errors.Join(errs...)
+}
+
+// trackOwners gives every IP state its current owner, and creates the states of new IPs, which are
+// located in the cloud before anything is decided for them. Caller holds c.mu.
+func (c *Controller) trackOwners(snap *snapshot, now time.Time) {
+	wanted := snap.wantedIPs()
+	for ip := range c.ips {
+		c.ipState(ip, wanted[ip], now)
+	}
+	for ip, gw := range wanted {
+		c.ipState(ip, gw, now)
+	}
+}
+
+// placementInput turns the snapshot and the cloud's view into placement's input, and records the view.
+// IPs not located yet, and IPs something outside the cluster holds, are left out. Caller holds c.mu.
+func (c *Controller) placementInput(snap *snapshot) failover.Input {
+	v := view{gateways: snap.gateways, nodeWhy: map[string]string{}, members: snap.members, zones: map[string]string{}, conflicts: map[string]map[netip.Addr]string{}}
+	in := failover.Input{Nodes: map[string]failover.Node{}}
+	for _, name := range snap.gatewayNodes() {
+		in.Nodes[name] = c.placementNode(snap.nodes[name], &v)
+	}
+	for _, gw := range snap.live() {
+		in.Gateways = append(in.Gateways, c.placementGateway(gw, snap.members[gw.Name], &v))
+	}
+	c.view = v
+	return in
+}
+
+func (c *Controller) placementNode(node *corev1.Node, v *view) failover.Node {
+	nc := c.nodes[node.Name]
+	why := ineligibility(node, c.prober.Verdict(node.Name))
+	if why == "" {
+		why = nc.ineligibility()
+	}
+	n := failover.Node{Name: node.Name, Ineligible: why}
+	if nc != nil && nc.read {
+		n.Subnets, n.Free = []netip.Prefix{nc.info.Subnet}, nc.info.Free()
+		v.zones[node.Name] = nc.info.Zone
+	}
+	if v.zones[node.Name] == "" {
+		v.zones[node.Name] = node.Labels[corev1.LabelTopologyZone]
+	}
+	v.nodeWhy[node.Name] = why
+	c.metrics.gatewayHealthy.WithLabelValues(node.Name).Set(boolGauge(why == ""))
+	return n
+}
+
+// placementGateway passes on the gateway's IPs that it owns and that are located and free to take.
+// An IP that an older gateway owns is reported as a conflict and never placed for this one.
+func (c *Controller) placementGateway(gw *egressgwv1.EgressGateway, members []string, v *view) failover.Gateway {
+	g := failover.Gateway{Name: gw.Name, Created: gw.CreationTimestamp.Time, Nodes: members, Current: map[netip.Addr]string{}}
+	for _, e := range gw.Spec.EgressIPs {
+		ip, err := netip.ParseAddr(e.IP)
+		if err != nil {
+			continue
+		}
+		st := c.ips[ip]
+		switch {
+		case st.gateway != gw.Name:
+			c.noteConflict(v, gw.Name, ip, fmt.Sprintf("%s is also an egress IP of gateway %s, which is older and keeps it; remove it from one of them", ip, st.gateway))
+		case st.located && st.foreign == "":
+			g.IPs = append(g.IPs, ip)
+			g.Current[ip] = st.currentNode()
+		}
+	}
+	return g
+}
+
+// decide turns placement's decisions into state changes and cloud operations. Caller holds c.mu.
+func (c *Controller) decide(ctx context.Context, decisions []failover.Decision, now time.Time) []op {
+	moves := map[string]*moveOp{}
+	var ops []op
+	unplaced := 0
+	for _, d := range decisions {
+		st := c.ips[d.IP]
+		switch {
+		case d.Reason == failover.ReasonIPConflict:
+			c.noteConflict(&c.view, d.Gateway, d.IP, d.Message)
+		case st.target != "":
+			// a cloud call is in flight for it; its result comes first
+		case d.Node == "":
+			unplaced++
+			c.unplace(st, d, now)
+		case !d.Moves():
+			ops = append(ops, c.settle(st, now)...)
+		case now.Before(st.retryAt):
+			c.kickAfter(ctx, st.retryAt.Sub(now))
+		default:
+			c.planMove(moves, st, d, now)
+		}
+	}
+	c.metrics.unplaced.Set(float64(unplaced))
+	for _, m := range moves {
+		ops = append(ops, c.moveOperation(m))
+	}
+	return ops
+}
+
+func (c *Controller) noteConflict(v *view, gateway string, ip netip.Addr, message string) {
+	if v.conflicts[gateway] == nil {
+		v.conflicts[gateway] = map[netip.Addr]string{}
+	}
+	v.conflicts[gateway][ip] = message
+}
+
+func (c *Controller) unplace(st *ipState, d failover.Decision, now time.Time) {
+	if st.state != egressgwv1.AssignmentUnplaced || st.reason != d.Reason {
+		c.warnGateway(st.gateway, d.Reason, "Place", "cannot place %s: %s", st.ip, d.Message)
+	}
+	st.setState(egressgwv1.AssignmentUnplaced, d.Reason, d.Message, now)
+}
+
+// settle marks an IP that stays where it is as assigned, and asks for its public IP when one is
+// configured and not associated yet.
+func (c *Controller) settle(st *ipState, now time.Time) []op {
+	st.setState(egressgwv1.AssignmentAssigned, "", "", now)
+	if st.publicID == "" || st.publicOK || now.Before(st.retryAt) {
+		return nil
+	}
+	st.target = st.node
+	return []op{c.associateOperation(st)}
+}
+
+func (c *Controller) planMove(moves map[string]*moveOp, st *ipState, d failover.Decision, now time.Time) {
+	m := moves[d.Node]
+	if m == nil {
+		m = &moveOp{to: d.Node, priority: PriorityPlacement}
+		moves[d.Node] = m
+	}
+	why := "new egress IP"
+	if st.node != "" {
+		m.priority = PriorityFailover
+		why = fmt.Sprintf("leaving %s (%s)", st.node, c.view.nodeWhy[st.node])
+		st.brokeAt = c.brokeAt[st.node]
+		m.detectedAt = c.detectedAt[st.node]
+	}
+	m.ips = append(m.ips, st.ip)
+	m.from = append(m.from, st.node)
+	st.target = d.Node
+	st.setState(egressgwv1.AssignmentAssigning, "Moving", fmt.Sprintf("moving to %s: %s", d.Node, why), now)
+}
+
+// releases gives back the IPs that no live gateway wants and forgets those that nothing holds.
+// Caller holds c.mu.
+func (c *Controller) releases(now time.Time) []op {
+	var ops []op
+	for ip, st := range c.ips {
+		switch {
+		case st.gateway != "" || st.target != "" || now.Before(st.retryAt):
+		case st.node == "":
+			delete(c.ips, ip)
+		default:
+			st.target = st.node
+			ops = append(ops, c.releaseOperation(st))
+		}
+	}
+	return ops
+}
+
+func (c *Controller) recordQueue() {
+	for p, n := range c.queue.depth() {
+		c.metrics.queueDepth.WithLabelValues(Priority(p).String()).Set(float64(n))
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

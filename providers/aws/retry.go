@@ -53,7 +53,7 @@ var DefaultLimits = map[string]Limit{
 func newLimiters(limits map[string]Limit) map[string]*rate.Limiter {
 	out := map[string]*rate.Limiter{}
 	for action, l := range limits {
-		out[action] = rate.NewLimiter(rate.Limit(l.PerSecond), l.Burst)
+		out[action] = rate.NewLimiter(rate.Limit(l.PerSecond), max(1, l.Burst))
 	}
 	return out
 }
@@ -84,11 +84,20 @@ func call[T any](ctx context.Context, p *Provider, action string, fn func(contex
 	}
 }
 
+// waitLimiter takes a token of action's client-side bucket. The limiter refuses at once when the wait
+// would outlast ctx's deadline; that is reported as the deadline, which it is.
 func (p *Provider) waitLimiter(ctx context.Context, action string) error {
-	if l := p.limiters[action]; l != nil {
-		return l.Wait(ctx)
+	l := p.limiters[action]
+	if l == nil {
+		return ctx.Err()
 	}
-	return ctx.Err()
+	if err := l.Wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%v: %w", err, context.DeadlineExceeded)
+	}
+	return nil
 }
 
 // giveUp reports the last cloud error (so the sentinel says why: throttled, unavailable) joined with the

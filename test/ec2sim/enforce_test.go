@@ -72,8 +72,9 @@ func TestReassignmentMovesTheIPAndItsElasticIP(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	want := []Event{
-		{IP: netip.MustParseAddr("10.0.1.50"), VPC: "vpc-0e000000000000001", Instance: gwA1, Interface: eniA1},
-		{IP: netip.MustParseAddr("10.0.1.50"), VPC: "vpc-0e000000000000001", Instance: gwA2, Interface: eniA2, PrevInstance: gwA1, PrevInterface: eniA1},
+		{IP: netip.MustParseAddr("10.0.1.50"), VPC: "vpc-0e000000000000001", Instance: gwA1, Interface: eniA1, NextHop: netip.MustParseAddr("10.0.1.11")},
+		{IP: netip.MustParseAddr("10.0.1.50"), VPC: "vpc-0e000000000000001", Instance: gwA2, Interface: eniA2, NextHop: netip.MustParseAddr("10.0.1.12"),
+			PrevInstance: gwA1, PrevInterface: eniA1},
 	}
 	if !slices.Equal(events, want) {
 		t.Fatalf("events\n got %+v\nwant %+v", events, want)

@@ -56,7 +56,7 @@ func (b *tokenBucket) take(now time.Time) bool {
 // faults are the injected misbehaviours of the simulated API. Guarded by Server.mu.
 type faults struct {
 	buckets    map[string]*tokenBucket
-	inject     map[string][]string // action ("" for any) -> error codes for its next calls
+	inject     map[string][]injection // action ("" for any) -> errors for its next calls, in order
 	latency    time.Duration
 	visibility time.Duration
 }
@@ -82,29 +82,31 @@ func (s *Server) UseAWSBuckets() {
 	s.SetBuckets(all)
 }
 
-// InjectErrors makes the next len(codes) calls of action (every action when action is "") fail with these
-// error codes, in order, before they change anything. The HTTP status follows the code (see
-// APIError.Status): RequestLimitExceeded and Unavailable are 503, InternalError 500.
-func (s *Server) InjectErrors(action string, codes ...string) {
+// injection is an error code for the next n calls.
+type injection struct {
+	code string
+	n    int
+}
+
+// InjectError makes the next n calls of action (of every action when action is "") fail with EC2 error
+// code, before they change anything; errors injected earlier fire first. The HTTP status follows the code
+// (see APIError.Status): RequestLimitExceeded and Unavailable are 503, InternalError 500.
+func (s *Server) InjectError(action, code string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.inject[action] = append(s.faults.inject[action], codes...)
+	s.faults.inject[action] = append(s.faults.inject[action], injection{code: code, n: n})
 }
 
 // Throttle makes the next n calls of action (every action when "") fail with RequestLimitExceeded.
 func (s *Server) Throttle(action string, n int) {
-	codes := make([]string, n)
-	for i := range codes {
-		codes[i] = CodeRequestLimitExceeded
-	}
-	s.InjectErrors(action, codes...)
+	s.InjectError(action, CodeRequestLimitExceeded, n)
 }
 
 // ClearFaults removes injected errors that have not fired yet.
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.inject = map[string][]string{}
+	s.faults.inject = map[string][]injection{}
 }
 
 // SetLatency delays every answer by d.
@@ -128,8 +130,10 @@ func (s *Server) SetVisibilityDelay(d time.Duration) {
 func (s *Server) fault(r request) *APIError {
 	for _, key := range []string{r.action, ""} {
 		if q := s.faults.inject[key]; len(q) > 0 {
-			s.faults.inject[key] = q[1:]
-			return injected(q[0])
+			if q[0].n--; q[0].n <= 0 {
+				s.faults.inject[key] = q[1:]
+			}
+			return injected(q[0].code)
 		}
 	}
 	key := r.action

@@ -14,7 +14,7 @@ import (
 
 // TestTokenBucketsHaveAWSSizes drains each bucket on a frozen clock, so the counts are exact.
 func TestTokenBucketsHaveAWSSizes(t *testing.T) {
-	clock := newSteppedClock()
+	clock := NewManualClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	sim, c, _ := startSim(t, Options{Clock: clock.Now})
 	sim.UseAWSBuckets()
 	drain := func(call func() error) int {
@@ -48,7 +48,9 @@ func TestTokenBucketsHaveAWSSizes(t *testing.T) {
 
 func TestInjectedErrorsUseEC2Statuses(t *testing.T) {
 	sim, c, _ := startSim(t, Options{})
-	sim.InjectErrors("AssignPrivateIpAddresses", CodeInternalError, CodeUnavailable, CodeRequestLimitExceeded)
+	sim.InjectError("AssignPrivateIpAddresses", CodeInternalError, 1)
+	sim.InjectError("AssignPrivateIpAddresses", CodeUnavailable, 1)
+	sim.InjectError("AssignPrivateIpAddresses", CodeRequestLimitExceeded, 1)
 	wantCode(t, assign(c, eniA1, false, "10.0.1.50"), CodeInternalError, http.StatusInternalServerError)
 	wantCode(t, assign(c, eniA1, false, "10.0.1.50"), CodeUnavailable, http.StatusServiceUnavailable)
 	wantCode(t, assign(c, eniA1, false, "10.0.1.50"), CodeRequestLimitExceeded, http.StatusServiceUnavailable)
@@ -60,7 +62,7 @@ func TestInjectedErrorsUseEC2Statuses(t *testing.T) {
 }
 
 func TestDelayedVisibility(t *testing.T) {
-	clock := newSteppedClock()
+	clock := NewManualClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	sim, c, _ := startSim(t, Options{Clock: clock.Now})
 	sim.SetVisibilityDelay(2 * time.Second)
 	visibleOn := func() string {

@@ -6,11 +6,12 @@ import (
 )
 
 // Event tells where a private IP lives after a change: on Interface of Instance, or nowhere (both empty).
-// The lab re-points its fabric route to the new holder with it.
+// The lab re-points its fabric route to the new holder with it: NextHop is the holder's primary address.
 type Event struct {
 	IP                          netip.Addr
 	VPC                         string
 	Instance, Interface         string
+	NextHop                     netip.Addr
 	PrevInstance, PrevInterface string
 }
 
@@ -64,7 +65,7 @@ func (s *state) checkAssign(n eni, ips []netip.Addr, allowReassign bool) ([]neti
 // moveIP takes ip from its holder (if any) to eniID; an Elastic IP associated with it follows it.
 func (s *state) moveIP(ip netip.Addr, eniID string) Event {
 	to := s.enis[eniID]
-	ev := Event{IP: ip, VPC: to.vpc, Instance: to.instance, Interface: to.id}
+	ev := Event{IP: ip, VPC: to.vpc, Instance: to.instance, Interface: to.id, NextHop: to.ips[0]}
 	if holder, ok := s.owner[vpcAddr{to.vpc, ip}]; ok {
 		ev.PrevInterface, ev.PrevInstance = holder, s.enis[holder].instance
 		s.dropIP(holder, ip)

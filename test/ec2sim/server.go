@@ -72,7 +72,7 @@ func New(m Model, opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: opts, st: st, actions: map[string]int{}}
-	s.faults.inject = map[string][]string{}
+	s.faults.inject = map[string][]injection{}
 	return s, nil
 }
 

@@ -17,25 +17,22 @@ import (
 // Assign implements providers.Provider: the IP first (never taken from another ENI), then its Elastic IP.
 // A missing Elastic IP is found before anything changes.
 func (p *Provider) Assign(ctx context.Context, node providers.Node, a providers.Assignment) error {
-	ctx, cancel := p.bound(ctx)
-	defer cancel()
-	at, err := p.attachment(ctx, node)
-	if err != nil {
-		return err
-	}
-	if err := at.check(a.IP); err != nil {
-		return err
-	}
-	var eip *types.Address
-	if a.PublicIP != "" {
-		if eip, err = p.elasticIP(ctx, a.PublicIP); err != nil {
+	return p.onNode(ctx, node, func(ctx context.Context, at attachment) error {
+		if err := at.check(a.IP); err != nil {
 			return err
 		}
-	}
-	if err := p.ensurePrivate(ctx, at, a.IP); err != nil || eip == nil {
-		return err
-	}
-	return p.associate(ctx, at, a, *eip)
+		var eip *types.Address
+		if a.PublicIP != "" {
+			var err error
+			if eip, err = p.elasticIP(ctx, a.PublicIP); err != nil {
+				return err
+			}
+		}
+		if err := p.ensurePrivate(ctx, at, a.IP); err != nil || eip == nil {
+			return err
+		}
+		return p.associate(ctx, at, a, *eip)
+	})
 }
 
 // ensurePrivate puts ip on at's ENI unless it is there already; it refuses when another ENI holds it.
@@ -80,20 +77,17 @@ func (p *Provider) placed(ctx context.Context, at attachment, ip netip.Addr) (bo
 // Move implements providers.Mover: one AssignPrivateIpAddresses call with AllowReassignment for all ips;
 // EC2 moves their Elastic IPs with them.
 func (p *Provider) Move(ctx context.Context, node providers.Node, ips []netip.Addr) error {
-	ctx, cancel := p.bound(ctx)
-	defer cancel()
-	at, err := p.attachment(ctx, node)
-	if err != nil {
-		return err
-	}
 	ips = slices.Compact(slices.SortedFunc(slices.Values(ips), netip.Addr.Compare))
-	if err := checkAll(at, ips); err != nil {
-		return err
-	}
-	if len(ips) == 0 {
-		return nil
-	}
-	_, err = call(ctx, p, "AssignPrivateIpAddresses", func(ctx context.Context) (*ec2.AssignPrivateIpAddressesOutput, error) {
+	return p.onNode(ctx, node, func(ctx context.Context, at attachment) error {
+		if err := checkAll(at, ips); err != nil || len(ips) == 0 {
+			return err
+		}
+		return p.move(ctx, at, ips)
+	})
+}
+
+func (p *Provider) move(ctx context.Context, at attachment, ips []netip.Addr) error {
+	_, err := call(ctx, p, "AssignPrivateIpAddresses", func(ctx context.Context) (*ec2.AssignPrivateIpAddressesOutput, error) {
 		return p.ec2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
 			NetworkInterfaceId: sdkaws.String(at.eni), PrivateIpAddresses: addrStrings(ips), AllowReassignment: sdkaws.Bool(true)})
 	})

@@ -14,9 +14,8 @@ import (
 )
 
 func TestAssignIsIdempotentAndNeverSteals(t *testing.T) {
-	e := newEnv(t, ec2sim.Options{})
-	p := e.provider(t, Options{})
-	ctx := context.Background()
+	e, p := start(t)
+	ctx := t.Context()
 	must(t, p.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50"), PublicIP: eip1}))
 	if h := e.wantOn(t, "10.0.1.50", eniA1); h.ElasticIP != eip1 {
 		t.Fatalf("Elastic IP not on the egress IP: %+v", h)
@@ -38,9 +37,8 @@ func TestAssignIsIdempotentAndNeverSteals(t *testing.T) {
 }
 
 func TestAssignTakesOverItsElasticIP(t *testing.T) {
-	e := newEnv(t, ec2sim.Options{})
-	p := e.provider(t, Options{})
-	ctx := context.Background()
+	e, p := start(t)
+	ctx := t.Context()
 	must(t, p.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50"), PublicIP: eip1}))
 	must(t, p.Assign(ctx, gwA2, providers.Assignment{IP: ip("10.0.1.60"), PublicIP: eip1}))
 	if h := e.wantOn(t, "10.0.1.60", eniA2); h.ElasticIP != eip1 {
@@ -82,9 +80,8 @@ func TestMoveIsOneCallAndTheElasticIPFollows(t *testing.T) {
 }
 
 func TestReleaseLeavesOtherNodesAlone(t *testing.T) {
-	e := newEnv(t, ec2sim.Options{})
-	p := e.provider(t, Options{})
-	ctx := context.Background()
+	e, p := start(t)
+	ctx := t.Context()
 	must(t, p.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50"), PublicIP: eip1}))
 	must(t, p.Release(ctx, gwA2, providers.Assignment{IP: ip("10.0.1.50"), PublicIP: eip1}))
 	if h := e.wantOn(t, "10.0.1.50", eniA1); h.ElasticIP != eip1 {
@@ -102,9 +99,8 @@ func TestReleaseLeavesOtherNodesAlone(t *testing.T) {
 }
 
 func TestCapacityExhaustion(t *testing.T) {
-	e := newEnv(t, ec2sim.Options{})
-	p := e.provider(t, Options{})
-	ctx := context.Background()
+	e, p := start(t)
+	ctx := t.Context()
 	must(t, p.Assign(ctx, gwB3, providers.Assignment{IP: ip("10.0.2.50")})) // t3.micro: primary + 1
 	err := p.Assign(ctx, gwB3, providers.Assignment{IP: ip("10.0.2.51")})
 	if !errors.Is(err, providers.ErrCapacityExhausted) || !strings.Contains(err.Error(), "PrivateIpAddressLimitExceeded") {
@@ -123,9 +119,8 @@ func TestCapacityExhaustion(t *testing.T) {
 }
 
 func TestWrongSubnetIsRefusedBeforeAnyCall(t *testing.T) {
-	e := newEnv(t, ec2sim.Options{})
-	p := e.provider(t, Options{})
-	ctx := context.Background()
+	e, p := start(t)
+	ctx := t.Context()
 	if err := p.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.2.50")}); !errors.Is(err, providers.ErrOutsideSubnet) {
 		t.Fatalf("assign outside the subnet: %v", err)
 	}
@@ -143,9 +138,8 @@ func TestWrongSubnetIsRefusedBeforeAnyCall(t *testing.T) {
 }
 
 func TestUnknownInstanceAndElasticIP(t *testing.T) {
-	e := newEnv(t, ec2sim.Options{})
-	p := e.provider(t, Options{})
-	ctx := context.Background()
+	e, p := start(t)
+	ctx := t.Context()
 	ghost := providers.Node{Name: "ghost", ProviderID: "aws:///us-east-1a/i-0dead000000000001"}
 	for _, err := range []error{
 		p.Assign(ctx, ghost, providers.Assignment{IP: ip("10.0.1.50")}),

@@ -44,8 +44,7 @@ func TestThrottlingStormOutlastsTheSDKRetryQuota(t *testing.T) {
 }
 
 func TestThrottledUntilTheDeadline(t *testing.T) {
-	e := newEnv(t, ec2sim.Options{})
-	p := e.provider(t, Options{})
+	e, p := start(t)
 	e.sim.Throttle("AssignPrivateIpAddresses", 1_000_000)
 	err := p.Move(timeout(t, 300*time.Millisecond), gwA1, []netip.Addr{ip("10.0.1.50")})
 	if !errors.Is(err, providers.ErrThrottled) || !errors.Is(err, context.DeadlineExceeded) {
@@ -58,8 +57,7 @@ func TestThrottledUntilTheDeadline(t *testing.T) {
 }
 
 func TestServerErrorsAreRetriedThenReported(t *testing.T) {
-	e := newEnv(t, ec2sim.Options{})
-	p := e.provider(t, Options{})
+	e, p := start(t)
 	e.sim.InjectError("AssignPrivateIpAddresses", ec2sim.CodeInternalError, 2)
 	e.sim.InjectError("AssignPrivateIpAddresses", ec2sim.CodeUnavailable, 1)
 	must(t, p.Move(timeout(t, time.Minute), gwA1, []netip.Addr{ip("10.0.1.50")}))

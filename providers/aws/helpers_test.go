@@ -75,6 +75,13 @@ func newEnv(t testing.TB, opts ec2sim.Options) *env {
 	return &env{sim: sim, url: srv.URL}
 }
 
+// start is the usual beginning of a test: a simulator of the model file and a provider for it.
+func start(t testing.TB) (*env, *Provider) {
+	t.Helper()
+	e := newEnv(t, ec2sim.Options{})
+	return e, e.provider(t, Options{})
+}
+
 // provider returns a fresh provider (empty caches, as after a restart) talking to the simulator.
 func (e *env) provider(t testing.TB, opts Options) *Provider {
 	t.Helper()

@@ -53,21 +53,28 @@ func (p *Provider) DescribeNode(ctx context.Context, node providers.Node) (provi
 	return info, nil
 }
 
-// attachment returns the cached attachment of node, resolving it on first use.
+// attachment returns the cached attachment of node, resolving it on first use. Concurrent first uses
+// share one resolution: a new leader's first failover burst must not spend the Describe bucket on the
+// same few gateways.
 func (p *Provider) attachment(ctx context.Context, node providers.Node) (attachment, error) {
 	ref, err := parseProviderID(node.ProviderID)
 	if err != nil {
 		return attachment{}, err
 	}
-	p.mu.Lock()
-	at, ok := p.nodes[ref.id]
-	p.mu.Unlock()
-	if ok {
+	if at, ok := cached(p, p.nodes, ref.id); ok {
 		at.node = node.Name
 		return at, nil
 	}
-	at, _, err = p.resolve(ctx, node)
-	return at, err
+	v, err, _ := p.resolving.Do(ref.id, func() (any, error) {
+		at, _, err := p.resolve(ctx, node)
+		return at, err
+	})
+	if err != nil {
+		return attachment{}, err
+	}
+	at := v.(attachment)
+	at.node = node.Name
+	return at, nil
 }
 
 // resolve asks EC2 for node's instance and primary ENI and caches the attachment.
@@ -91,9 +98,7 @@ func (p *Provider) resolve(ctx context.Context, node providers.Node) (attachment
 	if err != nil {
 		return attachment{}, types.InstanceNetworkInterface{}, err
 	}
-	p.mu.Lock()
-	p.nodes[at.instance] = at
-	p.mu.Unlock()
+	remember(p, p.nodes, at.instance, at)
 	return at, nic, nil
 }
 
@@ -145,10 +150,7 @@ func primaryInterface(node string, inst types.Instance) (types.InstanceNetworkIn
 }
 
 func (p *Provider) subnetCIDR(ctx context.Context, id string) (netip.Prefix, error) {
-	p.mu.Lock()
-	cidr, ok := p.subnets[id]
-	p.mu.Unlock()
-	if ok {
+	if cidr, ok := cached(p, p.subnets, id); ok {
 		return cidr, nil
 	}
 	out, err := call(ctx, p, "DescribeSubnets", func(ctx context.Context) (*ec2.DescribeSubnetsOutput, error) {
@@ -160,21 +162,17 @@ func (p *Provider) subnetCIDR(ctx context.Context, id string) (netip.Prefix, err
 	if len(out.Subnets) == 0 {
 		return netip.Prefix{}, fmt.Errorf("subnet %s: %w", id, providers.ErrNotFound)
 	}
-	if cidr, err = netip.ParsePrefix(sdkaws.ToString(out.Subnets[0].CidrBlock)); err != nil {
+	cidr, err := netip.ParsePrefix(sdkaws.ToString(out.Subnets[0].CidrBlock))
+	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("subnet %s has CIDR %q: %w", id, sdkaws.ToString(out.Subnets[0].CidrBlock), providers.ErrPermanent)
 	}
-	p.mu.Lock()
-	p.subnets[id] = cidr
-	p.mu.Unlock()
+	remember(p, p.subnets, id, cidr)
 	return cidr, nil
 }
 
 // typeCapacity is how many IPv4 addresses one interface of the instance type holds.
 func (p *Provider) typeCapacity(ctx context.Context, instanceType string) (int, error) {
-	p.mu.Lock()
-	n, ok := p.types[instanceType]
-	p.mu.Unlock()
-	if ok {
+	if n, ok := cached(p, p.types, instanceType); ok {
 		return n, nil
 	}
 	out, err := call(ctx, p, "DescribeInstanceTypes", func(ctx context.Context) (*ec2.DescribeInstanceTypesOutput, error) {
@@ -186,13 +184,26 @@ func (p *Provider) typeCapacity(ctx context.Context, instanceType string) (int, 
 	if len(out.InstanceTypes) == 0 || out.InstanceTypes[0].NetworkInfo == nil {
 		return 0, fmt.Errorf("instance type %s: no network information: %w", instanceType, providers.ErrNotFound)
 	}
-	n = int(sdkaws.ToInt32(out.InstanceTypes[0].NetworkInfo.Ipv4AddressesPerInterface))
-	p.mu.Lock()
-	p.types[instanceType] = n
-	p.mu.Unlock()
+	n := int(sdkaws.ToInt32(out.InstanceTypes[0].NetworkInfo.Ipv4AddressesPerInterface))
+	remember(p, p.types, instanceType, n)
 	return n, nil
 }
 
 func filter(name string, values ...string) types.Filter {
 	return types.Filter{Name: sdkaws.String(name), Values: values}
+}
+
+// cached reads one of the provider's caches.
+func cached[V any](p *Provider, m map[string]V, key string) (V, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := m[key]
+	return v, ok
+}
+
+// remember writes one of the provider's caches.
+func remember[V any](p *Provider, m map[string]V, key string, v V) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m[key] = v
 }

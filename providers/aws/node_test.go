@@ -1,20 +1,19 @@
 package aws
 
 import (
-	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/egressgw/egressgw/providers"
-	"github.com/egressgw/egressgw/test/ec2sim"
 )
 
 func TestDescribeNodeFindsThePrimaryInterfaceAndItsRoom(t *testing.T) {
-	e := newEnv(t, ec2sim.Options{})
-	p := e.provider(t, Options{})
-	ctx := context.Background()
+	e, p := start(t)
+	ctx := t.Context()
 	info, err := p.DescribeNode(ctx, gwA1)
 	must(t, err)
 	want := providers.NodeInfo{Instance: "i-0a000000000000001", Interface: eniA1, Zone: "us-east-1a", SubnetID: "subnet-0a000000000000001",
@@ -38,9 +37,8 @@ func TestDescribeNodeFindsThePrimaryInterfaceAndItsRoom(t *testing.T) {
 }
 
 func TestDescribeNodeRefusesNodesItCannotDrive(t *testing.T) {
-	e := newEnv(t, ec2sim.Options{})
-	p := e.provider(t, Options{})
-	ctx := context.Background()
+	e, p := start(t)
+	ctx := t.Context()
 	cases := []struct {
 		node providers.Node
 		want error
@@ -64,4 +62,23 @@ func TestDescribeNodeRefusesNodesItCannotDrive(t *testing.T) {
 func equalInfo(a, b providers.NodeInfo) bool {
 	return a.Instance == b.Instance && a.Interface == b.Interface && a.Zone == b.Zone && a.SubnetID == b.SubnetID &&
 		a.Subnet == b.Subnet && a.Capacity == b.Capacity && slices.Equal(a.Addresses, b.Addresses)
+}
+
+// TestColdCacheResolvesEachNodeOnce: a new leader's first burst of moves to one gateway describes it once.
+func TestColdCacheResolvesEachNodeOnce(t *testing.T) {
+	e, p := start(t)
+	var wg sync.WaitGroup
+	for i := range 9 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Move(t.Context(), gwA1, []netip.Addr{ip(fmt.Sprintf("10.0.1.%d", 50+i))}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := e.calls("DescribeInstances"); got != 1 {
+		t.Fatalf("nine concurrent moves to a cold gateway made %d DescribeInstances calls, want 1", got)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
 	"github.com/egressgw/egressgw/providers"
@@ -50,10 +51,11 @@ type Provider struct {
 	limiters map[string]*rate.Limiter
 	log      *slog.Logger
 
-	mu      sync.Mutex
-	nodes   map[string]attachment   // by instance ID: where its egress IPs go (fixed for its life)
-	subnets map[string]netip.Prefix // by subnet ID (a subnet's CIDR never changes)
-	types   map[string]int          // IPv4 addresses per interface, by instance type
+	resolving singleflight.Group
+	mu        sync.Mutex
+	nodes     map[string]attachment   // by instance ID: where its egress IPs go (fixed for its life)
+	subnets   map[string]netip.Prefix // by subnet ID (a subnet's CIDR never changes)
+	types     map[string]int          // IPv4 addresses per interface, by instance type
 }
 
 var (
@@ -106,6 +108,17 @@ func newProvider(client *ec2.Client, region string, opts Options) *Provider {
 		log: opts.Logger.With("provider", "aws"), nodes: map[string]attachment{}, subnets: map[string]netip.Prefix{},
 		types: map[string]int{},
 	}
+}
+
+// onNode runs fn with node's attachment, under a deadline.
+func (p *Provider) onNode(ctx context.Context, node providers.Node, fn func(context.Context, attachment) error) error {
+	ctx, cancel := p.bound(ctx)
+	defer cancel()
+	at, err := p.attachment(ctx, node)
+	if err != nil {
+		return err
+	}
+	return fn(ctx, at)
 }
 
 // bound gives ctx a deadline when it has none.

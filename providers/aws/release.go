@@ -16,28 +16,28 @@ import (
 // take an IP away from another node. It unassigns even when Describe does not show the IP here: Describe
 // may lag a recent assignment (EC2's eventual consistency), and EC2 itself refuses what is not there.
 func (p *Provider) Release(ctx context.Context, node providers.Node, a providers.Assignment) error {
-	ctx, cancel := p.bound(ctx)
-	defer cancel()
-	at, err := p.attachment(ctx, node)
-	if err != nil {
-		return err
-	}
-	if !a.IP.Is4() || !at.subnet.Contains(a.IP) {
-		return nil // EC2 cannot have it on this node
-	}
-	f, ok, err := p.locateOne(ctx, at.vpc, a.IP)
+	return p.onNode(ctx, node, func(ctx context.Context, at attachment) error {
+		if !a.IP.Is4() || !at.subnet.Contains(a.IP) {
+			return nil // EC2 cannot have it on this node
+		}
+		return p.release(ctx, at, a.IP)
+	})
+}
+
+func (p *Provider) release(ctx context.Context, at attachment, ip netip.Addr) error {
+	f, ok, err := p.locateOne(ctx, at.vpc, ip)
 	if err != nil {
 		return err
 	}
 	if ok && f.Interface == at.eni {
 		if f.Primary {
-			return fmt.Errorf("%s is the primary address of node %s (%s) and cannot be released: %w", a.IP, at.node, at.eni, providers.ErrPermanent)
+			return fmt.Errorf("%s is the primary address of node %s (%s) and cannot be released: %w", ip, at.node, at.eni, providers.ErrPermanent)
 		}
 		if err := p.dropPublic(ctx, at, f); err != nil {
 			return err
 		}
 	}
-	return p.unassign(ctx, at, a.IP)
+	return p.unassign(ctx, at, ip)
 }
 
 func (p *Provider) unassign(ctx context.Context, at attachment, ip netip.Addr) error {

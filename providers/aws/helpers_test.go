@@ -55,6 +55,12 @@ func newEnv(t testing.TB, opts ec2sim.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEnvFrom(t, m, opts)
+}
+
+// newEnvFrom is newEnv with another VPC model.
+func newEnvFrom(t testing.TB, m ec2sim.Model, opts ec2sim.Options) *env {
+	t.Helper()
 	opts.RefuseUnfiltered = true
 	if opts.AllowedActions == nil {
 		opts.AllowedActions = policyActions(t) // every provider test also proves the example policy suffices

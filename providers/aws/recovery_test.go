@@ -2,7 +2,9 @@ package aws
 
 import (
 	"context"
+	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,5 +72,29 @@ func TestEventualConsistency(t *testing.T) {
 	must(t, err)
 	if len(where) != 0 {
 		t.Fatalf("after the delay Describe shows %v", where)
+	}
+}
+
+// TestLocateRefusesAnIPSeenInTwoVPCs: two VPCs reuse 10.0.1.0/24. Unscoped, Locate refuses to guess;
+// scoped to one VPC it answers.
+func TestLocateRefusesAnIPSeenInTwoVPCs(t *testing.T) {
+	m, err := ec2sim.ParseModel([]byte(`
+subnets:
+- {id: subnet-0a1, vpc: vpc-0a1, cidr: 10.0.1.0/24, zone: us-east-1a}
+- {id: subnet-0b1, vpc: vpc-0b1, cidr: 10.0.1.0/24, zone: us-east-1a}
+instances:
+- {id: i-0a000000000000001, type: m5.large, interfaces: [{id: eni-0a1, subnet: subnet-0a1, ips: [10.0.1.10, 10.0.1.50]}]}
+- {id: i-0b000000000000001, type: m5.large, interfaces: [{id: eni-0b1, subnet: subnet-0b1, ips: [10.0.1.10, 10.0.1.50]}]}
+`))
+	must(t, err)
+	e := newEnvFrom(t, m, ec2sim.Options{})
+	_, err = e.provider(t, Options{}).Locate(t.Context(), []netip.Addr{ip("10.0.1.50")})
+	if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "VPC ID") {
+		t.Fatalf("an IP in two VPCs must be refused with advice, got %v", err)
+	}
+	where, err := e.provider(t, Options{VPCID: "vpc-0b1"}).Locate(t.Context(), []netip.Addr{ip("10.0.1.50")})
+	must(t, err)
+	if where[ip("10.0.1.50")].Interface != "eni-0b1" {
+		t.Fatalf("scoped to vpc-0b1: %v", where)
 	}
 }

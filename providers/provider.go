@@ -84,7 +84,9 @@ type Provider interface {
 
 	// Assign makes the cloud hold a.IP on node's egress NIC and, if a.PublicIP is set, associates that
 	// public IP with a.IP. Assigning what is already there returns nil without a mutating call. Assign never
-	// takes an IP away from another node: that is ErrAssignedElsewhere (use a Mover, or Release first).
+	// takes an IP away from another node: that is ErrAssignedElsewhere (use a Mover, or Release first);
+	// while the cloud's reads lag a recent write, the refusal may instead come as ErrPermanent with the
+	// cloud's own message ("in use"). Either way nothing moved.
 	// Errors: ErrOutsideSubnet, ErrAssignedElsewhere, ErrCapacityExhausted, ErrNotFound (node or public IP),
 	// ErrUnsupportedNode, ErrThrottled, ErrUnavailable, ErrPermanent.
 	Assign(ctx context.Context, node Node, a Assignment) error

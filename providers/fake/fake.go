@@ -160,16 +160,12 @@ func (p *Provider) end(c Call) error {
 	return c.Err
 }
 
+// sleep waits d unless ctx ends first.
 func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-t.C:
+	case <-time.After(d):
 		return nil
 	}
 }

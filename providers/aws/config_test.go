@@ -1,0 +1,51 @@
+package aws
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/egressgw/egressgw/test/ec2sim"
+)
+
+// isolateFromHost points the SDK's default chain at nothing on this machine (no shared files, no
+// instance metadata), so only what a test sets in the environment counts.
+func isolateFromHost(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	for _, v := range []string{"AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
+		t.Setenv(v, "")
+	}
+}
+
+// TestDefaultChainAndEndpointFromEnvironment builds the provider exactly as the manager will (New, the
+// SDK's default chain) and points it at the simulator only through AWS_ENDPOINT_URL_EC2.
+func TestDefaultChainAndEndpointFromEnvironment(t *testing.T) {
+	e := newEnv(t, ec2sim.Options{})
+	isolateFromHost(t)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_ENDPOINT_URL_EC2", e.url)
+	p, err := New(context.Background(), Options{Logger: slog.New(slog.DiscardHandler)})
+	must(t, err)
+	info, err := p.DescribeNode(context.Background(), gwA1)
+	must(t, err)
+	if info.Interface != eniA1 {
+		t.Fatalf("DescribeNode through the environment's endpoint: %+v", info)
+	}
+}
+
+func TestNoRegionIsAClearError(t *testing.T) {
+	isolateFromHost(t)
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	_, err := New(context.Background(), Options{})
+	if err == nil || !strings.Contains(err.Error(), "AWS_REGION") {
+		t.Fatalf("want an error naming AWS_REGION, got %v", err)
+	}
+}

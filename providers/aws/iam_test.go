@@ -1,0 +1,167 @@
+package aws
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const policyFile = "../../examples/aws/iam-policy.json"
+
+type policy struct {
+	Statement []statement
+}
+
+type statement struct {
+	Effect    string
+	Action    []string
+	Resource  stringOrList
+	Condition map[string]map[string]string
+}
+
+// stringOrList is an IAM field that may be one string or a list of them.
+type stringOrList []string
+
+func (s *stringOrList) UnmarshalJSON(b []byte) error {
+	var one string
+	if json.Unmarshal(b, &one) == nil {
+		*s = []string{one}
+		return nil
+	}
+	return json.Unmarshal(b, (*[]string)(s))
+}
+
+func loadPolicy(t testing.TB) policy {
+	data, err := os.ReadFile(policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p policy
+	if err := json.Unmarshal(data, &p); err != nil {
+		t.Fatalf("%s: %v", policyFile, err)
+	}
+	return p
+}
+
+// policyActions are the EC2 action names the policy allows, without the ec2: prefix.
+func policyActions(t testing.TB) []string {
+	var out []string
+	for _, st := range loadPolicy(t).Statement {
+		for _, a := range st.Action {
+			out = append(out, strings.TrimPrefix(a, "ec2:"))
+		}
+	}
+	return out
+}
+
+func mutating(action string) bool { return !strings.HasPrefix(action, "Describe") }
+
+// TestIAMPolicyScopesMutationsByTag checks the policy's form: only EC2 actions, reads on every resource
+// (EC2 has no resource-level permissions for Describe), and every mutating action limited to resources
+// carrying the cluster's tag.
+func TestIAMPolicyScopesMutationsByTag(t *testing.T) {
+	for i, st := range loadPolicy(t).Statement {
+		if st.Effect != "Allow" || len(st.Action) == 0 {
+			t.Errorf("statement %d: want Allow with actions, got %+v", i, st)
+		}
+		muts := slices.ContainsFunc(st.Action, func(a string) bool { return mutating(strings.TrimPrefix(a, "ec2:")) })
+		if muts && (slices.Contains(st.Resource, "*") || !hasTagCondition(st)) {
+			t.Errorf("statement %d grants %v without an ec2:ResourceTag condition on named resource types", i, st.Action)
+		}
+		for _, a := range st.Action {
+			if !strings.HasPrefix(a, "ec2:") || strings.Contains(a, "*") {
+				t.Errorf("statement %d: %q is not one EC2 action", i, a)
+			}
+		}
+	}
+}
+
+func hasTagCondition(st statement) bool {
+	for _, keys := range st.Condition {
+		for k := range keys {
+			if strings.HasPrefix(k, "ec2:ResourceTag/") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkPolicyAgainst compares the actions the simulators saw during this package's tests with the policy:
+// the policy must allow each, and grant nothing the provider never calls.
+func checkPolicyAgainst(seen map[string]bool, allowed []string) error {
+	var problems []string
+	for action := range seen {
+		if !slices.Contains(allowed, action) {
+			problems = append(problems, "the provider calls ec2:"+action+" but the policy does not allow it")
+		}
+	}
+	for _, action := range allowed {
+		if !seen[action] {
+			kind := "read-only"
+			if mutating(action) {
+				kind = "mutating"
+			}
+			problems = append(problems, fmt.Sprintf("the policy grants %s ec2:%s, which the provider never calls", kind, action))
+		}
+	}
+	slices.Sort(problems)
+	if len(problems) > 0 {
+		return fmt.Errorf("%s:\n  %s", policyFile, strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// TestMain runs the tests, then compares every action the simulators saw with the IAM policy. It does so
+// only for a full run: a run narrowed with -run sees only part of the provider's calls.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if f := flag.Lookup("test.run"); code != 0 || f == nil || f.Value.String() != "" {
+		os.Exit(code)
+	}
+	var allowed []string
+	for _, st := range loadPolicyOrExit().Statement {
+		for _, a := range st.Action {
+			allowed = append(allowed, strings.TrimPrefix(a, "ec2:"))
+		}
+	}
+	seenActions.Lock()
+	err := checkPolicyAgainst(seenActions.m, allowed)
+	seenActions.Unlock()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: IAM policy check:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func loadPolicyOrExit() policy {
+	var p policy
+	data, err := os.ReadFile(policyFile)
+	if err == nil {
+		err = json.Unmarshal(data, &p)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: IAM policy:", err)
+		os.Exit(1)
+	}
+	return p
+}
+
+func TestPolicyCheckCatchesBothMistakes(t *testing.T) {
+	seen := map[string]bool{"DescribeInstances": true, "AssignPrivateIpAddresses": true}
+	if err := checkPolicyAgainst(seen, []string{"DescribeInstances"}); err == nil || !strings.Contains(err.Error(), "does not allow it") {
+		t.Errorf("a missing action passed: %v", err)
+	}
+	err := checkPolicyAgainst(seen, []string{"DescribeInstances", "AssignPrivateIpAddresses", "TerminateInstances"})
+	if err == nil || !strings.Contains(err.Error(), "grants mutating ec2:TerminateInstances") {
+		t.Errorf("an extra mutating action passed: %v", err)
+	}
+	if err := checkPolicyAgainst(seen, []string{"DescribeInstances", "AssignPrivateIpAddresses"}); err != nil {
+		t.Errorf("an exact policy failed: %v", err)
+	}
+}

@@ -1,0 +1,130 @@
+// Package aws is the egressgw provider for Amazon EC2: egress IPs are secondary private IPv4 addresses of
+// a gateway node's primary network interface (device index 0), optionally with an Elastic IP associated.
+// A move is one AssignPrivateIpAddresses call with AllowReassignment, and the Elastic IP follows.
+//
+// It uses aws-sdk-go-v2 with the default configuration chain, so credentials come from the environment,
+// shared files, IRSA (web identity) or EKS Pod Identity without code, and the EC2 endpoint can be
+// overridden with the SDK's standard settings (AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL, endpoint_url).
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+
+	"github.com/egressgw/egressgw/providers"
+)
+
+// Options tune a Provider. The zero value is ready to use.
+type Options struct {
+	// VPCID limits Locate to one VPC. Without it Locate searches every VPC the credentials can see and
+	// refuses to answer for an IP found in two of them.
+	VPCID string
+	// Limits are client-side rate limits per EC2 action; nil means DefaultLimits. Actions missing from a
+	// non-nil map are not limited.
+	Limits map[string]Limit
+	// Backoff between tries; zero means DefaultBackoff.
+	Backoff Backoff
+	// DefaultTimeout bounds a call whose context has no deadline (default 30s), so that no caller waits
+	// forever on a cloud that keeps throttling.
+	DefaultTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Provider implements providers.Provider and providers.Mover on EC2.
+type Provider struct {
+	ec2      *ec2.Client
+	region   string
+	opts     Options
+	backoff  Backoff
+	limiters map[string]*rate.Limiter
+	log      *slog.Logger
+
+	resolving singleflight.Group
+	mu        sync.Mutex
+	nodes     map[string]attachment   // by instance ID: where its egress IPs go (fixed for its life)
+	subnets   map[string]netip.Prefix // by subnet ID (a subnet's CIDR never changes)
+	types     map[string]int          // IPv4 addresses per interface, by instance type
+}
+
+var (
+	_ providers.Provider = (*Provider)(nil)
+	_ providers.Mover    = (*Provider)(nil)
+)
+
+// New builds a provider on the SDK's default configuration chain (region, credentials, endpoint). Extra
+// load options (config.WithRegion, ...) are applied after the defaults.
+func New(ctx context.Context, opts Options, loadOpts ...func(*config.LoadOptions) error) (*Provider, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return NewFromConfig(cfg, opts)
+}
+
+// NewFromConfig builds a provider from an SDK configuration. clientOpts may set, for example,
+// BaseEndpoint; the retryer and HTTP client are the provider's own (see call and HTTPClient).
+func NewFromConfig(cfg sdkaws.Config, opts Options, clientOpts ...func(*ec2.Options)) (*Provider, error) {
+	if cfg.Region == "" {
+		return nil, errors.New("no AWS region configured: set AWS_REGION (or region in the shared config)")
+	}
+	inner := cfg.HTTPClient
+	if inner == nil {
+		inner = awshttp.NewBuildableClient()
+	}
+	clientOpts = append(clientOpts, func(o *ec2.Options) {
+		o.Retryer = sdkaws.NopRetryer{}
+		o.HTTPClient = HTTPClient(inner)
+	})
+	return newProvider(ec2.NewFromConfig(cfg, clientOpts...), cfg.Region, opts), nil
+}
+
+func newProvider(client *ec2.Client, region string, opts Options) *Provider {
+	if opts.Limits == nil {
+		opts.Limits = DefaultLimits
+	}
+	if opts.Backoff == (Backoff{}) {
+		opts.Backoff = DefaultBackoff
+	}
+	if opts.DefaultTimeout <= 0 {
+		opts.DefaultTimeout = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Provider{
+		ec2: client, region: region, opts: opts, backoff: opts.Backoff, limiters: newLimiters(opts.Limits),
+		log: opts.Logger.With("provider", "aws"), nodes: map[string]attachment{}, subnets: map[string]netip.Prefix{},
+		types: map[string]int{},
+	}
+}
+
+// onNode runs fn with node's attachment, under a deadline.
+func (p *Provider) onNode(ctx context.Context, node providers.Node, fn func(context.Context, attachment) error) error {
+	ctx, cancel := p.bound(ctx)
+	defer cancel()
+	at, err := p.attachment(ctx, node)
+	if err != nil {
+		return err
+	}
+	return fn(ctx, at)
+}
+
+// bound gives ctx a deadline when it has none.
+func (p *Provider) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, p.opts.DefaultTimeout)
+}

@@ -1,0 +1,109 @@
+// Command ec2sim serves the EC2 simulator of egressgw over HTTP for the lab: it loads a VPC model file,
+// listens on an address, and logs (and optionally runs a command for) every change of where an IP lives.
+// Point the SDK at it with AWS_ENDPOINT_URL_EC2=http://<address>.
+//
+//	ec2sim -model test/ec2sim/testdata/vpc.yaml -listen 127.0.0.1:8995 -aws-buckets \
+//	       -on-change 'ip route replace $EGRESSGW_IP/32 via $EGRESSGW_NEXT_HOP'  # (delete when NEXT_HOP is empty)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/egressgw/egressgw/test/ec2sim"
+)
+
+type options struct {
+	model, listen, onChange string
+	awsBuckets              bool
+	latency, visibility     time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.model, "model", "", "VPC model file (YAML or JSON), required")
+	flag.StringVar(&o.listen, "listen", "127.0.0.1:8995", "address to serve the EC2 API on")
+	flag.StringVar(&o.onChange, "on-change", "", "shell command run on every change of where an IP lives, with EGRESSGW_IP, EGRESSGW_INSTANCE, EGRESSGW_INTERFACE and EGRESSGW_NEXT_HOP (empty: nowhere), EGRESSGW_PREV_INSTANCE, EGRESSGW_PREV_INTERFACE set")
+	flag.BoolVar(&o.awsBuckets, "aws-buckets", false, "throttle with EC2's real token bucket sizes")
+	flag.DurationVar(&o.latency, "latency", 0, "delay every answer by this much")
+	flag.DurationVar(&o.visibility, "visibility-delay", 0, "Describe calls show writes only after this delay")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(o, log); err != nil {
+		log.Error("ec2sim stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options, log *slog.Logger) error {
+	if o.model == "" {
+		return errors.New("-model is required")
+	}
+	m, err := ec2sim.LoadModel(o.model)
+	if err != nil {
+		return err
+	}
+	sim, err := ec2sim.New(m, ec2sim.Options{Logger: log, OnChange: hook(o.onChange, log)})
+	if err != nil {
+		return err
+	}
+	if o.awsBuckets {
+		sim.UseAWSBuckets()
+	}
+	sim.SetLatency(o.latency)
+	sim.SetVisibilityDelay(o.visibility)
+	return serve(o.listen, sim, log)
+}
+
+// serve runs the HTTP server until SIGINT or SIGTERM.
+func serve(addr string, h http.Handler, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	log.Info("ec2sim serving", "address", addr)
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// hook returns the OnChange callback: the simulator already logs each change; with a command, it also
+// runs it (synchronously, so the change is in place before EC2 answers, as a fabric route must be).
+func hook(command string, log *slog.Logger) func(ec2sim.Event) {
+	if command == "" {
+		return nil
+	}
+	return func(ev ec2sim.Event) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+		cmd.Env = append(os.Environ(), "EGRESSGW_IP="+ev.IP.String(), "EGRESSGW_INSTANCE="+ev.Instance,
+			"EGRESSGW_INTERFACE="+ev.Interface, "EGRESSGW_NEXT_HOP="+nextHop(ev), "EGRESSGW_PREV_INSTANCE="+ev.PrevInstance,
+			"EGRESSGW_PREV_INTERFACE="+ev.PrevInterface)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			log.Error("on-change command failed", "ip", ev.IP, "error", err, "output", fmt.Sprintf("%q", out))
+		}
+	}
+}
+
+func nextHop(ev ec2sim.Event) string {
+	if !ev.NextHop.IsValid() {
+		return ""
+	}
+	return ev.NextHop.String()
+}

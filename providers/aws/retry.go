@@ -2,6 +2,7 @@ package aws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -73,6 +74,11 @@ func call[T any](ctx context.Context, p *Provider, action string, fn func(contex
 		if err == nil {
 			return out, nil
 		}
+		if ctx.Err() != nil {
+			// The deadline cut the request short: the reason to report is the previous cloud error, or
+			// that the cloud did not answer in time.
+			return zero, giveUp(action, last, err)
+		}
 		if last = classify(action, err); !providers.Retryable(last) {
 			return zero, last
 		}
@@ -103,8 +109,11 @@ func (p *Provider) waitLimiter(ctx context.Context, action string) error {
 // giveUp reports the last cloud error (so the sentinel says why: throttled, unavailable) joined with the
 // reason for stopping.
 func giveUp(action string, last, why error) error {
-	if last == nil {
+	if last == nil && errors.Is(why, providers.ErrThrottled) {
 		return fmt.Errorf("ec2:%s: %w", action, why)
+	}
+	if last == nil {
+		return fmt.Errorf("ec2:%s: no answer before the deadline: %w: %w", action, providers.ErrUnavailable, why)
 	}
 	return fmt.Errorf("%w (gave up: %w)", last, why)
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,13 +35,20 @@ type cluster struct {
 	cloud  providers.Provider
 	port   int
 	mu     sync.Mutex
-	agents map[string]*http.Server
+	agents map[string]*agent
 	moves  chan manager.MoveRecord
+}
+
+// agent is a node agent's health endpoint: it counts the probes it answers and can fail some.
+type agent struct {
+	srv      *http.Server
+	probes   atomic.Int64
+	failNext atomic.Int64
 }
 
 func newCluster(t *testing.T, cloud providers.Provider) *cluster {
 	env := envtest.Start(t)
-	return &cluster{t: t, env: env, cloud: cloud, port: freePort(t), agents: map[string]*http.Server{},
+	return &cluster{t: t, env: env, cloud: cloud, port: freePort(t), agents: map[string]*agent{},
 		moves: make(chan manager.MoveRecord, 1000)}
 }
 
@@ -77,19 +85,33 @@ func (c *cluster) startAgent(name string, n int) {
 	if err != nil {
 		c.t.Fatalf("agent of %s: %v", name, err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})}
-	go srv.Serve(l)
+	a := &agent{}
+	a.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.probes.Add(1)
+		if a.failNext.Add(-1) >= 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		a.failNext.Store(0)
+	})}
+	go a.srv.Serve(l)
 	c.mu.Lock()
-	c.agents[name] = srv
+	c.agents[name] = a
 	c.mu.Unlock()
-	c.t.Cleanup(func() { srv.Close() })
+	c.t.Cleanup(func() { a.srv.Close() })
+}
+
+func (c *cluster) agent(name string) *agent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.agents[name]
 }
 
 // killAgent stops a node's agent, as a crashed agent or a dead node looks to the probes.
 func (c *cluster) killAgent(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.agents[name].Close()
+	c.agents[name].srv.Close()
 }
 
 // startManager runs one manager replica until the test ends or stop is called.
@@ -228,3 +250,20 @@ func gatewaySpec(ips ...string) egressgwv1.EgressGatewaySpec {
 }
 
 var gatewayLabels = map[string]string{"egressgw.io/gateway": "true"}
+
+func (c *cluster) node(name string) *corev1.Node {
+	n := &corev1.Node{}
+	if err := c.env.Client.Get(context.Background(), client.ObjectKey{Name: name}, n); err != nil {
+		c.t.Fatalf("node %s: %v", name, err)
+	}
+	return n
+}
+
+func internalIPOf(n *corev1.Node) (string, bool) {
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			return a.Address, true
+		}
+	}
+	return "", false
+}

@@ -27,11 +27,17 @@ type ProberConfig struct {
 	SuccessThreshold int           // consecutive successes that make it healthy again; default 2
 }
 
+// DefaultProberConfig returns the defaults that zero fields of a ProberConfig take.
+func DefaultProberConfig() ProberConfig {
+	return ProberConfig{Interval: 200 * time.Millisecond, Timeout: 200 * time.Millisecond, FailureThreshold: 3, SuccessThreshold: 2}
+}
+
 func (c ProberConfig) withDefaults() ProberConfig {
-	c.Interval = cmp.Or(c.Interval, 200*time.Millisecond)
-	c.Timeout = min(cmp.Or(c.Timeout, 200*time.Millisecond), c.Interval)
-	c.FailureThreshold = cmp.Or(c.FailureThreshold, 3)
-	c.SuccessThreshold = cmp.Or(c.SuccessThreshold, 2)
+	d := DefaultProberConfig()
+	c.Interval = cmp.Or(c.Interval, d.Interval)
+	c.Timeout = min(cmp.Or(c.Timeout, d.Timeout), c.Interval)
+	c.FailureThreshold = cmp.Or(c.FailureThreshold, d.FailureThreshold)
+	c.SuccessThreshold = cmp.Or(c.SuccessThreshold, d.SuccessThreshold)
 	return c
 }
 

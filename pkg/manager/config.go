@@ -40,6 +40,7 @@ func DefaultConfig() Config {
 	return Config{
 		AgentHealthPort:  9561,
 		AgentHealthPath:  "/healthz",
+		Probe:            failover.DefaultProberConfig(),
 		CloudConcurrency: 8,
 		CloudTimeout:     30 * time.Second,
 		CloudResync:      time.Minute,

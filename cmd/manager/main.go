@@ -40,7 +40,7 @@ func newOptions() *options {
 	}
 	return &options{
 		cloud: "aws", logLevel: "info", metricsAddr: ":8080", probeAddr: ":8081",
-		leader: manager.LeaderElection{Namespace: ns, ID: "egressgw-manager",
+		leader: manager.LeaderElection{Namespace: ns, ID: "egressgw-manager", ReleaseOnCancel: true,
 			LeaseDuration: 8 * time.Second, RenewDeadline: 6 * time.Second, RetryPeriod: time.Second},
 		cfg: manager.DefaultConfig(),
 	}

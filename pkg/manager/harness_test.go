@@ -122,7 +122,7 @@ func (c *cluster) startManager(id string, tune func(*manager.RunOptions)) (stop 
 		Provider: c.cloud,
 		Log:      testLogger(c.t, id),
 		Registry: prometheus.NewRegistry(),
-		LeaderElection: manager.LeaderElection{Namespace: "default", ID: "egressgw-manager",
+		LeaderElection: manager.LeaderElection{Namespace: "default", ID: "egressgw-manager", ReleaseOnCancel: true,
 			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
 		MetricsAddr: "0", ProbeAddr: "0",
 		OnMove: func(r manager.MoveRecord) { c.moves <- r },

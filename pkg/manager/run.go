@@ -21,11 +21,14 @@ import (
 
 // LeaderElection sets how replicas elect the one that acts.
 type LeaderElection struct {
-	Namespace     string // where the Lease lives
-	ID            string // the Lease's name
-	LeaseDuration time.Duration
-	RenewDeadline time.Duration
-	RetryPeriod   time.Duration
+	Namespace string // where the Lease lives
+	ID        string // the Lease's name
+	// ReleaseOnCancel gives the lease up when the replica stops, so that another takes over within a
+	// retry period instead of a lease duration. Off, a stop looks like a crash to the other replicas.
+	ReleaseOnCancel bool
+	LeaseDuration   time.Duration
+	RenewDeadline   time.Duration
+	RetryPeriod     time.Duration
 }
 
 // RunOptions is everything Run needs besides the API server's address.
@@ -76,7 +79,7 @@ func newManager(cfg *rest.Config, o RunOptions) (ctrl.Manager, error) {
 		LeaderElection:                true,
 		LeaderElectionID:              le.ID,
 		LeaderElectionNamespace:       le.Namespace,
-		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionReleaseOnCancel: le.ReleaseOnCancel,
 		LeaseDuration:                 &le.LeaseDuration,
 		RenewDeadline:                 &le.RenewDeadline,
 		RetryPeriod:                   &le.RetryPeriod,

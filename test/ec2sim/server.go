@@ -250,6 +250,20 @@ func (s *Server) Where(ip netip.Addr) (Holder, bool) {
 	return Holder{}, false
 }
 
+// HoldersOf returns every interface holding ip, in any VPC: never more than one while the simulator
+// keeps EC2's rule that an address lives on one interface at a time. Tests check that rule with it.
+func (s *Server) HoldersOf(ip netip.Addr) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, id := range s.st.eniOrder {
+		if slices.Contains(s.st.enis[id].ips, ip) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // Actions returns how many requests of each action the server has received, whatever their outcome.
 func (s *Server) Actions() map[string]int {
 	s.mu.Lock()

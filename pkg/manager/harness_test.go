@@ -267,3 +267,5 @@ func internalIPOf(n *corev1.Node) (string, bool) {
 	}
 	return "", false
 }
+
+func clientKey(name string) client.ObjectKey { return client.ObjectKey{Name: name} }

@@ -31,7 +31,7 @@ type simVPC struct {
 
 func instanceID(i int) string { return fmt.Sprintf("i-%017x", i+1) }
 
-func newSimVPC(t *testing.T, nodes []simNode, opts ec2sim.Options) *simVPC {
+func newSimVPC(t *testing.T, nodes []simNode, opts ec2sim.Options, tweaks ...func(*ec2sim.Model)) *simVPC {
 	t.Helper()
 	m := ec2sim.Model{Region: "us-east-1", Subnets: []ec2sim.SubnetSpec{
 		{ID: "subnet-00000000000000001", VPC: "vpc-00000000000000001", CIDR: "10.0.1.0/24", Zone: "us-east-1a"},
@@ -41,6 +41,9 @@ func newSimVPC(t *testing.T, nodes []simNode, opts ec2sim.Options) *simVPC {
 		m.Instances = append(m.Instances, ec2sim.InstanceSpec{ID: instanceID(i), Type: n.kind, Tags: map[string]string{"Name": n.name},
 			Interfaces: []ec2sim.InterfaceSpec{{ID: fmt.Sprintf("eni-%017x", i+1), Subnet: fmt.Sprintf("subnet-%017d", n.subnet),
 				IPs: []string{fmt.Sprintf("10.0.%d.%d", n.subnet, 10+i)}}}})
+	}
+	for _, tweak := range tweaks {
+		tweak(&m)
 	}
 	sim, err := ec2sim.New(m, opts)
 	if err != nil {

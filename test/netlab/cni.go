@@ -1,0 +1,92 @@
+package netlab
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+)
+
+// CNIMasqueradeComment marks the emulated CNI's MASQUERADE rule, so tests can check it survives.
+const CNIMasqueradeComment = "netlab emulated cni masquerade"
+
+// podGateway is the address every pod uses as its next hop; the node holds it on each pod veth.
+var podGateway = netip.MustParseAddr("169.254.1.1")
+
+// installCNI does what a simple CNI does on a node: forwarding on, and masquerade for pod traffic that
+// leaves the pod supernet.
+func (n *Node) installCNI(ctx context.Context) error {
+	if err := n.NS.Sysctl("net.ipv4.ip_forward=1"); err != nil {
+		return err
+	}
+	_, err := n.NS.Run(ctx, nil, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", PodSupernet.String(),
+		"!", "-d", PodSupernet.String(), "-m", "comment", "--comment", CNIMasqueradeComment, "-j", "MASQUERADE")
+	return err
+}
+
+// routePodCIDRs routes every other node's pod CIDR through that node (native routing across the bridge).
+func (t *Topology) routePodCIDRs(n *Node) error {
+	for _, peer := range t.Nodes {
+		if peer == n {
+			continue
+		}
+		if err := n.NS.Route(peer.PodCIDR, peer.IP, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddPod creates a pod on node n with the next free address of its pod CIDR (10.244.N.10 onward).
+func (t *Topology) AddPod(ctx context.Context, n *Node) (*Pod, error) {
+	k := len(n.Pods) + 1
+	if k > 240 {
+		return nil, fmt.Errorf("netlab: %s is full", n.Name)
+	}
+	base := n.PodCIDR.Addr().As4()
+	p := &Pod{Node: n, IP: netip.AddrFrom4([4]byte{base[0], base[1], base[2], byte(9 + k)})}
+	var err error
+	if p.NS, err = t.newNamespace(ctx, fmt.Sprintf("n%dp%d", n.index, k)); err != nil {
+		return nil, err
+	}
+	n.Pods = append(n.Pods, p)
+	hostSide := fmt.Sprintf("p%d", k)
+	if err := Veth(n.NS, hostSide, netip.Prefix{}, p.NS, "eth0", netip.PrefixFrom(p.IP, 32)); err != nil {
+		return nil, err
+	}
+	if err := n.NS.Sysctl("net.ipv4.conf." + hostSide + ".proxy_arp=1"); err != nil {
+		return nil, err
+	}
+	if err := n.NS.Route(netip.PrefixFrom(p.IP, 32), netip.Addr{}, hostSide); err != nil {
+		return nil, err
+	}
+	if err := p.NS.Route(netip.PrefixFrom(podGateway, 32), netip.Addr{}, "eth0"); err != nil {
+		return nil, err
+	}
+	return p, p.NS.Route(netip.MustParsePrefix("0.0.0.0/0"), podGateway, "eth0")
+}
+
+// addBridge creates an up bridge with an address.
+func (ns *Namespace) addBridge(name string, addr netip.Prefix) error {
+	if err := ns.NL.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
+		return fmt.Errorf("%s: bridge %s: %w", ns.Name, name, err)
+	}
+	return ns.LinkUp(name, addr)
+}
+
+// attachToBridge connects peer to the bridge with a veth (port name here, peerName with addr there).
+func (ns *Namespace) attachToBridge(bridge, port string, peer *Namespace, peerName string, addr netip.Prefix) error {
+	if err := Veth(ns, port, netip.Prefix{}, peer, peerName, addr); err != nil {
+		return err
+	}
+	br, err := ns.NL.LinkByName(bridge)
+	if err != nil {
+		return err
+	}
+	link, err := ns.NL.LinkByName(port)
+	if err != nil {
+		return err
+	}
+	return ns.NL.LinkSetMaster(link, br)
+}

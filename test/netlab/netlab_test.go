@@ -1,0 +1,59 @@
+package netlab
+
+import (
+	"context"
+	"os"
+	"testing"
+)
+
+// requireRoot skips tests that create namespaces when not root.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces, veths and iptables rules (CI runs as root)")
+	}
+}
+
+// TestTopologyEmulatesACNI proves the lab without any egressgw state: a pod reaches the external server
+// through its node's masquerade (seen as the node IP), a node is seen with its own IP, and a fabric route
+// for an address makes that address reach the node it names.
+func TestTopologyEmulatesACNI(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	topo, err := Build(ctx, Spec{Nodes: 2, PodsPerNode: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := topo.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	dir := t.TempDir()
+	bin, err := BuildEchoServer(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := topo.StartEchoServer(ctx, bin, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+
+	for _, n := range topo.Nodes {
+		for _, proto := range []string{"tcp", "udp"} {
+			got, err := n.Pods[0].NS.SourceOf(ctx, proto, srv.Addr, "pod-"+proto)
+			if err != nil || got != n.IP {
+				t.Errorf("%s pod %s over %s: seen as %v (err %v), want node IP %s", n.Name, n.Pods[0].IP, proto, got, err, n.IP)
+			}
+		}
+		got, err := n.NS.SourceOf(ctx, "tcp", srv.Addr, "node")
+		if err != nil || got != n.IP {
+			t.Errorf("%s itself: seen as %v (err %v), want %s", n.Name, got, err, n.IP)
+		}
+	}
+	seen, err := srv.Seen("pod-udp")
+	if err != nil || len(seen) != 2 {
+		t.Errorf("server log for pod-udp: %v (err %v), want 2 lines", seen, err)
+	}
+}

@@ -41,12 +41,13 @@ type EchoServer struct {
 	cmd     *exec.Cmd
 }
 
-// StartEchoServer runs binary in the external namespace on ServerIP:EchoPort, logging requests into
+// StartEchoServer runs binary in the external namespace on ServerIP and AltServerIP at EchoPort, logging requests into
 // dir, and waits until it accepts connections.
 func (t *Topology) StartEchoServer(ctx context.Context, binary, dir string) (*EchoServer, error) {
 	s := &EchoServer{Addr: netip.AddrPortFrom(ServerIP, EchoPort), logPath: filepath.Join(dir, t.Prefix+"-echo.log")}
 	var err error
-	s.cmd, err = t.External.Start(binary, "-listen", s.Addr.String(), "-log", s.logPath)
+	listen := fmt.Sprintf("%s,%s", s.Addr, netip.AddrPortFrom(AltServerIP, EchoPort))
+	s.cmd, err = t.External.Start(binary, "-listen", listen, "-log", s.logPath)
 	if err != nil {
 		return nil, fmt.Errorf("start echo server: %w", err)
 	}
@@ -141,4 +142,18 @@ func parseReply(line, req string) (Reply, error) {
 func (ns *Namespace) SourceOf(ctx context.Context, network string, server netip.AddrPort, token string) (netip.Addr, error) {
 	r, err := ns.Ask(ctx, network, server, token, 0)
 	return r.Source.Addr(), err
+}
+
+// SendUDP sends one datagram carrying token from inside the namespace and does not wait for an answer:
+// for packets that are expected never to arrive, or whose reply cannot come back.
+func (ns *Namespace) SendUDP(ctx context.Context, server netip.AddrPort, token string) error {
+	return ns.Do(func() error {
+		conn, err := (&net.Dialer{}).DialContext(ctx, "udp", server.String())
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		_, err = conn.Write([]byte(token + "\n"))
+		return err
+	})
 }

@@ -20,6 +20,9 @@ var (
 	// ExternalSubnet is "the internet": the external host is ServerIP, reached through the router.
 	ExternalSubnet = netip.MustParsePrefix("198.51.100.0/24")
 	ServerIP       = netip.MustParseAddr("198.51.100.10")
+	// AltServerIP is a second address of the external host, for "another destination" (the echo
+	// server answers on both).
+	AltServerIP    = netip.MustParseAddr("198.51.100.20")
 	externalRouter = netip.MustParseAddr("198.51.100.1")
 )
 
@@ -138,6 +141,9 @@ func (t *Topology) buildFabric(ctx context.Context) error {
 	}
 	if err := Veth(t.Fabric, "ext", netip.PrefixFrom(externalRouter, 24), t.External, Uplink,
 		netip.PrefixFrom(ServerIP, 24)); err != nil {
+		return err
+	}
+	if err := t.External.LinkUp(Uplink, netip.PrefixFrom(AltServerIP, 24)); err != nil {
 		return err
 	}
 	return t.External.Route(netip.MustParsePrefix("0.0.0.0/0"), externalRouter, "")

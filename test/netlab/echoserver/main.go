@@ -17,7 +17,8 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", ":8080", "TCP and UDP address to serve")
+	listen := flag.String("listen", ":8080", "comma-separated TCP and UDP addresses to serve; one per local "+
+		"address, so that UDP replies leave from the address the request went to")
 	logPath := flag.String("log", "", "file that gets one line per request")
 	flag.Parse()
 	lg := &requestLog{}
@@ -29,18 +30,28 @@ func main() {
 		}
 		lg.f = f
 	}
-	tcp, err := net.Listen("tcp", *listen)
-	if err != nil {
-		slog.Error("listen tcp", "err", err)
-		os.Exit(1)
+	for _, addr := range strings.Split(*listen, ",") {
+		if err := serve(addr, lg); err != nil {
+			slog.Error("listen", "addr", addr, "err", err)
+			os.Exit(1)
+		}
 	}
-	udp, err := net.ListenPacket("udp", *listen)
+	select {}
+}
+
+// serve answers TCP and UDP on addr in the background.
+func serve(addr string, lg *requestLog) error {
+	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
-		slog.Error("listen udp", "err", err)
-		os.Exit(1)
+		return err
+	}
+	udp, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return err
 	}
 	go serveUDP(udp, lg)
-	serveTCP(tcp, lg)
+	go serveTCP(tcp, lg)
+	return nil
 }
 
 // requestLog serialises log lines from concurrent connections.

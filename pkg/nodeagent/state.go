@@ -1,0 +1,109 @@
+package nodeagent
+
+import (
+	"net/netip"
+)
+
+// kernelState is the egressgw-owned part of one node's kernel: either observed from the kernel or
+// rendered from a Desired value. Apply diffs the two.
+type kernelState struct {
+	// neigh maps a peer IP to the MAC of its tunnel device (neighbour entries on our device).
+	neigh map[netip.Addr]string
+	// fdb maps a peer MAC to the peer IP that frames for it are tunnelled to (FDB entries on our device).
+	fdb map[string]netip.Addr
+	// routes maps (table, destination) to the next hop, in our tables only.
+	routes map[routeKey]netip.Addr
+	// rules holds our policy-routing rules.
+	rules map[ruleKey]bool
+	// sets holds our ipsets.
+	sets map[string]*setState
+	// tables holds, per iptables table, our chains and the built-in chains we jump from.
+	tables map[string]*tableState
+}
+
+type routeKey struct {
+	table uint32
+	dst   netip.Prefix
+}
+
+// ruleKey is one ip rule: fwmark mark/mask (from lo only when iifLo) looking up table.
+type ruleKey struct {
+	priority   int
+	mark, mask uint32
+	iifLo      bool
+	table      uint32
+}
+
+type setState struct {
+	typ     string
+	members map[string]bool
+}
+
+// tableState is one iptables table: chains maps every chain we care about to its rules, as iptables-save
+// prints them after "-A CHAIN ".
+type tableState struct {
+	chains map[string][]string
+}
+
+func newKernelState() *kernelState {
+	return &kernelState{
+		neigh:  map[netip.Addr]string{},
+		fdb:    map[string]netip.Addr{},
+		routes: map[routeKey]netip.Addr{},
+		rules:  map[ruleKey]bool{},
+		sets:   map[string]*setState{},
+		tables: map[string]*tableState{},
+	}
+}
+
+func (k *kernelState) table(name string) *tableState {
+	t, ok := k.tables[name]
+	if !ok {
+		t = &tableState{chains: map[string][]string{}}
+		k.tables[name] = t
+	}
+	return t
+}
+
+// render turns the desired datapath into the kernel state that implements it; mtu is the tunnel's.
+func render(d *Desired, cfg Config, mtu int) *kernelState {
+	k := newKernelState()
+	for _, p := range d.Peers {
+		k.neigh[p.IP] = p.MAC.String()
+		k.fdb[p.MAC.String()] = p.IP
+	}
+	renderRouting(k, d, cfg)
+	for _, s := range d.Sets {
+		k.sets[s.Name] = &setState{typ: s.Type, members: toSet(s.Members)}
+	}
+	renderChains(k, d, cfg, mtu)
+	return k
+}
+
+// renderRouting adds the exemption, steering and return rules and the routes of our tables.
+func renderRouting(k *kernelState, d *Desired, cfg Config) {
+	p := cfg.RulePriority
+	for _, g := range d.Gateways {
+		mark, table := cfg.steerMark(g.Index), cfg.TableBase+g.Index
+		k.rules[ruleKey{priority: p, mark: mark, mask: cfg.SteerMask, iifLo: true, table: mainTable}] = true
+		k.rules[ruleKey{priority: p + 1, mark: mark, mask: cfg.SteerMask, table: table}] = true
+		k.routes[routeKey{table: table, dst: defaultRoute}] = g.IP
+	}
+	k.rules[ruleKey{priority: p, mark: cfg.ReplyMark, mask: cfg.ReplyMark, iifLo: true, table: mainTable}] = true
+	k.rules[ruleKey{priority: p + 1, mark: cfg.ReplyMark, mask: cfg.ReplyMark, table: cfg.ReturnTable}] = true
+	for _, r := range d.Returns {
+		k.routes[routeKey{table: cfg.ReturnTable, dst: netip.PrefixFrom(r.Pod, 32)}] = r.Node
+	}
+}
+
+const mainTable = 254
+
+var defaultRoute = netip.MustParsePrefix("0.0.0.0/0")
+
+func toSet(members []string) map[string]bool {
+	m := make(map[string]bool, len(members))
+	for _, s := range members {
+		m[s] = true
+	}
+	return m
+}

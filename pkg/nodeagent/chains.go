@@ -8,15 +8,15 @@ import (
 
 // Our iptables chains. Every rule in them carries a comment starting with "egressgw:".
 const (
-	chainMark       = "EGRESSGW-PREROUTING"  // mangle: steering marks, tunnel connmarks, reply marks
-	chainMSS        = "EGRESSGW-MSS"         // mangle FORWARD: MSS clamp for TCP entering the tunnel
-	chainSNAT       = "EGRESSGW-POSTROUTING" // nat: cluster bypass, steered bypass, gateway SNAT
-	chainInput      = "EGRESSGW-INPUT"       // filter INPUT: VXLAN only from node IPs
-	chainForward    = "EGRESSGW-FORWARD"     // filter FORWARD (first): drop unsolicited egress-IP traffic
-	chainAccept     = "EGRESSGW-ACCEPT"      // filter FORWARD (last): let tunnel traffic through
-	ownChainPrefix  = "EGRESSGW-"
-	commentPrefix   = "egressgw: "
-	ownSetPrefix    = "egressgw-"
+	chainMark      = "EGRESSGW-PREROUTING"  // mangle: steering marks, tunnel connmarks, reply marks
+	chainMSS       = "EGRESSGW-MSS"         // mangle FORWARD: MSS clamp for TCP entering the tunnel
+	chainSNAT      = "EGRESSGW-POSTROUTING" // nat: cluster bypass, steered bypass, gateway SNAT
+	chainInput     = "EGRESSGW-INPUT"       // filter INPUT: VXLAN only from node IPs
+	chainForward   = "EGRESSGW-FORWARD"     // filter FORWARD (first): drop unsolicited egress-IP traffic
+	chainAccept    = "EGRESSGW-ACCEPT"      // filter FORWARD (last): let tunnel traffic through
+	ownChainPrefix = "EGRESSGW-"
+	commentPrefix  = "egressgw: "
+	ownSetPrefix   = "egressgw-"
 )
 
 // jump is a rule in a built-in chain that enters one of ours, first or last in that chain.

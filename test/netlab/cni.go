@@ -55,7 +55,9 @@ func (t *Topology) AddPod(ctx context.Context, n *Node) (*Pod, error) {
 	if err := Veth(n.NS, hostSide, netip.Prefix{}, p.NS, "eth0", netip.PrefixFrom(p.IP, 32)); err != nil {
 		return nil, err
 	}
-	if err := n.NS.Sysctl("net.ipv4.conf." + hostSide + ".proxy_arp=1"); err != nil {
+	// Answer the pod's ARP for its gateway at once: proxy ARP replies are otherwise delayed by up to
+	// 0.8 s, which would make a pod's first packet slow.
+	if err := n.NS.Sysctl("net.ipv4.conf."+hostSide+".proxy_arp=1", "net.ipv4.neigh."+hostSide+".proxy_delay=0"); err != nil {
 		return nil, err
 	}
 	if err := n.NS.Route(netip.PrefixFrom(p.IP, 32), netip.Addr{}, hostSide); err != nil {

@@ -1,10 +1,12 @@
 package nodeagent
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -69,7 +71,7 @@ func (dp *Datapath) addRouting(link netlink.Link, have, want *kernelState) (int,
 		}
 		changed++
 	}
-	for key := range want.rules {
+	for _, key := range sortedRules(want.rules) {
 		if have.rules[key] {
 			continue
 		}
@@ -113,6 +115,20 @@ func tunnelRoute(link netlink.Link, key routeKey, gw netip.Addr) *netlink.Route 
 		Table: int(key.table), Dst: ipNet(key.dst), Gw: gw.AsSlice(),
 		LinkIndex: link.Attrs().Index, Flags: int(netlink.FLAG_ONLINK),
 	}
+}
+
+// sortedRules orders rules so that rules sharing a priority are always added in the same order (the
+// kernel lists them in insertion order) and a re-created node dumps exactly like the first time.
+func sortedRules(m map[ruleKey]bool) []ruleKey {
+	out := make([]ruleKey, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b ruleKey) int {
+		return cmp.Or(cmp.Compare(a.priority, b.priority), cmp.Compare(a.table, b.table),
+			cmp.Compare(a.mark, b.mark), cmp.Compare(a.mask, b.mask))
+	})
+	return out
 }
 
 func netlinkRule(k ruleKey) *netlink.Rule {

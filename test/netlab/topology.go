@@ -118,10 +118,13 @@ func (t *Topology) Close() error {
 
 func (t *Topology) newNamespace(ctx context.Context, suffix string) (*Namespace, error) {
 	ns, err := NewNamespace(ctx, t.Prefix+"-"+suffix)
-	if err == nil {
-		t.owned = append(t.owned, ns)
+	if err != nil {
+		return nil, err
 	}
-	return ns, err
+	t.owned = append(t.owned, ns)
+	// The lab is IPv4 only. IPv6 would add link-local addresses whose routes appear whenever duplicate
+	// address detection ends, which makes kernel dumps differ by timing alone.
+	return ns, ns.Sysctl("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 }
 
 // buildFabric creates the router namespace with the node bridge ("vpc", RouterIP) and the external host.

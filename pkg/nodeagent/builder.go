@@ -73,7 +73,7 @@ func (b *builder) addSharedSets() {
 	var cluster, nodes []string
 	for _, c := range b.view.ClusterCIDRs {
 		if c.Addr().Is4() {
-			cluster = append(cluster, c.Masked().String())
+			cluster = append(cluster, netMember(c))
 		}
 	}
 	for _, n := range b.view.Nodes {
@@ -179,7 +179,7 @@ func cidrMembers(cidrs []netip.Prefix) (members []string, all bool) {
 		case c.Bits() == 0:
 			all = true
 		default:
-			members = append(members, c.Masked().String())
+			members = append(members, netMember(c))
 		}
 	}
 	return members, all
@@ -215,4 +215,13 @@ func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out
+}
+
+// netMember writes a CIDR the way `ipset save` prints a hash:net member: a /32 as a bare address, so
+// that the next diff sees the same string and does not delete the entry it just added.
+func netMember(p netip.Prefix) string {
+	if p.Bits() == 32 {
+		return p.Addr().String()
+	}
+	return p.Masked().String()
 }

@@ -10,20 +10,24 @@ import (
 	"github.com/egressgw/egressgw/test/netlab"
 )
 
-// waitSeen gives a datagram time to arrive and returns the sources the server logged for token.
-func waitSeen(t *testing.T, l *lab, token string) []string {
+// sendUntilSeen sends a datagram carrying token from ns up to three times, a second apart, until the
+// server logs it (a datagram may be lost on a loaded machine), and returns the sources it logged.
+func sendUntilSeen(t *testing.T, l *lab, ns *netlab.Namespace, token string) []string {
 	t.Helper()
-	var seen []string
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		var err error
-		if seen, err = l.srv.Seen(token); err != nil {
+	for range 3 {
+		if err := ns.SendUDP(context.Background(), serverTCP, token); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		seen, err := l.srv.Seen(token)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if len(seen) > 0 {
-			break
+			return seen
 		}
 	}
-	return seen
+	return nil
 }
 
 // ruleCounter sums the packet counters of the rules in iptables-save -c that match re.

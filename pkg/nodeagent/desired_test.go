@@ -59,7 +59,7 @@ func TestDesiredSourceNode(t *testing.T) {
 	if got := setByName(d, s.Dst).Members; !reflect.DeepEqual(got, []string{"192.0.2.0/24"}) {
 		t.Errorf("destination set %v", got)
 	}
-	if got := setByName(d, s.Excluded).Members; !reflect.DeepEqual(got, []string{"192.0.2.8/32"}) {
+	if got := setByName(d, s.Excluded).Members; !reflect.DeepEqual(got, []string{"192.0.2.8"}) {
 		t.Errorf("excluded set %v", got)
 	}
 	if len(d.Peers) != 1 || d.Peers[0].IP != n3.IP || d.Peers[0].MAC.String() != "0e:67:0a:00:00:0d" {

@@ -97,10 +97,7 @@ func TestSpoofedTunnelTraffic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := l.pod(1, 2).NS.SendUDP(ctx, serverTCP, "unselected-tunnelled"); err != nil {
-			t.Fatal(err)
-		}
-		seen := waitSeen(t, l, "unselected-tunnelled")
+		seen := sendUntilSeen(t, l, l.pod(1, 2).NS, "unselected-tunnelled")
 		if len(seen) == 0 || strings.HasPrefix(seen[0], egressIP.String()+":") {
 			t.Errorf("unselected pod's tunnelled packet: server saw %v, want it seen, and not as %s", seen, egressIP)
 		}
@@ -130,10 +127,7 @@ func spoofFromOutsider(t *testing.T, l *lab) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := spoofer.SendUDP(ctx, serverTCP, "spoofed"); err != nil {
-		t.Fatal(err)
-	}
-	if seen := waitSeen(t, l, "spoofed"); len(seen) != 0 {
+	if seen := sendUntilSeen(t, l, spoofer, "spoofed"); len(seen) != 0 {
 		t.Errorf("spoofed VXLAN packet reached the server as %v", seen)
 	}
 	if n := inputDrops(t, l.node(2)); n == 0 {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -29,14 +30,17 @@ func parseIPSetSave(out []byte, k *kernelState) error {
 		}
 		switch f[0] {
 		case "create":
-			k.sets[f[1]] = &setState{typ: f[2], members: map[string]bool{}}
+			k.sets[f[1]] = &setState{typ: f[2]}
 		case "add":
 			s, ok := k.sets[f[1]]
 			if !ok {
 				return fmt.Errorf("ipset save: member of %s before its create line", f[1])
 			}
-			s.members[f[2]] = true
+			s.members = append(s.members, f[2])
 		}
+	}
+	for _, s := range k.sets {
+		slices.Sort(s.members)
 	}
 	return sc.Err()
 }
@@ -60,16 +64,17 @@ func planSets(have, want *kernelState) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func writeMemberDiff(buf *bytes.Buffer, name string, have, want map[string]bool) {
-	for m := range want {
-		if !have[m] {
-			fmt.Fprintf(buf, "add %s %s\n", name, m)
-		}
+// writeMemberDiff writes the adds, then the deletes, that turn the sorted have into the sorted want.
+func writeMemberDiff(buf *bytes.Buffer, name string, have, want []string) {
+	if slices.Equal(have, want) {
+		return
 	}
-	for m := range have {
-		if !want[m] {
-			fmt.Fprintf(buf, "del %s %s\n", name, m)
-		}
+	var dels []string
+	mergeDiff(have, want, strings.Compare,
+		func(m string) { fmt.Fprintf(buf, "add %s %s\n", name, m) },
+		func(m string) { dels = append(dels, m) })
+	for _, m := range dels {
+		fmt.Fprintf(buf, "del %s %s\n", name, m)
 	}
 }
 

@@ -19,7 +19,8 @@ func twoPolicies(l *lab) []PolicyView {
 	return []PolicyView{
 		{Key: "a/all", Pods: podRefs(l.pod(1, 1)), EgressIP: egressIP, GatewayNode: "node2"},
 		{Key: "b/partner", Pods: podRefs(l.pod(1, 2)), DestinationCIDRs: []netip.Prefix{netlab.ExternalSubnet},
-			EgressIP: egressIP2, GatewayNode: "node2"},
+			ExcludedCIDRs: []netip.Prefix{netip.PrefixFrom(netlab.AltServerIP, 32), netip.MustParsePrefix("198.51.100.64/26")},
+			EgressIP:      egressIP2, GatewayNode: "node2"},
 	}
 }
 

@@ -27,9 +27,10 @@ func (dp *Datapath) observeRouting(k *kernelState) error {
 	for _, r := range routes {
 		if dp.cfg.ownTable(uint32(r.Table)) {
 			gw, _ := netip.AddrFromSlice(r.Gw.To4())
-			k.routes[routeKey{table: uint32(r.Table), dst: prefixOf(r.Dst)}] = gw
+			k.routes = append(k.routes, route{table: uint32(r.Table), dst: prefixOf(r.Dst), gw: gw})
 		}
 	}
+	slices.SortFunc(k.routes, compareRoutes)
 	rules, err := dp.nl.RuleList(netlink.FAMILY_V4)
 	if err != nil {
 		return fmt.Errorf("list rules: %w", err)
@@ -61,13 +62,15 @@ func keyOfRule(r netlink.Rule) ruleKey {
 
 // addRouting adds the wanted routes, then the wanted rules: a rule never points at an empty table.
 func (dp *Datapath) addRouting(link netlink.Link, have, want *kernelState) (int, error) {
+	var toAdd []route
+	mergeDiff(have.routes, want.routes, compareRoutes, func(r route) { toAdd = append(toAdd, r) }, func(route) {})
+	for _, r := range changedRoutes(have.routes, want.routes) {
+		toAdd = append(toAdd, r)
+	}
 	changed := 0
-	for key, gw := range want.routes {
-		if g, ok := have.routes[key]; ok && g == gw {
-			continue
-		}
-		if err := dp.nl.RouteReplace(tunnelRoute(link, key, gw)); err != nil {
-			return changed, fmt.Errorf("route %s table %d: %w", key.dst, key.table, err)
+	for _, r := range toAdd {
+		if err := dp.nl.RouteReplace(tunnelRoute(link, r)); err != nil {
+			return changed, fmt.Errorf("route %s table %d: %w", r.dst, r.table, err)
 		}
 		changed++
 	}
@@ -95,24 +98,38 @@ func (dp *Datapath) removeRouting(link netlink.Link, have, want *kernelState) (i
 		}
 		changed++
 	}
-	for key, gw := range have.routes {
-		if _, ok := want.routes[key]; ok {
-			continue
-		}
-		r := &netlink.Route{Table: int(key.table), Dst: ipNet(key.dst), Gw: gw.AsSlice()}
-		if err := dp.nl.RouteDel(r); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return changed, fmt.Errorf("delete route %s table %d: %w", key.dst, key.table, err)
+	var toDel []route
+	mergeDiff(have.routes, want.routes, compareRoutes, func(route) {}, func(r route) { toDel = append(toDel, r) })
+	for _, r := range toDel {
+		nr := &netlink.Route{Table: int(r.table), Dst: ipNet(r.dst), Gw: r.gw.AsSlice()}
+		if err := dp.nl.RouteDel(nr); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return changed, fmt.Errorf("delete route %s table %d: %w", r.dst, r.table, err)
 		}
 		changed++
 	}
 	return changed, nil
 }
 
+// changedRoutes lists the wanted routes whose destination exists in have with another next hop.
+func changedRoutes(have, want []route) []route {
+	var out []route
+	i := 0
+	for _, w := range want {
+		for i < len(have) && compareRoutes(have[i], w) < 0 {
+			i++
+		}
+		if i < len(have) && compareRoutes(have[i], w) == 0 && have[i].gw != w.gw {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 // tunnelRoute is "dst via gw dev <tunnel> onlink table T": gw is the peer node's IP, which is not on the
 // tunnel's subnet (it has none), hence onlink; the static neighbour entry resolves it.
-func tunnelRoute(link netlink.Link, key routeKey, gw netip.Addr) *netlink.Route {
+func tunnelRoute(link netlink.Link, r route) *netlink.Route {
 	return &netlink.Route{
-		Table: int(key.table), Dst: ipNet(key.dst), Gw: gw.AsSlice(),
+		Table: int(r.table), Dst: ipNet(r.dst), Gw: r.gw.AsSlice(),
 		LinkIndex: link.Attrs().Index, Flags: int(netlink.FLAG_ONLINK),
 	}
 }

@@ -1,7 +1,9 @@
 package nodeagent
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 )
 
 // kernelState is the egressgw-owned part of one node's kernel: either observed from the kernel or
@@ -11,8 +13,8 @@ type kernelState struct {
 	neigh map[netip.Addr]string
 	// fdb maps a peer MAC to the peer IP that frames for it are tunnelled to (FDB entries on our device).
 	fdb map[string]netip.Addr
-	// routes maps (table, destination) to the next hop, in our tables only.
-	routes map[routeKey]netip.Addr
+	// routes are the routes of our tables, sorted by table and destination.
+	routes []route
 	// rules holds our policy-routing rules.
 	rules map[ruleKey]bool
 	// sets holds our ipsets.
@@ -21,9 +23,15 @@ type kernelState struct {
 	tables map[string]*tableState
 }
 
-type routeKey struct {
+// route is "dst via gw dev <tunnel> onlink" in table.
+type route struct {
 	table uint32
 	dst   netip.Prefix
+	gw    netip.Addr
+}
+
+func compareRoutes(a, b route) int {
+	return cmp.Or(cmp.Compare(a.table, b.table), a.dst.Addr().Compare(b.dst.Addr()), cmp.Compare(a.dst.Bits(), b.dst.Bits()))
 }
 
 // ruleKey is one ip rule: fwmark mark/mask (from lo only when iifLo) looking up table.
@@ -34,9 +42,10 @@ type ruleKey struct {
 	table      uint32
 }
 
+// setState is one ipset: its type and its members, sorted, in the form `ipset save` prints them.
 type setState struct {
 	typ     string
-	members map[string]bool
+	members []string
 }
 
 // tableState is one iptables table: chains maps every chain we care about to its rules, as iptables-save
@@ -49,7 +58,6 @@ func newKernelState() *kernelState {
 	return &kernelState{
 		neigh:  map[netip.Addr]string{},
 		fdb:    map[string]netip.Addr{},
-		routes: map[routeKey]netip.Addr{},
 		rules:  map[ruleKey]bool{},
 		sets:   map[string]*setState{},
 		tables: map[string]*tableState{},
@@ -65,7 +73,8 @@ func (k *kernelState) table(name string) *tableState {
 	return t
 }
 
-// render turns the desired datapath into the kernel state that implements it; mtu is the tunnel's.
+// render turns the desired datapath into the kernel state that implements it; mtu is the tunnel's. The
+// result shares d's member slices, so d must not change afterwards.
 func render(d *Desired, cfg Config, mtu int) *kernelState {
 	k := newKernelState()
 	for _, p := range d.Peers {
@@ -74,7 +83,7 @@ func render(d *Desired, cfg Config, mtu int) *kernelState {
 	}
 	renderRouting(k, d, cfg)
 	for _, s := range d.Sets {
-		k.sets[s.Name] = &setState{typ: s.Type, members: toSet(s.Members)}
+		k.sets[s.Name] = &setState{typ: s.Type, members: s.Members}
 	}
 	renderChains(k, d, cfg, mtu)
 	return k
@@ -87,23 +96,16 @@ func renderRouting(k *kernelState, d *Desired, cfg Config) {
 		mark, table := cfg.steerMark(g.Index), cfg.TableBase+g.Index
 		k.rules[ruleKey{priority: p, mark: mark, mask: cfg.SteerMask, iifLo: true, table: mainTable}] = true
 		k.rules[ruleKey{priority: p + 1, mark: mark, mask: cfg.SteerMask, table: table}] = true
-		k.routes[routeKey{table: table, dst: defaultRoute}] = g.IP
+		k.routes = append(k.routes, route{table: table, dst: defaultRoute, gw: g.IP})
 	}
 	k.rules[ruleKey{priority: p, mark: cfg.ReplyMark, mask: cfg.ReplyMark, iifLo: true, table: mainTable}] = true
 	k.rules[ruleKey{priority: p + 1, mark: cfg.ReplyMark, mask: cfg.ReplyMark, table: cfg.ReturnTable}] = true
 	for _, r := range d.Returns {
-		k.routes[routeKey{table: cfg.ReturnTable, dst: netip.PrefixFrom(r.Pod, 32)}] = r.Node
+		k.routes = append(k.routes, route{table: cfg.ReturnTable, dst: netip.PrefixFrom(r.Pod, 32), gw: r.Node})
 	}
+	slices.SortFunc(k.routes, compareRoutes)
 }
 
 const mainTable = 254
 
 var defaultRoute = netip.MustParsePrefix("0.0.0.0/0")
-
-func toSet(members []string) map[string]bool {
-	m := make(map[string]bool, len(members))
-	for _, s := range members {
-		m[s] = true
-	}
-	return m
-}

@@ -3,6 +3,7 @@ package netlab
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
@@ -69,9 +70,12 @@ func (t *Topology) AddPod(ctx context.Context, n *Node) (*Pod, error) {
 	return p, p.NS.Route(netip.MustParsePrefix("0.0.0.0/0"), podGateway, "eth0")
 }
 
-// addBridge creates an up bridge with an address.
+// addBridge creates an up bridge with an address. Its MAC is fixed: a bridge otherwise takes the lowest
+// MAC of its ports, so attaching a host later could change the router's MAC under the nodes' ARP caches
+// and black-hole their traffic until the entries expire.
 func (ns *Namespace) addBridge(name string, addr netip.Prefix) error {
-	if err := ns.NL.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
+	mac := net.HardwareAddr{0x02, 0x00, 0x0a, 0x00, 0x00, 0x01}
+	if err := ns.NL.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, HardwareAddr: mac}}); err != nil {
 		return fmt.Errorf("%s: bridge %s: %w", ns.Name, name, err)
 	}
 	return ns.LinkUp(name, addr)

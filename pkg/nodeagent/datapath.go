@@ -151,11 +151,11 @@ func (dp *Datapath) converge(ctx context.Context, link netlink.Link, have, want 
 }
 
 func (dp *Datapath) updateSets(ctx context.Context, have, want *kernelState) (int, error) {
-	script, err := planSets(have, want)
+	ops, err := planSets(have, want)
 	if err != nil {
 		return 0, err
 	}
-	return countLines(script), dp.restoreSets(ctx, script)
+	return len(ops), dp.applySetOps(ctx, ops)
 }
 
 func (dp *Datapath) destroySets(ctx context.Context, have, want *kernelState) (int, error) {

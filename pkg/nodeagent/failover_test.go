@@ -134,3 +134,29 @@ func spoofFromOutsider(t *testing.T, l *lab) {
 		t.Errorf("the gateway's tunnel-port filter dropped nothing: the spoofed packet never arrived, so this test proved nothing")
 	}
 }
+
+// TestPodChangesThroughUpdate drives the event path: a pod joins the policy and then leaves it through
+// Update (netlink set and route changes, no kernel read). Traffic follows each change, and a full Apply
+// afterwards finds nothing to repair, so the fast path left exactly the state a resync wants.
+func TestPodChangesThroughUpdate(t *testing.T) {
+	l := newLab(t, 2, 2)
+	if err := l.topo.RouteToNode(egressIP, l.node(2)); err != nil {
+		t.Fatal(err)
+	}
+	policy := movingPolicy(l, "node2")
+	l.apply(l.view(policy))
+	l.expectSource(l.pod(1, 2).NS, "tcp", serverTCP, l.node(1).IP, "pod 2 before it is selected")
+
+	grown := policy
+	grown.Pods = podRefs(l.pod(1, 1), l.pod(1, 2))
+	l.update(l.view(grown))
+	l.expectSource(l.pod(1, 2).NS, "tcp", serverTCP, egressIP, "pod 2 once selected")
+	l.update(l.view(policy))
+	l.expectSource(l.pod(1, 2).NS, "udp", serverTCP, l.node(1).IP, "pod 2 after it left the policy")
+	l.expectSource(l.pod(1, 1).NS, "tcp", serverTCP, egressIP, "pod 1 throughout")
+	for name, ch := range l.apply(l.view(policy)) {
+		if ch.Total() != 0 {
+			t.Errorf("%s: resync after the updates changed %+v", name, ch)
+		}
+	}
+}

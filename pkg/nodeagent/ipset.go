@@ -1,10 +1,15 @@
 package nodeagent
 
 import (
+	"errors"
+	"net/netip"
+
 	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"slices"
 	"strings"
 )
@@ -45,37 +50,96 @@ func parseIPSetSave(out []byte, k *kernelState) error {
 	return sc.Err()
 }
 
-// planSets returns the `ipset restore` input that creates missing sets and adds and deletes members
-// so that have matches want. Sets that are no longer wanted are left for planSetDestroy, which runs
-// after the iptables rules that use them are gone. Adds come before deletes, per set.
-func planSets(have, want *kernelState) ([]byte, error) {
-	var buf bytes.Buffer
+// setOp is one line of an ipset restore script: "create", "add" or "del".
+type setOp struct {
+	verb, set, arg string
+}
+
+func (o setOp) String() string { return o.verb + " " + o.set + " " + o.arg }
+
+// planSets returns the operations that create missing sets and add and delete members so that have
+// matches want. Sets that are no longer wanted are left for planSetDestroy, which runs after the
+// iptables rules that use them are gone. Adds come before deletes, per set.
+func planSets(have, want *kernelState) ([]setOp, error) {
+	var ops []setOp
 	for _, name := range sortedKeys(want.sets) {
 		w, h := want.sets[name], have.sets[name]
 		if h != nil && h.typ != w.typ {
 			return nil, fmt.Errorf("ipset %s is %s, want %s: remove it (egressgw uninstall) and resync", name, h.typ, w.typ)
 		}
 		if h == nil {
-			fmt.Fprintf(&buf, "create %s %s family inet maxelem %d\n", name, w.typ, setMaxElem)
+			ops = append(ops, setOp{"create", name, fmt.Sprintf("%s family inet maxelem %d", w.typ, setMaxElem)})
 			h = &setState{}
 		}
-		writeMemberDiff(&buf, name, h.members, w.members)
+		ops = appendMemberDiff(ops, name, h.members, w.members)
 	}
-	return buf.Bytes(), nil
+	return ops, nil
 }
 
-// writeMemberDiff writes the adds, then the deletes, that turn the sorted have into the sorted want.
-func writeMemberDiff(buf *bytes.Buffer, name string, have, want []string) {
+// appendMemberDiff appends the adds, then the deletes, that turn the sorted have into the sorted want.
+func appendMemberDiff(ops []setOp, name string, have, want []string) []setOp {
 	if slices.Equal(have, want) {
-		return
+		return ops
 	}
-	var dels []string
+	var dels []setOp
 	mergeDiff(have, want, strings.Compare,
-		func(m string) { fmt.Fprintf(buf, "add %s %s\n", name, m) },
-		func(m string) { dels = append(dels, m) })
-	for _, m := range dels {
-		fmt.Fprintf(buf, "del %s %s\n", name, m)
+		func(m string) { ops = append(ops, setOp{"add", name, m}) },
+		func(m string) { dels = append(dels, setOp{"del", name, m}) })
+	return append(ops, dels...)
+}
+
+// script renders operations as `ipset restore` input.
+func script(ops []setOp) []byte {
+	var buf bytes.Buffer
+	for _, o := range ops {
+		buf.WriteString(o.String())
+		buf.WriteByte('\n')
 	}
+	return buf.Bytes()
+}
+
+// netlinkSetOpsMax is how many member changes go through netlink calls instead of one `ipset restore`:
+// below it, the calls are cheaper than starting a process.
+const netlinkSetOpsMax = 64
+
+// applySetOps runs the operations: a few member changes (a pod came or went) as netlink calls, anything
+// larger or any create in one `ipset restore`.
+func (dp *Datapath) applySetOps(ctx context.Context, ops []setOp) error {
+	if len(ops) > netlinkSetOpsMax || slices.ContainsFunc(ops, func(o setOp) bool { return o.verb == "create" }) {
+		return dp.restoreSets(ctx, script(ops))
+	}
+	for _, o := range ops {
+		if err := dp.memberOp(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// memberOp adds or deletes one member through netlink; an add of a present member and a delete of an
+// absent one succeed, like `ipset -exist`.
+func (dp *Datapath) memberOp(o setOp) error {
+	p, err := netip.ParsePrefix(o.arg)
+	if err != nil {
+		addr, aerr := netip.ParseAddr(o.arg)
+		if aerr != nil {
+			return fmt.Errorf("ipset %s member %q: %w", o.set, o.arg, err)
+		}
+		p = netip.PrefixFrom(addr, 32)
+	}
+	entry := &netlink.IPSetEntry{IP: p.Addr().AsSlice(), CIDR: uint8(p.Bits()), Replace: true}
+	if !strings.Contains(o.arg, "/") {
+		entry.CIDR = 0
+	}
+	if o.verb == "add" {
+		err = dp.nl.IpsetAdd(o.set, entry)
+	} else {
+		err = dp.nl.IpsetDel(o.set, entry)
+	}
+	if err != nil && !errors.Is(err, nl.IPSetError(nl.IPSET_ERR_EXIST)) {
+		return fmt.Errorf("ipset %s %s %s: %w", o.verb, o.set, o.arg, err)
+	}
+	return nil
 }
 
 // planSetDestroy destroys our sets that are no longer wanted.

@@ -110,6 +110,21 @@ func (l *lab) apply(v View) map[string]Changes {
 	return out
 }
 
+// update runs the event path (Datapath.Update) on every node.
+func (l *lab) update(v View) {
+	l.t.Helper()
+	for _, n := range l.topo.Nodes {
+		v.Node = n.Name
+		d, err := DesiredState(v, l.cfg)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		if _, err := l.dps[n.Name].Update(context.Background(), d); err != nil {
+			l.t.Fatalf("update on %s: %v", n.Name, err)
+		}
+	}
+}
+
 func (l *lab) applyNode(node string, v View) Changes {
 	l.t.Helper()
 	v.Node = node

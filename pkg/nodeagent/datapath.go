@@ -23,6 +23,7 @@ type Datapath struct {
 	mu   sync.Mutex
 	last *kernelState // what the last successful Apply or Update left, for Update's fast path
 	link netlink.Link
+	mtu  int // the tunnel MTU the last Apply set (the cached link's attributes may predate it)
 }
 
 // Changes counts what an Apply, Update or Uninstall changed in the kernel; all zero means the kernel
@@ -81,6 +82,7 @@ func (dp *Datapath) Apply(ctx context.Context, want *Desired) (Changes, error) {
 	target := render(want, dp.cfg, wantLink.MTU)
 	err = dp.converge(ctx, link, have, target, &ch)
 	dp.remember(link, target, err)
+	dp.mtu = wantLink.MTU
 	return ch, err
 }
 
@@ -97,7 +99,7 @@ func (dp *Datapath) Update(ctx context.Context, want *Desired) (Changes, error) 
 	}
 	defer dp.mu.Unlock()
 	var ch Changes
-	target := render(want, dp.cfg, link.Attrs().MTU)
+	target := render(want, dp.cfg, dp.mtu)
 	err := dp.converge(ctx, link, last, target, &ch)
 	dp.remember(link, target, err)
 	return ch, err

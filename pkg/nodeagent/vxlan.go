@@ -233,7 +233,7 @@ func neighEntry(link netlink.Link, ip netip.Addr, mac string) *netlink.Neigh {
 
 // fdbEntry tunnels frames for mac to the node at ip.
 func fdbEntry(link netlink.Link, ip netip.Addr, mac string) *netlink.Neigh {
-	hw, _ := net.ParseMAC(mac)
-	return &netlink.Neigh{LinkIndex: link.Attrs().Index, Family: syscall.AF_BRIDGE, State: netlink.NUD_PERMANENT,
-		Flags: netlink.NTF_SELF, IP: ip.AsSlice(), HardwareAddr: hw}
+	n := neighEntry(link, ip, mac)
+	n.Family, n.Flags = syscall.AF_BRIDGE, netlink.NTF_SELF
+	return n
 }

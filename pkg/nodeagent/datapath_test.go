@@ -10,7 +10,9 @@ import (
 )
 
 // TestEgressThroughGateway runs real packets through three nodes: node3 holds the egress IP; the policy
-// selects pod 1 of every node toward the external /24 except AltServerIP.
+// selects pod 1 of every node toward the external /24 except AltServerIP. The fabric drops a reply that
+// node3 would send straight to node1 (its source is the server's address), so an answer proves the
+// reply came back through the tunnel.
 func TestEgressThroughGateway(t *testing.T) {
 	l := newLab(t, 3, 2)
 	if err := l.topo.RouteToNode(egressIP, l.node(3)); err != nil {

@@ -3,10 +3,7 @@ package netlab
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
-
-	"github.com/vishvananda/netlink"
 )
 
 // CNIMasqueradeComment marks the emulated CNI's MASQUERADE rule, so tests can check it survives.
@@ -26,8 +23,15 @@ func (n *Node) installCNI(ctx context.Context) error {
 	return err
 }
 
-// routePodCIDRs routes every other node's pod CIDR through that node (native routing across the bridge).
+// routePodCIDRs routes every other node's pod CIDR through that node (native routing), and lets the
+// fabric route and accept the node's own pod CIDR.
 func (t *Topology) routePodCIDRs(n *Node) error {
+	if err := t.Fabric.Route(n.PodCIDR, n.IP, ""); err != nil {
+		return err
+	}
+	if err := t.allowSource(t.ports[n.IP], n.PodCIDR); err != nil {
+		return err
+	}
 	for _, peer := range t.Nodes {
 		if peer == n {
 			continue
@@ -68,31 +72,4 @@ func (t *Topology) AddPod(ctx context.Context, n *Node) (*Pod, error) {
 		return nil, err
 	}
 	return p, p.NS.Route(netip.MustParsePrefix("0.0.0.0/0"), podGateway, "eth0")
-}
-
-// addBridge creates an up bridge with an address. Its MAC is fixed: a bridge otherwise takes the lowest
-// MAC of its ports, so attaching a host later could change the router's MAC under the nodes' ARP caches
-// and black-hole their traffic until the entries expire.
-func (ns *Namespace) addBridge(name string, addr netip.Prefix) error {
-	mac := net.HardwareAddr{0x02, 0x00, 0x0a, 0x00, 0x00, 0x01}
-	if err := ns.NL.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, HardwareAddr: mac}}); err != nil {
-		return fmt.Errorf("%s: bridge %s: %w", ns.Name, name, err)
-	}
-	return ns.LinkUp(name, addr)
-}
-
-// attachToBridge connects peer to the bridge with a veth (port name here, peerName with addr there).
-func (ns *Namespace) attachToBridge(bridge, port string, peer *Namespace, peerName string, addr netip.Prefix) error {
-	if err := Veth(ns, port, netip.Prefix{}, peer, peerName, addr); err != nil {
-		return err
-	}
-	br, err := ns.NL.LinkByName(bridge)
-	if err != nil {
-		return err
-	}
-	link, err := ns.NL.LinkByName(port)
-	if err != nil {
-		return err
-	}
-	return ns.NL.LinkSetMaster(link, br)
 }

@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"testing"
 )
@@ -55,5 +56,46 @@ func TestTopologyEmulatesACNI(t *testing.T) {
 	seen, err := srv.Seen("pod-udp")
 	if err != nil || len(seen) != 2 {
 		t.Errorf("server log for pod-udp: %v (err %v), want 2 lines", seen, err)
+	}
+}
+
+// TestFabricSourceCheck proves the emulated cloud source/destination check and RouteToNode: node2 may
+// send from an extra address only while the fabric routes that address to node2.
+func TestFabricSourceCheck(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	topo, err := Build(ctx, Spec{Nodes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = topo.Close() })
+	dir := t.TempDir()
+	bin, err := BuildEchoServer(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := topo.StartEchoServer(ctx, bin, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	extra := netip.MustParseAddr("10.0.0.100")
+	n2 := topo.Nodes[1]
+	err = n2.NS.RunLines(ctx, []string{"ip", "addr", "add", extra.String() + "/32", "dev", "lo"},
+		[]string{"ip", "route", "replace", ServerIP.String(), "via", RouterIP.String(), "src", extra.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.RouteToNode(extra, topo.Nodes[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := n2.NS.SourceOf(ctx, "udp", srv.Addr, "not-yours"); err == nil {
+		t.Errorf("node2 sent from an address routed to node1 and the server saw %s", got)
+	}
+	if err := topo.RouteToNode(extra, n2); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := n2.NS.SourceOf(ctx, "udp", srv.Addr, "yours"); err != nil || got != extra {
+		t.Errorf("node2 holding %s: seen as %v (err %v)", extra, got, err)
 	}
 }

@@ -1,6 +1,8 @@
 // Package netlab builds small networks out of Linux network namespaces on the real kernel: nodes with pods,
-// a fabric router that plays the cloud network, and an external host running a server that reports the
-// client address it saw. The datapath tests use it, and so can a whole-system lab.
+// a fabric router that plays the cloud network (it routes secondary IPs to the node holding them and,
+// like a cloud's source/destination check, drops packets a host sends from an address it was not
+// given), and an external host running a server that reports the client address it saw. The datapath
+// tests use it, and so can a whole-system lab.
 //
 // Everything it creates lives in named namespaces whose names start with a caller-chosen prefix; Close
 // deletes them, and nothing is ever changed in the caller's own namespace. It needs root.

@@ -10,7 +10,7 @@ import (
 // The address plan. Everything lives inside the lab's namespaces, so the ranges cannot clash with the
 // machine's own.
 var (
-	// VPCSubnet is the node subnet on the fabric bridge; the fabric router is RouterIP.
+	// VPCSubnet is the node subnet; the fabric router is RouterIP.
 	VPCSubnet = netip.MustParsePrefix("10.0.0.0/24")
 	RouterIP  = netip.MustParseAddr("10.0.0.1")
 	// PodSupernet holds every node's pod CIDR (10.244.N.0/24 for node N).
@@ -39,8 +39,8 @@ type Spec struct {
 	PodsPerNode int
 }
 
-// Topology is a built lab: a fabric namespace holding the node bridge and the router, an external host,
-// and nodes with pods. Nodes emulate a CNI: per-pod veths and /32 routes, routes to the other nodes' pod
+// Topology is a built lab: a fabric namespace that plays the cloud network (a router with one port per
+// host, see attach), an external host, and nodes with pods. Nodes emulate a CNI: per-pod veths and /32 routes, routes to the other nodes' pod
 // CIDRs, and a MASQUERADE rule for pod traffic leaving the pod supernet.
 type Topology struct {
 	Prefix   string
@@ -49,6 +49,7 @@ type Topology struct {
 	Nodes    []*Node
 
 	owned []*Namespace
+	ports map[netip.Addr]string // host IP → its port on the router
 }
 
 // Node is one node namespace.
@@ -77,7 +78,7 @@ func Build(ctx context.Context, spec Spec) (*Topology, error) {
 	if spec.Prefix == "" {
 		spec.Prefix = RandomPrefix()
 	}
-	t := &Topology{Prefix: spec.Prefix}
+	t := &Topology{Prefix: spec.Prefix, ports: map[netip.Addr]string{}}
 	if err := t.build(ctx, spec); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
@@ -127,13 +128,10 @@ func (t *Topology) newNamespace(ctx context.Context, suffix string) (*Namespace,
 	return ns, ns.Sysctl("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 }
 
-// buildFabric creates the router namespace with the node bridge ("vpc", RouterIP) and the external host.
+// buildFabric creates the router namespace and the external host behind it.
 func (t *Topology) buildFabric(ctx context.Context) error {
 	var err error
 	if t.Fabric, err = t.newNamespace(ctx, "fab"); err != nil {
-		return err
-	}
-	if err := t.Fabric.addBridge("vpc", netip.PrefixFrom(RouterIP, VPCSubnet.Bits())); err != nil {
 		return err
 	}
 	if err := t.Fabric.Sysctl("net.ipv4.ip_forward=1"); err != nil {
@@ -165,37 +163,42 @@ func (t *Topology) addNode(ctx context.Context, i int) (*Node, error) {
 		return nil, err
 	}
 	t.Nodes = append(t.Nodes, n)
-	if err := t.Fabric.attachToBridge("vpc", fmt.Sprintf("n%d", i), n.NS, Uplink,
-		netip.PrefixFrom(n.IP, VPCSubnet.Bits())); err != nil {
-		return nil, err
-	}
-	if err := n.NS.Route(netip.MustParsePrefix("0.0.0.0/0"), RouterIP, ""); err != nil {
+	if err := t.attach(ctx, fmt.Sprintf("n%d", i), n.NS, n.IP); err != nil {
 		return nil, err
 	}
 	return n, n.installCNI(ctx)
 }
 
-// AttachHost puts a new namespace with address ip on the node bridge, default route through the router.
+// AttachHost puts a new namespace with address ip on the node subnet, default route through the router.
 // Tests use it for hosts that are not nodes (a spoofer).
 func (t *Topology) AttachHost(ctx context.Context, suffix string, ip netip.Addr) (*Namespace, error) {
 	ns, err := t.newNamespace(ctx, suffix)
 	if err != nil {
 		return nil, err
 	}
-	if err := t.Fabric.attachToBridge("vpc", suffix, ns, Uplink, netip.PrefixFrom(ip, VPCSubnet.Bits())); err != nil {
-		return nil, err
-	}
-	return ns, ns.Route(netip.MustParsePrefix("0.0.0.0/0"), RouterIP, "")
+	return ns, t.attach(ctx, suffix, ns, ip)
 }
 
 // RouteToNode makes the fabric deliver ip to node, the way a cloud network delivers a secondary IP to
-// the instance that holds it. It replaces any earlier route for ip.
+// the instance that holds it: the route follows, and so does the source check (node may now send with
+// ip as its source, and no other host may). It replaces any earlier assignment of ip.
 func (t *Topology) RouteToNode(ip netip.Addr, n *Node) error {
-	return t.Fabric.Route(netip.PrefixFrom(ip, 32), n.IP, "")
+	if err := t.Unroute(ip); err != nil {
+		return err
+	}
+	if err := t.Fabric.Route(netip.PrefixFrom(ip, 32), n.IP, ""); err != nil {
+		return err
+	}
+	return t.allowSource(t.ports[n.IP], netip.PrefixFrom(ip, 32))
 }
 
-// Unroute removes the fabric route for ip.
+// Unroute removes the fabric route for ip and every host's permission to send from it.
 func (t *Topology) Unroute(ip netip.Addr) error {
+	for _, port := range t.ports {
+		if _, err := t.Fabric.Run(context.Background(), nil, "ipset", "-exist", "del", sourceSet(port), ip.String()); err != nil {
+			return err
+		}
+	}
 	return t.Fabric.DeleteRoute(netip.PrefixFrom(ip, 32))
 }
 

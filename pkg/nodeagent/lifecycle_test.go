@@ -106,6 +106,20 @@ func TestLifecycle(t *testing.T) {
 			compareDumps(t, name+" after a second apply", ref[name], dumps(t, l.topo.Node(name).NS))
 		}
 	})
+	t.Run("restarted agent", func(t *testing.T) {
+		for _, n := range l.topo.Nodes {
+			fresh, err := New(l.cfg, n.NS.NL, n.NS, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := full
+			v.Node = n.Name
+			d, _ := DesiredState(v, l.cfg)
+			if ch, err := fresh.Apply(context.Background(), d); err != nil || ch.Total() != 0 {
+				t.Errorf("%s: a new agent's first apply on a programmed node: %+v, %v; want no change", n.Name, ch, err)
+			}
+		}
+	})
 	t.Run("remove one policy", func(t *testing.T) { checkPolicyRemoval(t, l, full, ref) })
 	t.Run("kill and resume", func(t *testing.T) { checkResume(t, l, full, ref) })
 	t.Run("repair", func(t *testing.T) { checkRepair(t, l, full, ref) })

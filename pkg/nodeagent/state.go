@@ -11,8 +11,8 @@ import (
 type kernelState struct {
 	// neigh maps a peer IP to the MAC of its tunnel device (neighbour entries on our device).
 	neigh map[netip.Addr]string
-	// fdb maps a peer MAC to the peer IP that frames for it are tunnelled to (FDB entries on our device).
-	fdb map[string]netip.Addr
+	// fdb maps a peer IP to the MAC whose frames are tunnelled to it (FDB entries on our device).
+	fdb map[netip.Addr]string
 	// routes are the routes of our tables, sorted by table and destination.
 	routes []route
 	// rules holds our policy-routing rules.
@@ -57,7 +57,7 @@ type tableState struct {
 func newKernelState() *kernelState {
 	return &kernelState{
 		neigh:  map[netip.Addr]string{},
-		fdb:    map[string]netip.Addr{},
+		fdb:    map[netip.Addr]string{},
 		rules:  map[ruleKey]bool{},
 		sets:   map[string]*setState{},
 		tables: map[string]*tableState{},
@@ -79,7 +79,7 @@ func render(d *Desired, cfg Config, mtu int) *kernelState {
 	k := newKernelState()
 	for _, p := range d.Peers {
 		k.neigh[p.IP] = p.MAC.String()
-		k.fdb[p.MAC.String()] = p.IP
+		k.fdb[p.IP] = p.MAC.String()
 	}
 	renderRouting(k, d, cfg)
 	for _, s := range d.Sets {

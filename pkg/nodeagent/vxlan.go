@@ -173,7 +173,7 @@ func (dp *Datapath) observePeers(link netlink.Link, k *kernelState) error {
 	}
 	for _, n := range fdb {
 		if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok {
-			k.fdb[n.HardwareAddr.String()] = ip
+			k.fdb[ip] = n.HardwareAddr.String()
 		}
 	}
 	return nil
@@ -181,22 +181,29 @@ func (dp *Datapath) observePeers(link netlink.Link, k *kernelState) error {
 
 // addPeers writes every wanted neighbour and FDB entry that is missing or different.
 func (dp *Datapath) addPeers(link netlink.Link, have, want *kernelState) (int, error) {
-	changed := 0
-	for ip, mac := range want.neigh {
-		if have.neigh[ip] == mac {
-			continue
-		}
-		if err := dp.nl.NeighSet(neighEntry(link, ip, mac)); err != nil {
-			return changed, fmt.Errorf("neighbour %s: %w", ip, err)
-		}
-		changed++
+	return bothPeerTables(have, want, func(h, w map[netip.Addr]string, entry peerEntry) (int, error) {
+		return dp.writeEntries(link, h, w, entry)
+	})
+}
+
+// bothPeerTables runs op on the neighbour entries, then on the FDB entries, and adds up the changes.
+func bothPeerTables(have, want *kernelState, op func(h, w map[netip.Addr]string, entry peerEntry) (int, error)) (int, error) {
+	n, err := op(have.neigh, want.neigh, neighEntry)
+	if err != nil {
+		return n, err
 	}
-	for mac, ip := range want.fdb {
-		if have.fdb[mac] == ip {
+	m, err := op(have.fdb, want.fdb, fdbEntry)
+	return n + m, err
+}
+
+func (dp *Datapath) writeEntries(link netlink.Link, have, want map[netip.Addr]string, entry peerEntry) (int, error) {
+	changed := 0
+	for ip, mac := range want {
+		if have[ip] == mac {
 			continue
 		}
-		if err := dp.nl.NeighSet(fdbEntry(link, ip, mac)); err != nil {
-			return changed, fmt.Errorf("fdb %s: %w", mac, err)
+		if err := dp.nl.NeighSet(entry(link, ip, mac)); err != nil {
+			return changed, fmt.Errorf("peer %s (%s): %w", ip, mac, err)
 		}
 		changed++
 	}
@@ -205,25 +212,27 @@ func (dp *Datapath) addPeers(link netlink.Link, have, want *kernelState) (int, e
 
 // removePeers deletes entries of our device that are no longer wanted.
 func (dp *Datapath) removePeers(link netlink.Link, have, want *kernelState) (int, error) {
+	return bothPeerTables(have, want, func(h, w map[netip.Addr]string, entry peerEntry) (int, error) {
+		return dp.deleteEntries(link, h, w, entry)
+	})
+}
+
+func (dp *Datapath) deleteEntries(link netlink.Link, have, want map[netip.Addr]string, entry peerEntry) (int, error) {
 	changed := 0
-	for ip, mac := range have.neigh {
-		if _, ok := want.neigh[ip]; !ok {
-			if err := dp.nl.NeighDel(neighEntry(link, ip, mac)); err != nil && !errors.Is(err, syscall.ENOENT) {
-				return changed, fmt.Errorf("delete neighbour %s: %w", ip, err)
-			}
-			changed++
+	for ip, mac := range have {
+		if want[ip] == mac {
+			continue
 		}
-	}
-	for mac, ip := range have.fdb {
-		if want.fdb[mac] != ip {
-			if err := dp.nl.NeighDel(fdbEntry(link, ip, mac)); err != nil && !errors.Is(err, syscall.ENOENT) {
-				return changed, fmt.Errorf("delete fdb %s: %w", mac, err)
-			}
-			changed++
+		if err := dp.nl.NeighDel(entry(link, ip, mac)); err != nil && !errors.Is(err, syscall.ENOENT) {
+			return changed, fmt.Errorf("delete peer %s (%s): %w", ip, mac, err)
 		}
+		changed++
 	}
 	return changed, nil
 }
+
+// peerEntry builds the neighbour or FDB entry that maps a peer's IP and tunnel MAC.
+type peerEntry func(link netlink.Link, ip netip.Addr, mac string) *netlink.Neigh
 
 func neighEntry(link netlink.Link, ip netip.Addr, mac string) *netlink.Neigh {
 	hw, _ := net.ParseMAC(mac)

@@ -19,27 +19,8 @@ func requireRoot(t *testing.T) {
 // through its node's masquerade (seen as the node IP), a node is seen with its own IP, and a fabric route
 // for an address makes that address reach the node it names.
 func TestTopologyEmulatesACNI(t *testing.T) {
-	requireRoot(t)
 	ctx := context.Background()
-	topo, err := Build(ctx, Spec{Nodes: 2, PodsPerNode: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := topo.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	dir := t.TempDir()
-	bin, err := BuildEchoServer(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := topo.StartEchoServer(ctx, bin, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
+	topo, srv := startLab(t, Spec{Nodes: 2, PodsPerNode: 1})
 
 	for _, n := range topo.Nodes {
 		for _, proto := range []string{"tcp", "udp"} {
@@ -62,26 +43,11 @@ func TestTopologyEmulatesACNI(t *testing.T) {
 // TestFabricSourceCheck proves the emulated cloud source/destination check and RouteToNode: node2 may
 // send from an extra address only while the fabric routes that address to node2.
 func TestFabricSourceCheck(t *testing.T) {
-	requireRoot(t)
 	ctx := context.Background()
-	topo, err := Build(ctx, Spec{Nodes: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = topo.Close() })
-	dir := t.TempDir()
-	bin, err := BuildEchoServer(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := topo.StartEchoServer(ctx, bin, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
+	topo, srv := startLab(t, Spec{Nodes: 2})
 	extra := netip.MustParseAddr("10.0.0.100")
 	n2 := topo.Nodes[1]
-	err = n2.NS.RunLines(ctx, []string{"ip", "addr", "add", extra.String() + "/32", "dev", "lo"},
+	err := n2.NS.RunLines(ctx, []string{"ip", "addr", "add", extra.String() + "/32", "dev", "lo"},
 		[]string{"ip", "route", "replace", ServerIP.String(), "via", RouterIP.String(), "src", extra.String()})
 	if err != nil {
 		t.Fatal(err)
@@ -98,4 +64,30 @@ func TestFabricSourceCheck(t *testing.T) {
 	if got, err := n2.NS.SourceOf(ctx, "udp", srv.Addr, "yours"); err != nil || got != extra {
 		t.Errorf("node2 holding %s: seen as %v (err %v)", extra, got, err)
 	}
+}
+
+// startLab builds a topology with the echo server running, both removed at the end of the test.
+func startLab(t *testing.T, spec Spec) (*Topology, *EchoServer) {
+	requireRoot(t)
+	ctx := context.Background()
+	topo, err := Build(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := topo.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	dir := t.TempDir()
+	bin, err := BuildEchoServer(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := topo.StartEchoServer(ctx, bin, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	return topo, srv
 }

@@ -28,14 +28,27 @@ func requireRoot(t testing.TB) {
 	}
 }
 
-// echoBinary builds the echo server once per test binary.
+// echoDir holds the echo server binary; TestMain removes it.
+var echoDir string
+
+// echoBinary builds the echo server once per test binary, on first use (tests that need no root never
+// build it).
 var echoBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "egressgw-echo-")
 	if err != nil {
 		return "", err
 	}
+	echoDir = dir
 	return netlab.BuildEchoServer(context.Background(), dir)
 })
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if echoDir != "" {
+		_ = os.RemoveAll(echoDir)
+	}
+	os.Exit(code)
+}
 
 // lab is a netlab topology with a Datapath per node and the echo server running.
 type lab struct {

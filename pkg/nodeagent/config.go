@@ -1,0 +1,155 @@
+// Package nodeagent holds the egressgw node agent's datapath: it turns the cluster's view into the
+// kernel state of one node (a VXLAN device, static peers, policy routing, ipsets and iptables chains) and
+// keeps the kernel in that state.
+package nodeagent
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+)
+
+// Config is the datapath's tunable part. Every field has a safe default (DefaultConfig); the defaults
+// avoid the marks, ports and table ids that Kubernetes and common CNI plugins use.
+type Config struct {
+	// Device is the VXLAN device's name.
+	Device string
+	// VNI is the VXLAN network identifier of the egress tunnel.
+	VNI uint32
+	// Port is the VXLAN UDP port. It must differ from the ports CNI overlays use (4789, 8472, 7789).
+	Port uint16
+	// SteerMask holds the fwmark bits that name the gateway a steered packet goes to (one value per
+	// gateway node). It must be one contiguous run of bits.
+	SteerMask uint32
+	// ReplyMark is the single fwmark bit that sends replies of tunnelled flows back into the tunnel.
+	ReplyMark uint32
+	// TableBase is the route table of gateway index 0; gateway i (1..max) uses TableBase+i.
+	TableBase uint32
+	// ReturnTable holds the gateway side's per-pod return routes.
+	ReturnTable uint32
+	// RulePriority is the priority of the rules that keep the tunnel's own packets out of the tunnel;
+	// the steering and return rules use RulePriority+1. Every rule at these two priorities is egressgw's.
+	RulePriority int
+	// MTU of the tunnel device; 0 means the uplink's MTU minus the 50 bytes of VXLAN overhead.
+	MTU int
+	// Uplink is the underlay interface; empty means the interface that holds the node's IP.
+	Uplink string
+}
+
+// Marks and ports that belong to others and that the defaults (and validation) stay clear of.
+const (
+	kubernetesProxyMarks = 0x4000 | 0x8000 // masquerade and drop marks of the Kubernetes service proxy
+	commonCNIMarks       = 0xffff0000 | 0x0f00
+	vxlanHeaderOverhead  = 50
+)
+
+// reservedPorts are VXLAN ports that CNI overlays and other egress tunnels already use.
+var reservedPorts = map[uint16]string{
+	4789: "the IANA VXLAN port, used by CNI overlays",
+	8472: "the Linux kernel's historic VXLAN port, used by CNI overlays",
+	7789: "a port used by another egress tunnel implementation",
+}
+
+// DefaultConfig returns the defaults: device egressgw0, VNI 6464, UDP 4866, steering marks 0x000000ff,
+// reply mark 0x2000, tables 41000+ (gateways) and 40999 (returns), rule priorities 100/101, MTU from the
+// uplink.
+func DefaultConfig() Config {
+	return Config{
+		Device:       "egressgw0",
+		VNI:          6464,
+		Port:         4866,
+		SteerMask:    0x000000ff,
+		ReplyMark:    0x00002000,
+		TableBase:    41000,
+		ReturnTable:  40999,
+		RulePriority: 100,
+	}
+}
+
+// Validate reports every problem of the configuration at once, each with what to change.
+func (c Config) Validate() error {
+	return errors.Join(c.validateDevice(), c.validateTunnel(), c.validateMarks(), c.validateTables())
+}
+
+func (c Config) validateDevice() error {
+	var errs []error
+	if c.Device == "" || len(c.Device) > 15 {
+		errs = append(errs, fmt.Errorf("device %q: want a Linux interface name of 1 to 15 characters", c.Device))
+	}
+	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535) {
+		errs = append(errs, fmt.Errorf("mtu %d: want 0 (uplink MTU - %d) or 576..65535", c.MTU, vxlanHeaderOverhead))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) validateTunnel() error {
+	var errs []error
+	if c.VNI == 0 || c.VNI >= 1<<24 {
+		errs = append(errs, fmt.Errorf("vni %d: want 1..16777215", c.VNI))
+	}
+	if c.Port == 0 {
+		errs = append(errs, errors.New("port 0: want a UDP port"))
+	}
+	if why, ok := reservedPorts[c.Port]; ok {
+		errs = append(errs, fmt.Errorf("port %d is %s; pick another so the tunnels cannot mix", c.Port, why))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) validateMarks() error {
+	var errs []error
+	if c.SteerMask == 0 || !contiguous(c.SteerMask) {
+		errs = append(errs, fmt.Errorf("steer mask %#x: want one contiguous run of bits", c.SteerMask))
+	}
+	if bits.OnesCount32(c.ReplyMark) != 1 {
+		errs = append(errs, fmt.Errorf("reply mark %#x: want exactly one bit", c.ReplyMark))
+	}
+	if c.SteerMask&c.ReplyMark != 0 {
+		errs = append(errs, fmt.Errorf("reply mark %#x overlaps steer mask %#x", c.ReplyMark, c.SteerMask))
+	}
+	ours := c.SteerMask | c.ReplyMark
+	if ours&kubernetesProxyMarks != 0 {
+		errs = append(errs, fmt.Errorf("marks %#x overlap the Kubernetes service proxy's masquerade/drop marks %#x", ours, kubernetesProxyMarks))
+	}
+	if ours&commonCNIMarks != 0 {
+		errs = append(errs, fmt.Errorf("marks %#x overlap bits %#x that CNI plugins use by default", ours, uint32(commonCNIMarks)))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) validateTables() error {
+	var errs []error
+	last := uint64(c.TableBase) + uint64(c.maxGateways())
+	if c.TableBase == 0 || last >= 1<<32 || overlapsSystemTables(uint64(c.TableBase)+1, last) {
+		errs = append(errs, fmt.Errorf("table base %d: tables %d..%d must avoid 0 and 253..255 and fit in 32 bits", c.TableBase, uint64(c.TableBase)+1, last))
+	}
+	if c.ReturnTable == 0 || overlapsSystemTables(uint64(c.ReturnTable), uint64(c.ReturnTable)) {
+		errs = append(errs, fmt.Errorf("return table %d: must not be 0 or 253..255", c.ReturnTable))
+	}
+	if uint64(c.ReturnTable) > uint64(c.TableBase) && uint64(c.ReturnTable) <= last {
+		errs = append(errs, fmt.Errorf("return table %d lies inside the gateway tables %d..%d", c.ReturnTable, c.TableBase+1, last))
+	}
+	if c.RulePriority < 1 || c.RulePriority > 32000 {
+		errs = append(errs, fmt.Errorf("rule priority %d: want 1..32000, before the main table's 32766", c.RulePriority))
+	}
+	return errors.Join(errs...)
+}
+
+func overlapsSystemTables(first, last uint64) bool { return first <= 255 && last >= 253 }
+
+// contiguous reports whether the set bits of m form one run.
+func contiguous(m uint32) bool {
+	shifted := m >> bits.TrailingZeros32(m)
+	return shifted&(shifted+1) == 0
+}
+
+// maxGateways is how many gateway nodes the steer mask can name (index 0 means "not steered").
+func (c Config) maxGateways() uint32 {
+	if c.SteerMask == 0 {
+		return 0
+	}
+	return c.SteerMask >> bits.TrailingZeros32(c.SteerMask)
+}
+
+// steerMark is the fwmark of gateway index i.
+func (c Config) steerMark(i uint32) uint32 { return i << bits.TrailingZeros32(c.SteerMask) }

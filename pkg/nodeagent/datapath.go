@@ -1,0 +1,223 @@
+package nodeagent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Datapath programs one node's kernel. It is namespace-agnostic: every netlink call goes through nl
+// and every tool runs through exec, so the agent points both at the host and tests at a namespace.
+// Its methods are safe for concurrent use (they serialise).
+type Datapath struct {
+	cfg  Config
+	nl   *netlink.Handle
+	exec Exec
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	last *kernelState // what the last successful Apply or Update left, for Update's fast path
+	link netlink.Link
+	mtu  int // the tunnel MTU the last Apply set (the cached link's attributes may predate it)
+}
+
+// Changes counts what an Apply, Update or Uninstall changed in the kernel; all zero means the kernel
+// already matched.
+type Changes struct {
+	Link, Sysctls, Peers, Routing, SetOps, IptablesTables, ConntrackEntries int
+}
+
+// Total is the number of changes of every kind.
+func (c Changes) Total() int {
+	return c.Link + c.Sysctls + c.Peers + c.Routing + c.SetOps + c.IptablesTables + c.ConntrackEntries
+}
+
+// New validates cfg and returns a Datapath that programs the namespace nl and exec point into.
+func New(cfg Config, nl *netlink.Handle, exec Exec, log *slog.Logger) (*Datapath, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid datapath configuration: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Datapath{cfg: cfg, nl: nl, exec: exec, log: log.With("component", "datapath")}, nil
+}
+
+// Apply makes the kernel match want, reading the kernel first: it creates what is missing, repairs what
+// differs and removes what is ours but no longer wanted, touching nothing that is not ours. It is
+// idempotent (a second call changes nothing) and completes a node left half-programmed by a crash.
+// Order keeps traffic safe: peers and routes exist before a rule or mark can send packets to them, and
+// marks and SNAT rules go before the routes and sets they use. When an egress IP stops being held here,
+// its conntrack entries are deleted after its SNAT rules.
+func (dp *Datapath) Apply(ctx context.Context, want *Desired) (Changes, error) {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	dp.last = nil
+	var ch Changes
+	uplink, err := dp.uplink(want.NodeIP)
+	if err != nil {
+		return ch, err
+	}
+	wantLink := dp.wantLink(uplink, want.NodeIP)
+	link, n, err := dp.ensureLink(wantLink)
+	if ch.Link = n; err != nil {
+		return ch, err
+	}
+	n, err = dp.ensureAddress(link, want.NodeIP)
+	if ch.Link += n; err != nil {
+		return ch, err
+	}
+	if ch.Sysctls, err = dp.ensureSysctls(ctx); err != nil {
+		return ch, err
+	}
+	have, err := dp.observe(ctx, link)
+	if err != nil {
+		return ch, err
+	}
+	target := render(want, dp.cfg, wantLink.MTU)
+	err = dp.converge(ctx, link, have, target, &ch)
+	dp.remember(link, target, err)
+	dp.mtu = wantLink.MTU
+	return ch, err
+}
+
+// Update is Apply's fast path for a node this Datapath has programmed: it diffs want against what the
+// last Apply or Update left instead of reading the kernel, so adding or removing a pod costs one
+// `ipset restore` and a netlink call or two. Without a previous success it falls back to Apply. The agent
+// calls Update on every change and Apply periodically, which repairs anything changed behind its back.
+func (dp *Datapath) Update(ctx context.Context, want *Desired) (Changes, error) {
+	dp.mu.Lock()
+	last, link := dp.last, dp.link
+	if last == nil {
+		dp.mu.Unlock()
+		return dp.Apply(ctx, want)
+	}
+	defer dp.mu.Unlock()
+	var ch Changes
+	target := render(want, dp.cfg, dp.mtu)
+	err := dp.converge(ctx, link, last, target, &ch)
+	dp.remember(link, target, err)
+	return ch, err
+}
+
+func (dp *Datapath) remember(link netlink.Link, state *kernelState, err error) {
+	dp.last, dp.link = nil, nil
+	if err == nil {
+		dp.last, dp.link = state, link
+	}
+}
+
+// observe reads everything of ours from the kernel.
+func (dp *Datapath) observe(ctx context.Context, link netlink.Link) (*kernelState, error) {
+	k := newKernelState()
+	if link != nil {
+		if err := dp.observePeers(link, k); err != nil {
+			return nil, err
+		}
+	}
+	if err := dp.observeRouting(k); err != nil {
+		return nil, err
+	}
+	if err := dp.observeSets(ctx, k); err != nil {
+		return nil, err
+	}
+	return k, dp.observeIptables(ctx, k)
+}
+
+// converge turns have into want in the safe order described on Apply, counting changes into ch.
+func (dp *Datapath) converge(ctx context.Context, link netlink.Link, have, want *kernelState, ch *Changes) error {
+	steps := []func() (int, error){
+		func() (int, error) { return dp.addPeers(link, have, want) },
+		func() (int, error) { return dp.addRouting(link, have, want) },
+		func() (int, error) { return dp.updateSets(ctx, have, want) },
+		func() (int, error) { return dp.updateIptables(ctx, have, want) },
+		func() (int, error) { return dp.destroySets(ctx, have, want) },
+		func() (int, error) { return dp.removeRouting(link, have, want) },
+		func() (int, error) { return dp.removePeers(link, have, want) },
+		func() (int, error) { return dp.releaseEgressIPs(have, want) },
+	}
+	counters := []*int{&ch.Peers, &ch.Routing, &ch.SetOps, &ch.IptablesTables, &ch.SetOps, &ch.Routing, &ch.Peers, &ch.ConntrackEntries}
+	for i, step := range steps {
+		n, err := step()
+		*counters[i] += n
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (dp *Datapath) updateSets(ctx context.Context, have, want *kernelState) (int, error) {
+	ops, err := planSets(have, want)
+	if err != nil {
+		return 0, err
+	}
+	return len(ops), dp.applySetOps(ctx, ops)
+}
+
+func (dp *Datapath) destroySets(ctx context.Context, have, want *kernelState) (int, error) {
+	script := planSetDestroy(have, want)
+	return countLines(script), dp.restoreSets(ctx, script)
+}
+
+func (dp *Datapath) updateIptables(ctx context.Context, have, want *kernelState) (int, error) {
+	plan := planIptables(have, want)
+	return bytes.Count(plan, []byte("COMMIT\n")), dp.restoreIptables(ctx, plan)
+}
+
+// releaseEgressIPs deletes the conntrack entries of every egress IP that have SNATs to and want does not.
+func (dp *Datapath) releaseEgressIPs(have, want *kernelState) (int, error) {
+	keep := heldEgressIPs(want)
+	total := 0
+	for ip := range heldEgressIPs(have) {
+		if keep[ip] {
+			continue
+		}
+		n, err := dp.flushConntrack(ip)
+		total += int(n)
+		if err != nil {
+			return total, err
+		}
+		dp.log.Info("egress IP released", "ip", ip, "conntrackEntriesDeleted", n)
+	}
+	return total, nil
+}
+
+// Uninstall removes every kernel object of ours (chains and jumps, sets, rules, routes, the device) and
+// the conntrack entries of the egress IPs we held. It touches nothing else, is idempotent, and leaves
+// net.ipv4.ip_forward as it is (the node's CNI needs it). A later Apply starts from scratch.
+func (dp *Datapath) Uninstall(ctx context.Context) (Changes, error) {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	dp.last, dp.link = nil, nil
+	var ch Changes
+	have, err := dp.observe(ctx, nil)
+	if err != nil {
+		return ch, err
+	}
+	err = dp.converge(ctx, nil, have, newKernelState(), &ch)
+	n, lerr := dp.deleteLink()
+	ch.Link += n
+	return ch, errors.Join(err, lerr)
+}
+
+// deleteLink deletes our device (and with it its neighbour and FDB entries) if it exists.
+func (dp *Datapath) deleteLink() (int, error) {
+	link, err := dp.nl.LinkByName(dp.cfg.Device)
+	var notFound netlink.LinkNotFoundError
+	if errors.As(err, &notFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := dp.nl.LinkDel(link); err != nil {
+		return 0, fmt.Errorf("delete %s: %w", dp.cfg.Device, err)
+	}
+	return 1, nil
+}

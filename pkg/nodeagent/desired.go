@@ -1,0 +1,123 @@
+package nodeagent
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+)
+
+// Desired is the datapath one node should have. DesiredState computes it; Datapath.Apply makes the
+// kernel match it. All slices are sorted, so equal views give equal values.
+type Desired struct {
+	// NodeIP is this node's tunnel endpoint.
+	NodeIP netip.Addr
+	// Peers are the nodes this node exchanges tunnel traffic with: its gateways and, on a gateway, the
+	// nodes of the pods it serves. Each gets a static FDB and neighbour entry.
+	Peers []Peer
+	// Gateways are the gateway nodes local pods are steered to, each with its mark and table.
+	Gateways []GatewayRoute
+	// Steers are the marking rules for local pods whose egress IP lives on another node.
+	Steers []PolicyRule
+	// SNATs are the gateway rules for policies whose egress IP lives here.
+	SNATs []PolicyRule
+	// Returns route replies to remote pods back through the tunnel to their node (gateway side).
+	Returns []ReturnRoute
+	// Sets are the ipsets the rules match on.
+	Sets []IPSet
+	// Warnings say what the view asked for that cannot be programmed, and why.
+	Warnings []string
+}
+
+// Peer is a node at the other end of the tunnel; MAC is the deterministic address of its egressgw device.
+type Peer struct {
+	IP  netip.Addr
+	MAC net.HardwareAddr
+}
+
+// GatewayRoute is a gateway node as seen from a source node: packets marked with Index go to table
+// TableBase+Index, whose default route points through the tunnel at IP.
+type GatewayRoute struct {
+	IP    netip.Addr
+	Index uint32
+}
+
+// ReturnRoute sends replies for Pod through the tunnel to the node at Node.
+type ReturnRoute struct {
+	Pod  netip.Addr
+	Node netip.Addr
+}
+
+// PolicyRule is one policy's match (source set, optional destination and exclusion sets) and where it
+// goes: to Gateway (steering) or out as EgressIP (SNAT).
+type PolicyRule struct {
+	Policy   string
+	Src      string
+	Dst      string // empty: every non-cluster destination
+	Excluded string // empty: nothing excluded beyond the cluster
+	Gateway  GatewayRoute
+	EgressIP netip.Addr
+}
+
+// IPSet is one ipset and its members in ipset syntax ("10.0.0.1", "192.0.2.0/24").
+type IPSet struct {
+	Name    string
+	Type    string
+	Members []string
+}
+
+// Names of the shared ipsets.
+const (
+	setCluster = "egressgw-cluster" // cluster CIDRs and node IPs: never steered, never SNATed
+	setNodes   = "egressgw-nodes"   // node IPs: the only senders the VXLAN port accepts
+)
+
+// DesiredState turns the cluster view into the desired datapath of view.Node. It is pure: it reads
+// nothing but its arguments, and it never fails on a policy it cannot program (that becomes a warning);
+// it fails only when this node itself is unknown.
+func DesiredState(view View, cfg Config) (*Desired, error) {
+	nodeIPs := make(map[string]netip.Addr, len(view.Nodes))
+	for _, n := range view.Nodes {
+		nodeIPs[n.Name] = n.IP
+	}
+	self, ok := nodeIPs[view.Node]
+	if !ok || !self.Is4() {
+		return nil, fmt.Errorf("node %q has no IPv4 address in the view", view.Node)
+	}
+	b := newBuilder(view, cfg, self, nodeIPs)
+	for _, p := range sortedPolicies(view.Policies) {
+		b.addPolicy(p)
+	}
+	return b.finish(), nil
+}
+
+func sortedPolicies(ps []PolicyView) []PolicyView {
+	out := slices.Clone(ps)
+	slices.SortFunc(out, func(a, b PolicyView) int { return compareStrings(a.Key, b.Key) })
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// setName derives a short, stable ipset name (31 characters at most) from the policy key.
+func setName(kind, policyKey string) string {
+	sum := sha256.Sum256([]byte(policyKey))
+	return "egressgw-" + kind + "-" + hex.EncodeToString(sum[:6])
+}
+
+// tunnelMAC is the deterministic MAC of the egressgw device of the node at ip: locally administered,
+// unicast, 0e:67 followed by the IPv4 address, so every agent computes the same one.
+func tunnelMAC(ip netip.Addr) net.HardwareAddr {
+	a := ip.As4()
+	return net.HardwareAddr{0x0e, 0x67, a[0], a[1], a[2], a[3]}
+}

@@ -1,0 +1,214 @@
+package nodeagent
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/egressgw/egressgw/test/netlab"
+)
+
+// Shared facts of the datapath tests' lab.
+var (
+	egressIP  = netip.MustParseAddr("10.0.0.100")
+	egressIP2 = netip.MustParseAddr("10.0.0.101")
+	serverTCP = netip.AddrPortFrom(netlab.ServerIP, netlab.EchoPort)
+	altServer = netip.AddrPortFrom(netlab.AltServerIP, netlab.EchoPort)
+)
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: programs VXLAN, routes, ipsets and iptables in network namespaces (CI runs as root)")
+	}
+}
+
+// echoDir holds the echo server binary; TestMain removes it.
+var echoDir string
+
+// echoBinary builds the echo server once per test binary, on first use (tests that need no root never
+// build it).
+var echoBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "egressgw-echo-")
+	if err != nil {
+		return "", err
+	}
+	echoDir = dir
+	return netlab.BuildEchoServer(context.Background(), dir)
+})
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if echoDir != "" {
+		_ = os.RemoveAll(echoDir)
+	}
+	os.Exit(code)
+}
+
+// lab is a netlab topology with a Datapath per node and the echo server running.
+type lab struct {
+	t    testing.TB
+	topo *netlab.Topology
+	srv  *netlab.EchoServer
+	dps  map[string]*Datapath
+	cfg  Config
+}
+
+// newLab builds nodes×pods, starts the echo server and creates (but does not apply) a Datapath per node.
+func newLab(t testing.TB, nodes, pods int) *lab {
+	requireRoot(t)
+	ctx := context.Background()
+	bin, err := echoBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := netlab.Build(ctx, netlab.Spec{Nodes: nodes, PodsPerNode: pods})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{t: t, topo: topo, dps: map[string]*Datapath{}, cfg: DefaultConfig()}
+	t.Cleanup(l.close)
+	if l.srv, err = topo.StartEchoServer(ctx, bin, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range topo.Nodes {
+		if l.dps[n.Name], err = New(l.cfg, n.NS.NL, n.NS, testLogger(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+func (l *lab) close() {
+	if l.srv != nil {
+		_ = l.srv.Stop()
+	}
+	if err := l.topo.Close(); err != nil {
+		l.t.Error(err)
+	}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// view is the cluster as every node sees it, with the given policies.
+func (l *lab) view(policies ...PolicyView) View {
+	v := View{ClusterCIDRs: []netip.Prefix{netlab.PodSupernet, netlab.ServiceCIDR, netlab.VPCSubnet}, Policies: policies}
+	for _, n := range l.topo.Nodes {
+		v.Nodes = append(v.Nodes, NodeInfo{Name: n.Name, IP: n.IP})
+	}
+	return v
+}
+
+// apply computes every node's desired state from v and applies it, returning the changes per node.
+func (l *lab) apply(v View) map[string]Changes {
+	l.t.Helper()
+	out := map[string]Changes{}
+	for _, n := range l.topo.Nodes {
+		out[n.Name] = l.applyNode(n.Name, v)
+	}
+	return out
+}
+
+// update runs the event path (Datapath.Update) on every node.
+func (l *lab) update(v View) {
+	l.t.Helper()
+	for _, n := range l.topo.Nodes {
+		v.Node = n.Name
+		d, err := DesiredState(v, l.cfg)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		if _, err := l.dps[n.Name].Update(context.Background(), d); err != nil {
+			l.t.Fatalf("update on %s: %v", n.Name, err)
+		}
+	}
+}
+
+func (l *lab) applyNode(node string, v View) Changes {
+	l.t.Helper()
+	v.Node = node
+	d, err := DesiredState(v, l.cfg)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	ch, err := l.dps[node].Apply(context.Background(), d)
+	if err != nil {
+		l.t.Fatalf("apply on %s: %v", node, err)
+	}
+	return ch
+}
+
+// pod returns pod i (1-based) of node n (1-based).
+func (l *lab) pod(n, i int) *netlab.Pod { return l.topo.Nodes[n-1].Pods[i-1] }
+
+func (l *lab) node(n int) *netlab.Node { return l.topo.Nodes[n-1] }
+
+func podRefs(pods ...*netlab.Pod) []PodRef {
+	var out []PodRef
+	for _, p := range pods {
+		out = append(out, PodRef{IP: p.IP, Node: p.Node.Name})
+	}
+	return out
+}
+
+// expectSource asserts the address the echo server saw for a request from ns over proto.
+func (l *lab) expectSource(ns *netlab.Namespace, proto string, server netip.AddrPort, want netip.Addr, what string) {
+	l.t.Helper()
+	got, err := ns.SourceOf(context.Background(), proto, server, "probe")
+	if err != nil {
+		l.t.Errorf("%s over %s: %v", what, proto, err)
+		return
+	}
+	if got != want {
+		l.t.Errorf("%s over %s: server saw %s, want %s", what, proto, got, want)
+	}
+}
+
+// dumps returns the kernel dumps of a node that the tests compare: iptables-save, ip rule, every route
+// table, ipset list and the links. Lines that change by themselves (iptables-save's timestamps) are
+// dropped.
+func dumps(t testing.TB, ns *netlab.Namespace) map[string]string {
+	t.Helper()
+	cmds := map[string][]string{
+		"iptables-save": {"iptables-save"},
+		"ip rule":       {"ip", "rule"},
+		"ip route":      {"ip", "route", "show", "table", "all"},
+		"ipset list":    {"ipset", "list"},
+		"ip link":       {"ip", "-d", "link", "show"},
+	}
+	out := map[string]string{}
+	for name, c := range cmds {
+		b, err := ns.Run(context.Background(), nil, c[0], c[1:]...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = timestampRE.ReplaceAllString(string(b), "")
+	}
+	return out
+}
+
+var timestampRE = regexp.MustCompile(`(?m)^# (Generated|Completed) .*\n`)
+
+// compareDumps reports every dump that differs.
+func compareDumps(t testing.TB, what string, want, got map[string]string) {
+	t.Helper()
+	for name := range want {
+		if want[name] != got[name] {
+			t.Errorf("%s: %s differs:\n--- want\n%s\n--- got\n%s", what, name, want[name], got[name])
+		}
+	}
+}

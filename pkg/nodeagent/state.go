@@ -1,0 +1,111 @@
+package nodeagent
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+)
+
+// kernelState is the egressgw-owned part of one node's kernel: either observed from the kernel or
+// rendered from a Desired value. Apply diffs the two.
+type kernelState struct {
+	// neigh maps a peer IP to the MAC of its tunnel device (neighbour entries on our device).
+	neigh map[netip.Addr]string
+	// fdb maps a peer IP to the MAC whose frames are tunnelled to it (FDB entries on our device).
+	fdb map[netip.Addr]string
+	// routes are the routes of our tables, sorted by table and destination.
+	routes []route
+	// rules holds our policy-routing rules.
+	rules map[ruleKey]bool
+	// sets holds our ipsets.
+	sets map[string]*setState
+	// tables holds, per iptables table, our chains and the built-in chains we jump from.
+	tables map[string]*tableState
+}
+
+// route is "dst via gw dev <tunnel> onlink" in table.
+type route struct {
+	table uint32
+	dst   netip.Prefix
+	gw    netip.Addr
+}
+
+func compareRoutes(a, b route) int {
+	return cmp.Or(cmp.Compare(a.table, b.table), a.dst.Addr().Compare(b.dst.Addr()), cmp.Compare(a.dst.Bits(), b.dst.Bits()))
+}
+
+// ruleKey is one ip rule: fwmark mark/mask (from lo only when iifLo) looking up table.
+type ruleKey struct {
+	priority   int
+	mark, mask uint32
+	iifLo      bool
+	table      uint32
+}
+
+// setState is one ipset: its type and its members, sorted, in the form `ipset save` prints them.
+type setState struct {
+	typ     string
+	members []string
+}
+
+// tableState is one iptables table: chains maps every chain we care about to its rules, as iptables-save
+// prints them after "-A CHAIN ".
+type tableState struct {
+	chains map[string][]string
+}
+
+func newKernelState() *kernelState {
+	return &kernelState{
+		neigh:  map[netip.Addr]string{},
+		fdb:    map[netip.Addr]string{},
+		rules:  map[ruleKey]bool{},
+		sets:   map[string]*setState{},
+		tables: map[string]*tableState{},
+	}
+}
+
+func (k *kernelState) table(name string) *tableState {
+	t, ok := k.tables[name]
+	if !ok {
+		t = &tableState{chains: map[string][]string{}}
+		k.tables[name] = t
+	}
+	return t
+}
+
+// render turns the desired datapath into the kernel state that implements it; mtu is the tunnel's. The
+// result shares d's member slices, so d must not change afterwards.
+func render(d *Desired, cfg Config, mtu int) *kernelState {
+	k := newKernelState()
+	for _, p := range d.Peers {
+		k.neigh[p.IP] = p.MAC.String()
+		k.fdb[p.IP] = p.MAC.String()
+	}
+	renderRouting(k, d, cfg)
+	for _, s := range d.Sets {
+		k.sets[s.Name] = &setState{typ: s.Type, members: s.Members}
+	}
+	renderChains(k, d, cfg, mtu)
+	return k
+}
+
+// renderRouting adds the exemption, steering and return rules and the routes of our tables.
+func renderRouting(k *kernelState, d *Desired, cfg Config) {
+	p := cfg.RulePriority
+	for _, g := range d.Gateways {
+		mark, table := cfg.steerMark(g.Index), cfg.TableBase+g.Index
+		k.rules[ruleKey{priority: p, mark: mark, mask: cfg.SteerMask, iifLo: true, table: mainTable}] = true
+		k.rules[ruleKey{priority: p + 1, mark: mark, mask: cfg.SteerMask, table: table}] = true
+		k.routes = append(k.routes, route{table: table, dst: defaultRoute, gw: g.IP})
+	}
+	k.rules[ruleKey{priority: p, mark: cfg.ReplyMark, mask: cfg.ReplyMark, iifLo: true, table: mainTable}] = true
+	k.rules[ruleKey{priority: p + 1, mark: cfg.ReplyMark, mask: cfg.ReplyMark, table: cfg.ReturnTable}] = true
+	for _, r := range d.Returns {
+		k.routes = append(k.routes, route{table: cfg.ReturnTable, dst: netip.PrefixFrom(r.Pod, 32), gw: r.Node})
+	}
+	slices.SortFunc(k.routes, compareRoutes)
+}
+
+const mainTable = 254
+
+var defaultRoute = netip.MustParsePrefix("0.0.0.0/0")

@@ -1,0 +1,45 @@
+package nodeagent
+
+import "net/netip"
+
+// View is the cluster as the datapath of one node needs to see it. The agent's controller fills it from
+// Nodes, Pods, EgressPolicies (status.egressIP, status.gatewayNode) and the cluster's CIDRs; the datapath
+// itself never talks to the API server.
+type View struct {
+	// Node is the name of the node being programmed.
+	Node string
+	// Nodes are all the cluster's nodes with their tunnel (internal) IPs, this node included.
+	Nodes []NodeInfo
+	// ClusterCIDRs are the pod, service and node ranges: traffic to them is never steered or SNATed.
+	ClusterCIDRs []netip.Prefix
+	// Policies are the EgressPolicies with their currently selected pods.
+	Policies []PolicyView
+}
+
+// NodeInfo is one node.
+type NodeInfo struct {
+	Name string
+	IP   netip.Addr
+}
+
+// PolicyView is one EgressPolicy as decided by the manager.
+type PolicyView struct {
+	// Key names the policy ("namespace/name"); it names the policy's ipsets (hashed) and rule comments.
+	Key string
+	// Pods are the running pods the policy selects, on any node.
+	Pods []PodRef
+	// DestinationCIDRs limits steering to these destinations; empty means every non-cluster destination.
+	DestinationCIDRs []netip.Prefix
+	// ExcludedCIDRs keep the node's own source address even inside DestinationCIDRs.
+	ExcludedCIDRs []netip.Prefix
+	// EgressIP is the address the pods leave with; GatewayNode is the node that holds it. A policy
+	// with either unset is not programmed anywhere (its pods keep their node's address).
+	EgressIP    netip.Addr
+	GatewayNode string
+}
+
+// PodRef is a selected pod: its IP and the node it runs on.
+type PodRef struct {
+	IP   netip.Addr
+	Node string
+}

@@ -1,0 +1,93 @@
+package netlab
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Veth connects two namespaces with a veth pair: aName in a, bName in b, both up. Either address may be
+// the zero prefix (no address).
+func Veth(a *Namespace, aName string, aAddr netip.Prefix, b *Namespace, bName string, bAddr netip.Prefix) error {
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: aName},
+		PeerName:      bName,
+		PeerNamespace: netlink.NsFd(int(b.handle)),
+	}
+	if err := a.NL.LinkAdd(veth); err != nil {
+		return fmt.Errorf("veth %s/%s - %s/%s: %w", a.Name, aName, b.Name, bName, err)
+	}
+	if err := a.LinkUp(aName, aAddr); err != nil {
+		return err
+	}
+	return b.LinkUp(bName, bAddr)
+}
+
+// LinkUp sets the link up and, when addr is valid, adds it.
+func (ns *Namespace) LinkUp(name string, addr netip.Prefix) error {
+	link, err := ns.NL.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("%s: link %s: %w", ns.Name, name, err)
+	}
+	if addr.IsValid() {
+		if err := ns.NL.AddrAdd(link, &netlink.Addr{IPNet: ipNet(addr)}); err != nil {
+			return fmt.Errorf("%s: add %s to %s: %w", ns.Name, addr, name, err)
+		}
+	}
+	return ns.NL.LinkSetUp(link)
+}
+
+// Route adds (or replaces) a route to dst: via gw when gw is valid, and/or out of dev when dev is set
+// (dev alone makes a link-scope route).
+func (ns *Namespace) Route(dst netip.Prefix, gw netip.Addr, dev string) error {
+	r := &netlink.Route{Dst: ipNet(dst)}
+	if gw.IsValid() {
+		r.Gw = gw.AsSlice()
+	}
+	if dev != "" {
+		link, err := ns.NL.LinkByName(dev)
+		if err != nil {
+			return fmt.Errorf("%s: link %s: %w", ns.Name, dev, err)
+		}
+		r.LinkIndex = link.Attrs().Index
+		if !gw.IsValid() {
+			r.Scope = netlink.SCOPE_LINK
+		}
+	}
+	if err := ns.NL.RouteReplace(r); err != nil {
+		return fmt.Errorf("%s: route %s via %v dev %q: %w", ns.Name, dst, gw, dev, err)
+	}
+	return nil
+}
+
+// DeleteRoute removes the main-table route to dst if there is one.
+func (ns *Namespace) DeleteRoute(dst netip.Prefix) error {
+	routes, err := ns.NL.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: ipNet(dst)}, netlink.RT_FILTER_DST)
+	if err != nil {
+		return err
+	}
+	for i := range routes {
+		if err := ns.NL.RouteDel(&routes[i]); err != nil {
+			return fmt.Errorf("%s: delete route %s: %w", ns.Name, dst, err)
+		}
+	}
+	return nil
+}
+
+// Sysctl sets kernel parameters inside the namespace, for example "net.ipv4.ip_forward=1".
+func (ns *Namespace) Sysctl(settings ...string) error {
+	return ns.Do(func() error {
+		for _, s := range settings {
+			if err := writeSysctl(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}

@@ -1,0 +1,213 @@
+package netlab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// The address plan. Everything lives inside the lab's namespaces, so the ranges cannot clash with the
+// machine's own.
+var (
+	// VPCSubnet is the node subnet; the fabric router is RouterIP.
+	VPCSubnet = netip.MustParsePrefix("10.0.0.0/24")
+	RouterIP  = netip.MustParseAddr("10.0.0.1")
+	// PodSupernet holds every node's pod CIDR (10.244.N.0/24 for node N).
+	PodSupernet = netip.MustParsePrefix("10.244.0.0/16")
+	// ServiceCIDR is a cluster range nothing answers on; it only has to be excluded from steering.
+	ServiceCIDR = netip.MustParsePrefix("10.96.0.0/16")
+	// ExternalSubnet is "the internet": the external host is ServerIP, reached through the router.
+	ExternalSubnet = netip.MustParsePrefix("198.51.100.0/24")
+	ServerIP       = netip.MustParseAddr("198.51.100.10")
+	// AltServerIP is a second address of the external host, for "another destination" (the echo
+	// server answers on both).
+	AltServerIP    = netip.MustParseAddr("198.51.100.20")
+	externalRouter = netip.MustParseAddr("198.51.100.1")
+)
+
+// Uplink is the name of every node's interface on the fabric.
+const Uplink = "eth0"
+
+// Spec says what to build.
+type Spec struct {
+	// Prefix starts every namespace name; RandomPrefix() when empty.
+	Prefix string
+	// Nodes is how many nodes to create (1..200), named node1..nodeN, with IPs 10.0.0.11 onward.
+	Nodes int
+	// PodsPerNode is how many pods each node starts with.
+	PodsPerNode int
+}
+
+// Topology is a built lab: a fabric namespace that plays the cloud network (a router with one port per
+// host, see attach), an external host, and nodes with pods. Nodes emulate a CNI: per-pod veths and /32 routes, routes to the other nodes' pod
+// CIDRs, and a MASQUERADE rule for pod traffic leaving the pod supernet.
+type Topology struct {
+	Prefix   string
+	Fabric   *Namespace
+	External *Namespace
+	Nodes    []*Node
+
+	owned []*Namespace
+	ports map[netip.Addr]string // host IP → its port on the router
+}
+
+// Node is one node namespace.
+type Node struct {
+	Name    string
+	NS      *Namespace
+	IP      netip.Addr
+	PodCIDR netip.Prefix
+	Pods    []*Pod
+
+	index int
+}
+
+// Pod is one pod namespace with its single address on eth0.
+type Pod struct {
+	NS   *Namespace
+	IP   netip.Addr
+	Node *Node
+}
+
+// Build creates the topology. On error it removes what it created.
+func Build(ctx context.Context, spec Spec) (*Topology, error) {
+	if spec.Nodes < 1 || spec.Nodes > 200 {
+		return nil, fmt.Errorf("netlab: %d nodes: want 1..200", spec.Nodes)
+	}
+	if spec.Prefix == "" {
+		spec.Prefix = RandomPrefix()
+	}
+	t := &Topology{Prefix: spec.Prefix, ports: map[netip.Addr]string{}}
+	if err := t.build(ctx, spec); err != nil {
+		return nil, errors.Join(err, t.Close())
+	}
+	return t, nil
+}
+
+func (t *Topology) build(ctx context.Context, spec Spec) error {
+	if err := t.buildFabric(ctx); err != nil {
+		return err
+	}
+	for i := 1; i <= spec.Nodes; i++ {
+		if _, err := t.addNode(ctx, i); err != nil {
+			return err
+		}
+	}
+	for _, n := range t.Nodes {
+		if err := t.routePodCIDRs(n); err != nil {
+			return err
+		}
+		for range spec.PodsPerNode {
+			if _, err := t.AddPod(ctx, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Close deletes every namespace the topology created, and with them everything inside.
+func (t *Topology) Close() error {
+	var errs []error
+	for i := len(t.owned) - 1; i >= 0; i-- {
+		errs = append(errs, t.owned[i].Close())
+	}
+	t.owned = nil
+	return errors.Join(errs...)
+}
+
+func (t *Topology) newNamespace(ctx context.Context, suffix string) (*Namespace, error) {
+	ns, err := NewNamespace(ctx, t.Prefix+"-"+suffix)
+	if err != nil {
+		return nil, err
+	}
+	t.owned = append(t.owned, ns)
+	// The lab is IPv4 only. IPv6 would add link-local addresses whose routes appear whenever duplicate
+	// address detection ends, which makes kernel dumps differ by timing alone.
+	return ns, ns.Sysctl("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+}
+
+// buildFabric creates the router namespace and the external host behind it.
+func (t *Topology) buildFabric(ctx context.Context) error {
+	var err error
+	if t.Fabric, err = t.newNamespace(ctx, "fab"); err != nil {
+		return err
+	}
+	if err := t.Fabric.Sysctl("net.ipv4.ip_forward=1"); err != nil {
+		return err
+	}
+	if t.External, err = t.newNamespace(ctx, "ext"); err != nil {
+		return err
+	}
+	if err := Veth(t.Fabric, "ext", netip.PrefixFrom(externalRouter, 24), t.External, Uplink,
+		netip.PrefixFrom(ServerIP, 24)); err != nil {
+		return err
+	}
+	if err := t.External.LinkUp(Uplink, netip.PrefixFrom(AltServerIP, 24)); err != nil {
+		return err
+	}
+	return t.External.Route(netip.MustParsePrefix("0.0.0.0/0"), externalRouter, "")
+}
+
+// addNode creates node i on the bridge with a default route through the router and the emulated CNI.
+func (t *Topology) addNode(ctx context.Context, i int) (*Node, error) {
+	n := &Node{
+		Name:    fmt.Sprintf("node%d", i),
+		IP:      netip.AddrFrom4([4]byte{10, 0, 0, byte(10 + i)}),
+		PodCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(i), 0}), 24),
+		index:   i,
+	}
+	var err error
+	if n.NS, err = t.newNamespace(ctx, fmt.Sprintf("n%d", i)); err != nil {
+		return nil, err
+	}
+	t.Nodes = append(t.Nodes, n)
+	if err := t.attach(ctx, fmt.Sprintf("n%d", i), n.NS, n.IP); err != nil {
+		return nil, err
+	}
+	return n, n.installCNI(ctx)
+}
+
+// AttachHost puts a new namespace with address ip on the node subnet, default route through the router.
+// Tests use it for hosts that are not nodes (a spoofer).
+func (t *Topology) AttachHost(ctx context.Context, suffix string, ip netip.Addr) (*Namespace, error) {
+	ns, err := t.newNamespace(ctx, suffix)
+	if err != nil {
+		return nil, err
+	}
+	return ns, t.attach(ctx, suffix, ns, ip)
+}
+
+// RouteToNode makes the fabric deliver ip to node, the way a cloud network delivers a secondary IP to
+// the instance that holds it: the route follows, and so does the source check (node may now send with
+// ip as its source, and no other host may). It replaces any earlier assignment of ip.
+func (t *Topology) RouteToNode(ip netip.Addr, n *Node) error {
+	if err := t.Unroute(ip); err != nil {
+		return err
+	}
+	if err := t.Fabric.Route(netip.PrefixFrom(ip, 32), n.IP, ""); err != nil {
+		return err
+	}
+	return t.allowSource(t.ports[n.IP], netip.PrefixFrom(ip, 32))
+}
+
+// Unroute removes the fabric route for ip and every host's permission to send from it.
+func (t *Topology) Unroute(ip netip.Addr) error {
+	for _, port := range t.ports {
+		if _, err := t.Fabric.Run(context.Background(), nil, "ipset", "-exist", "del", sourceSet(port), ip.String()); err != nil {
+			return err
+		}
+	}
+	return t.Fabric.DeleteRoute(netip.PrefixFrom(ip, 32))
+}
+
+// Node returns the node with the given name, or nil.
+func (t *Topology) Node(name string) *Node {
+	for _, n := range t.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}

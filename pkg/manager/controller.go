@@ -51,11 +51,6 @@ type Controller struct {
 	// OnMove, when set before Start, is called after every move attempt.
 	OnMove func(MoveRecord)
 
-	statusMu sync.Mutex // serializes status writes
-	// The last status written per gateway and per policy, under statusMu.
-	written         map[string]egressgwv1.EgressGatewayStatus
-	writtenPolicies map[client.ObjectKey]egressgwv1.EgressPolicyStatus
-
 	mu             sync.Mutex
 	ips            map[netip.Addr]*ipState
 	nodes          map[string]*nodeCloud
@@ -66,6 +61,9 @@ type Controller struct {
 	locateFailures int
 	locateRetryAt  time.Time
 	view           view
+	// The last status written per gateway and per policy.
+	written         map[string]egressgwv1.EgressGatewayStatus
+	writtenPolicies map[client.ObjectKey]egressgwv1.EgressPolicyStatus
 }
 
 // New returns a controller. The client must read from the manager's cache (the default client of a

@@ -30,7 +30,7 @@ import (
 // talks to. Node agents are real HTTP servers on 127.0.0.N, all on one port, as they would be on the
 // nodes' InternalIPs.
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	env    *envtest.Env
 	cloud  providers.Provider
 	port   int
@@ -46,13 +46,13 @@ type agent struct {
 	failNext atomic.Int64
 }
 
-func newCluster(t *testing.T, cloud providers.Provider) *cluster {
+func newCluster(t testing.TB, cloud providers.Provider) *cluster {
 	env := envtest.Start(t)
 	return &cluster{t: t, env: env, cloud: cloud, port: freePort(t), agents: map[string]*agent{},
 		moves: make(chan manager.MoveRecord, 1000)}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func (c *cluster) startManager(id string, tune func(*manager.RunOptions)) (stop 
 
 // testLogger logs through t until the test ends, then drops lines, because the manager's goroutines
 // may still log while the test is being torn down.
-func testLogger(t *testing.T, id string) logr.Logger {
+func testLogger(t testing.TB, id string) logr.Logger {
 	var mu sync.Mutex
 	done := false
 	t.Cleanup(func() { mu.Lock(); done = true; mu.Unlock() })

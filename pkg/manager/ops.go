@@ -29,17 +29,12 @@ func (c *Controller) moveOperation(m *moveOp) op {
 	return op{priority: m.priority, name: "move to " + m.to, run: func(ctx context.Context) { c.runMove(ctx, m) }}
 }
 
-// runMove records the intent in status, makes the cloud call, and records the result. A crash at any
-// point leaves either the intent or the result in status, and the cloud's truth for the next leader.
+// runMove makes the cloud call of a move whose intent sync recorded in status, and records the result
+// for the next sync to write. A crash at any point leaves the intent in status and the cloud's truth for
+// the next leader.
 func (c *Controller) runMove(ctx context.Context, m *moveOp) {
-	rec := MoveRecord{IPs: m.ips, From: strings.Join(uniqueNonEmpty(m.from), ","), To: m.to, DetectedAt: m.detectedAt}
-	err := c.writeStatusesOf(ctx, m.ips)
-	if err != nil {
-		err = fmt.Errorf("record the move in status before the cloud call: %w", err)
-	} else {
-		rec.Started = time.Now()
-		err = c.cloudMove(ctx, m)
-	}
+	rec := MoveRecord{IPs: m.ips, From: strings.Join(uniqueNonEmpty(m.from), ","), To: m.to, DetectedAt: m.detectedAt, Started: time.Now()}
+	err := c.cloudMove(ctx, m)
 	rec.Done, rec.Err = time.Now(), err
 	if ctx.Err() != nil {
 		return // no longer leading: the next leader reads the cloud's truth

@@ -42,9 +42,10 @@ func (c *Controller) writePolicyStatuses(ctx context.Context, snap *snapshot) er
 
 func (c *Controller) writePolicyStatus(ctx context.Context, p *egressgwv1.EgressPolicy, status egressgwv1.EgressPolicyStatus) error {
 	key := client.ObjectKeyFromObject(p)
-	c.statusMu.Lock()
-	defer c.statusMu.Unlock()
-	if last, ok := c.writtenPolicies[key]; ok && equality.Semantic.DeepEqual(status, last) {
+	c.mu.Lock()
+	last, written := c.writtenPolicies[key]
+	c.mu.Unlock()
+	if written && equality.Semantic.DeepEqual(status, last) {
 		return nil
 	}
 	if now := meta.FindStatusCondition(status.Conditions, egressgwv1.ConditionAccepted); now != nil && now.Status == metav1.ConditionFalse &&
@@ -54,7 +55,9 @@ func (c *Controller) writePolicyStatus(ctx context.Context, p *egressgwv1.Egress
 	if err := c.applyStatus(ctx, egressgwv1.GroupVersion.WithKind("EgressPolicy"), key, status); err != nil {
 		return err
 	}
+	c.mu.Lock()
 	c.writtenPolicies[key] = status
+	c.mu.Unlock()
 	return nil
 }
 

@@ -2,6 +2,7 @@ package manager_test
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"testing"
 
@@ -29,6 +30,8 @@ type simVPC struct {
 	nodes    []simNode
 }
 
+var quiet = slog.New(slog.DiscardHandler)
+
 func instanceID(i int) string { return fmt.Sprintf("i-%017x", i+1) }
 
 func newSimVPC(t *testing.T, nodes []simNode, opts ec2sim.Options, tweaks ...func(*ec2sim.Model)) *simVPC {
@@ -52,7 +55,7 @@ func newSimVPC(t *testing.T, nodes []simNode, opts ec2sim.Options, tweaks ...fun
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	cfg := sdkaws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")}
-	p, err := aws.NewFromConfig(cfg, aws.Options{}, func(o *ec2.Options) { o.BaseEndpoint = sdkaws.String(srv.URL) })
+	p, err := aws.NewFromConfig(cfg, aws.Options{Logger: quiet}, func(o *ec2.Options) { o.BaseEndpoint = sdkaws.String(srv.URL) })
 	if err != nil {
 		t.Fatal(err)
 	}

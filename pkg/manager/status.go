@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -16,56 +17,50 @@ import (
 	"github.com/egressgw/egressgw/pkg/failover"
 )
 
-const maxStatusNodes = 512
+const (
+	maxStatusNodes = 512
+	statusWriters  = 8
+)
 
-// writeGatewayStatuses brings the status of every gateway up to date with the leader's knowledge.
+// writeGatewayStatuses brings the status of every gateway up to date with the leader's knowledge, a
+// few gateways at a time: a failover that touches many gateways waits for these writes.
 func (c *Controller) writeGatewayStatuses(ctx context.Context, snap *snapshot) error {
+	var mu sync.Mutex
 	var errs []error
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, statusWriters)
 	for _, gw := range snap.gateways {
-		errs = append(errs, c.writeGatewayStatus(ctx, gw))
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := c.writeGatewayStatus(ctx, gw); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// writeStatusesOf writes the status of the gateways that own ips, reading them fresh from the cache;
-// cloud operations call it to record their intent before the cloud call.
-func (c *Controller) writeStatusesOf(ctx context.Context, ips []netip.Addr) error {
-	names := map[string]bool{}
-	c.mu.Lock()
-	for _, ip := range ips {
-		if st := c.ips[ip]; st != nil && st.gateway != "" {
-			names[st.gateway] = true
-		}
-	}
-	c.mu.Unlock()
-	var errs []error
-	for name := range names {
-		gw := &egressgwv1.EgressGateway{}
-		if err := c.client.Get(ctx, client.ObjectKey{Name: name}, gw); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		errs = append(errs, c.writeGatewayStatus(ctx, gw))
-	}
-	return errors.Join(errs...)
-}
-
-// writeGatewayStatus applies the gateway's status when it differs from the last one this leader
-// wrote. Status writes are serialized, so that an older computation never lands after a newer one.
+// writeGatewayStatus applies the gateway's status when it differs from the last one this leader wrote.
+// Only the sync goroutine writes status, one write per gateway at a time.
 func (c *Controller) writeGatewayStatus(ctx context.Context, gw *egressgwv1.EgressGateway) error {
-	c.statusMu.Lock()
-	defer c.statusMu.Unlock()
 	c.mu.Lock()
 	status := c.gatewayStatus(gw)
+	last, written := c.written[gw.Name]
 	c.mu.Unlock()
-	if last, ok := c.written[gw.Name]; ok && equality.Semantic.DeepEqual(status, last) {
+	if written && equality.Semantic.DeepEqual(status, last) {
 		return nil
 	}
 	gvk := egressgwv1.GroupVersion.WithKind("EgressGateway")
 	if err := c.applyStatus(ctx, gvk, client.ObjectKeyFromObject(gw), status); err != nil {
 		return err
 	}
+	c.mu.Lock()
 	c.written[gw.Name] = status
+	c.mu.Unlock()
 	return nil
 }
 

@@ -23,7 +23,8 @@ type view struct {
 	conflicts map[string]map[netip.Addr]string // per gateway, IPs another gateway owns
 }
 
-// sync is one pass of the loop: read the cluster, decide, queue the cloud work, report.
+// sync is one pass of the loop: read the cluster, decide, record the intent of every move in status,
+// then queue the cloud work, and report.
 func (c *Controller) sync(ctx context.Context) error {
 	snap, err := c.snapshot(ctx)
 	if err != nil {
@@ -36,19 +37,46 @@ func (c *Controller) sync(ctx context.Context) error {
 	now := time.Now()
 	c.mu.Lock()
 	c.trackOwners(snap, now)
-	reads := c.dueReads(snap, now)
-	in := c.placementInput(snap)
-	decisions := failover.Place(in)
-	work := c.decide(ctx, decisions, now)
+	work := c.dueReads(snap, now)
+	decisions := failover.Place(c.placementInput(snap))
+	moves, other := c.decide(ctx, decisions, now)
+	work = append(work, other...)
 	work = append(work, c.releases(now)...)
 	c.mu.Unlock()
 
-	for _, o := range append(reads, work...) {
-		c.queue.push(o)
+	c.pushAll(work)
+	// No cloud call moves an IP before status says where it is going: a new leader then knows.
+	if err := c.writeGatewayStatuses(ctx, snap); err != nil {
+		c.abandon(moves, err)
+		return err
+	}
+	for _, m := range moves {
+		c.queue.push(c.moveOperation(m))
 	}
 	c.recordQueue()
-	errs := []error{c.writeGatewayStatuses(ctx, snap), c.writePolicyStatuses(ctx, snap), c.finishDeletions(ctx, snap)}
-	return errors.Join(errs...)
+	return errors.Join(c.writePolicyStatuses(ctx, snap), c.finishDeletions(ctx, snap))
+}
+
+func (c *Controller) pushAll(ops []op) {
+	for _, o := range ops {
+		c.queue.push(o)
+	}
+}
+
+// abandon undoes planned moves whose intent could not be recorded; the next sync plans them again.
+func (c *Controller) abandon(moves []*moveOp, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	for _, m := range moves {
+		for _, ip := range m.ips {
+			if st := c.ips[ip]; st != nil {
+				st.target = ""
+				st.setState(egressgwv1.AssignmentPending, "StatusWriteFailed",
+					fmt.Sprintf("waiting to record the move to %s in status before calling the cloud: %v", m.to, err), now)
+			}
+		}
+	}
 }
 
 // trackOwners gives every IP state its current owner, and creates the states of new IPs, which are
@@ -118,9 +146,10 @@ func (c *Controller) placementGateway(gw *egressgwv1.EgressGateway, members []st
 	return g
 }
 
-// decide turns placement's decisions into state changes and cloud operations. Caller holds c.mu.
-func (c *Controller) decide(ctx context.Context, decisions []failover.Decision, now time.Time) []op {
-	moves := map[string]*moveOp{}
+// decide turns placement's decisions into state changes, moves grouped by target node, and other
+// cloud operations. Caller holds c.mu.
+func (c *Controller) decide(ctx context.Context, decisions []failover.Decision, now time.Time) ([]*moveOp, []op) {
+	byTarget := map[string]*moveOp{}
 	var ops []op
 	unplaced := 0
 	for _, d := range decisions {
@@ -138,14 +167,15 @@ func (c *Controller) decide(ctx context.Context, decisions []failover.Decision, 
 		case now.Before(st.retryAt):
 			c.kickAfter(ctx, st.retryAt.Sub(now))
 		default:
-			c.planMove(moves, st, d, now)
+			c.planMove(byTarget, st, d, now)
 		}
 	}
 	c.metrics.unplaced.Set(float64(unplaced))
-	for _, m := range moves {
-		ops = append(ops, c.moveOperation(m))
+	moves := make([]*moveOp, 0, len(byTarget))
+	for _, m := range byTarget {
+		moves = append(moves, m)
 	}
-	return ops
+	return moves, ops
 }
 
 func (c *Controller) noteConflict(v *view, gateway string, ip netip.Addr, message string) {

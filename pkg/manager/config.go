@@ -38,8 +38,8 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		AgentHealthPort:  9561,
-		AgentHealthPath:  "/healthz",
+		AgentHealthPort:  failover.DefaultAgentHealthPort,
+		AgentHealthPath:  failover.DefaultAgentHealthPath,
 		Probe:            failover.DefaultProberConfig(),
 		CloudConcurrency: 8,
 		CloudTimeout:     30 * time.Second,

@@ -10,7 +10,7 @@ GO ?= go
 # Extra flags for `go test`, for example GOTEST_FLAGS='-run TestCRD -count=1'.
 GOTEST_FLAGS ?=
 
-.PHONY: all build generate test lab envtest-assets test-deps vet fmt-check bench-datapath
+.PHONY: all build generate test lab envtest-assets test-deps vet fmt-check bench-datapath bench-manager
 
 all: build
 
@@ -48,6 +48,11 @@ test: test-deps fmt-check vet
 bench-datapath: test-deps
 	$(GO) test -run '^$$' -bench 'BenchmarkFullApply|BenchmarkPodChange' -benchtime 20x ./pkg/nodeagent/
 	$(GO) test -run '^$$' -bench 'BenchmarkTunnelThroughput' -benchtime 1x ./pkg/nodeagent/
+
+## bench-manager: the manager at scale (1,000 nodes, 500 IPs) against the real API server and the EC2 simulator.
+bench-manager:
+	@assets=$$(test/tools/build-envtest-assets.sh); \
+	KUBEBUILDER_ASSETS=$$assets $(GO) test -run '^$$' -bench Scale -benchtime 1x ./pkg/manager/
 
 ## lab: the whole system on one machine with the EC2 simulator.
 lab:

@@ -156,23 +156,17 @@ func (c *Controller) moveCapacity(ip netip.Addr, from, to string) {
 
 func (c *Controller) associateOperation(st *ipState) op {
 	node, a := st.node, providers.Assignment{IP: st.ip, PublicIP: st.publicID}
-	return op{priority: PriorityPlacement, name: "associate " + a.PublicIP, run: func(ctx context.Context) {
-		err := c.assign(ctx, node, a)
-		if ctx.Err() != nil {
-			return
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		st.target = ""
-		if err != nil {
-			c.retryLater(st, err, fmt.Sprintf("associating public IP %s failed", a.PublicIP), time.Now())
-			c.warnGateway(st.gateway, errorCode(err), "AssociatePublicIP", "%s", st.message)
-		} else {
+	return c.ipOperation(st, PriorityPlacement, "associate "+a.PublicIP,
+		func(ctx context.Context) error { return c.assign(ctx, node, a) },
+		func(err error) {
+			if err != nil {
+				c.retryLater(st, err, fmt.Sprintf("associating public IP %s failed", a.PublicIP), time.Now())
+				c.warnGateway(st.gateway, errorCode(err), "AssociatePublicIP", "%s", st.message)
+				return
+			}
 			st.publicOK, st.failures, st.retryAt = true, 0, time.Time{}
 			c.lastLocate = time.Time{} // read the public address back
-		}
-		c.kick()
-	}}
+		})
 }
 
 func (c *Controller) assign(ctx context.Context, node string, a providers.Assignment) error {
@@ -186,22 +180,33 @@ func (c *Controller) assign(ctx context.Context, node string, a providers.Assign
 // releaseOperation gives an IP that no gateway wants back to the cloud.
 func (c *Controller) releaseOperation(st *ipState) op {
 	node, ip := st.node, st.ip
-	return op{priority: PriorityBackground, name: "release " + ip.String(), run: func(ctx context.Context) {
-		err := c.releaseFrom(ctx, node, "", ip)
+	return c.ipOperation(st, PriorityBackground, "release "+ip.String(),
+		func(ctx context.Context) error { return c.releaseFrom(ctx, node, "", ip) },
+		func(err error) {
+			if err != nil {
+				c.retryLater(st, err, "releasing failed", time.Now())
+				c.log.Error(err, "cannot release an egress IP no gateway wants", "ip", ip, "node", node)
+				return
+			}
+			st.node, st.confirmedAt = "", time.Now()
+			c.moveCapacity(ip, node, "")
+			c.log.Info("released an egress IP no gateway wants", "ip", ip, "node", node)
+		})
+}
+
+// ipOperation is a cloud call for one IP whose target the caller set: after the call, done records the
+// outcome under c.mu with the target cleared, and a sync follows. Once leadership is lost nothing is
+// recorded: the next leader reads the cloud.
+func (c *Controller) ipOperation(st *ipState, priority Priority, name string, call func(context.Context) error, done func(error)) op {
+	return op{priority: priority, name: name, run: func(ctx context.Context) {
+		err := call(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		c.mu.Lock()
-		defer c.mu.Unlock()
 		st.target = ""
-		if err != nil {
-			c.retryLater(st, err, "releasing failed", time.Now())
-			c.log.Error(err, "cannot release an egress IP no gateway wants", "ip", ip, "node", node)
-		} else {
-			st.node, st.confirmedAt = "", time.Now()
-			c.moveCapacity(ip, node, "")
-			c.log.Info("released an egress IP no gateway wants", "ip", ip, "node", node)
-		}
+		done(err)
+		c.mu.Unlock()
 		c.kick()
 	}}
 }

@@ -3,21 +3,16 @@ package manager_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"net/netip"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
-	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
-	"github.com/egressgw/egressgw/providers/aws"
 	"github.com/egressgw/egressgw/test/ec2sim"
 )
 
@@ -114,18 +109,7 @@ func newScaleVPC(b *testing.B) *simVPC {
 			Interfaces: []ec2sim.InterfaceSpec{{ID: fmt.Sprintf("eni-%017x", i+1), Subnet: fmt.Sprintf("subnet-%017d", s),
 				IPs: []string{fmt.Sprintf("10.0.%d.%d", 16*s, 10+i)}}}})
 	}
-	sim, err := ec2sim.New(m, ec2sim.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	b.Cleanup(srv.Close)
-	cfg := sdkaws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")}
-	p, err := aws.NewFromConfig(cfg, aws.Options{Logger: quiet}, func(o *ec2.Options) { o.BaseEndpoint = sdkaws.String(srv.URL) })
-	if err != nil {
-		b.Fatal(err)
-	}
-	return &simVPC{sim: sim, provider: p, nodes: nodes}
+	return serveVPC(b, m, nodes, ec2sim.Options{})
 }
 
 // addScaleNodes creates the 50 gateway nodes (with agents) and 950 workers, eight at a time.

@@ -48,6 +48,12 @@ func newSimVPC(t *testing.T, nodes []simNode, opts ec2sim.Options, tweaks ...fun
 	for _, tweak := range tweaks {
 		tweak(&m)
 	}
+	return serveVPC(t, m, nodes, opts)
+}
+
+// serveVPC serves a model with the simulator and points the real AWS provider at it.
+func serveVPC(t testing.TB, m ec2sim.Model, nodes []simNode, opts ec2sim.Options) *simVPC {
+	t.Helper()
 	sim, err := ec2sim.New(m, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ type moveOp struct {
 	to         string
 	ips        []netip.Addr
 	from       []string // the node each IP leaves; "" when it was nowhere
+	why        []string // why each IP moves
 	priority   Priority
 	detectedAt time.Time
 }

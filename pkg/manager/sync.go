@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -212,12 +213,13 @@ func (c *Controller) planMove(moves map[string]*moveOp, st *ipState, d failover.
 	why := "new egress IP"
 	if st.node != "" {
 		m.priority = PriorityFailover
-		why = fmt.Sprintf("leaving %s (%s)", st.node, c.view.nodeWhy[st.node])
+		why = fmt.Sprintf("leaving %s (%s)", st.node, cmp.Or(c.view.nodeWhy[st.node], "no longer a gateway node"))
 		st.brokeAt = c.brokeAt[st.node]
 		m.detectedAt = c.detectedAt[st.node]
 	}
 	m.ips = append(m.ips, st.ip)
 	m.from = append(m.from, st.node)
+	m.why = append(m.why, why)
 	st.target = d.Node
 	st.setState(egressgwv1.AssignmentAssigning, "Moving", fmt.Sprintf("moving to %s: %s", d.Node, why), now)
 }

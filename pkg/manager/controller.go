@@ -51,6 +51,10 @@ type Controller struct {
 	// OnMove, when set before Start, is called after every move attempt.
 	OnMove func(MoveRecord)
 
+	wakeMu sync.Mutex
+	wake   *time.Timer
+	wakeAt time.Time // when wake fires; zero when it is not armed
+
 	mu             sync.Mutex
 	ips            map[netip.Addr]*ipState
 	nodes          map[string]*nodeCloud
@@ -133,10 +137,29 @@ func (c *Controller) kick() {
 	}
 }
 
-// kickAfter asks for a sync after d, for retries that wait for a backoff.
+// kickAfter asks for a sync after d, for retries that wait for a backoff. One timer serves all: it is
+// moved earlier when needed and never multiplied by the IPs that wait.
 func (c *Controller) kickAfter(ctx context.Context, d time.Duration) {
-	t := time.AfterFunc(d, c.kick)
-	context.AfterFunc(ctx, func() { t.Stop() })
+	at := time.Now().Add(d)
+	c.wakeMu.Lock()
+	defer c.wakeMu.Unlock()
+	if c.wake != nil && !c.wakeAt.IsZero() && !at.Before(c.wakeAt) {
+		return
+	}
+	if c.wake == nil {
+		c.wake = time.AfterFunc(d, c.woke)
+		context.AfterFunc(ctx, func() { c.wake.Stop() })
+	} else {
+		c.wake.Reset(d)
+	}
+	c.wakeAt = at
+}
+
+func (c *Controller) woke() {
+	c.wakeMu.Lock()
+	c.wakeAt = time.Time{}
+	c.wakeMu.Unlock()
+	c.kick()
 }
 
 func (c *Controller) healthChanged(ch failover.Change) {

@@ -230,7 +230,8 @@ func (c *Controller) releases(now time.Time) []op {
 	var ops []op
 	for ip, st := range c.ips {
 		switch {
-		case st.gateway != "" || st.target != "" || now.Before(st.retryAt):
+		case st.gateway != "" || st.target != "" || !st.located || now.Before(st.retryAt):
+			// wanted, busy, not located yet (it may be held somewhere), or waiting for a retry
 		case st.node == "":
 			delete(c.ips, ip)
 		default:

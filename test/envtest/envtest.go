@@ -61,6 +61,9 @@ func Start(t testing.TB) *Env {
 	}
 	cfg, err := te.Start()
 	if err != nil {
+		// Start may fail after the processes are up (a CRD the server refuses): stop them, or they outlive
+		// the test.
+		_ = te.Stop()
 		t.Fatalf("start kube-apiserver and etcd from %s: %v", assets, err)
 	}
 	t.Cleanup(func() {

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"os"
 	"testing"
+
+	"github.com/vishvananda/netlink"
 )
 
 // requireRoot skips tests that create namespaces when not root.
@@ -90,4 +92,53 @@ func startLab(t *testing.T, spec Spec) (*Topology, *EchoServer) {
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
 	return topo, srv
+}
+
+// TestDetour proves the benchmark's control paths: after Detour (or TunnelDetour), node1's traffic to
+// AltServerIP crosses node2 in both directions (over its uplink, or inside the lab's tunnel) and keeps
+// node1's address; its traffic to ServerIP does not need node2.
+func TestDetour(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		detour func(*Topology, *Node, *Node, netip.Addr) error
+		via    string // the device of node2 that every packet of the exchange crosses
+	}{
+		{"plain", (*Topology).Detour, Uplink},
+		{"tunnel", (*Topology).TunnelDetour, labTunnelDevice},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			topo, _ := startLab(t, Spec{Nodes: 2})
+			n1, n2 := topo.Nodes[0], topo.Nodes[1]
+			if err := tc.detour(topo, n1, n2, AltServerIP); err != nil {
+				t.Fatal(err)
+			}
+			before := linkPackets(t, n2, tc.via)
+			got, err := n1.NS.SourceOf(ctx, "tcp", netip.AddrPortFrom(AltServerIP, EchoPort), "detoured")
+			if err != nil || got != n1.IP {
+				t.Fatalf("detoured request: seen as %v (err %v), want %s", got, err, n1.IP)
+			}
+			after := linkPackets(t, n2, tc.via)
+			// A TCP exchange is at least handshake, request and teardown: three packets each way, and
+			// node2 receives and sends every one of them on that device.
+			if rx, tx := after.RxPackets-before.RxPackets, after.TxPackets-before.TxPackets; rx < 3 || tx < 3 {
+				t.Errorf("node2's %s saw %d packets in and %d out for the detoured exchange, want at least 3 each", tc.via, rx, tx)
+			}
+			if err := n2.NS.Sysctl("net.ipv4.ip_forward=0"); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := n1.NS.SourceOf(ctx, "tcp", netip.AddrPortFrom(ServerIP, EchoPort), "direct"); err != nil || got != n1.IP {
+				t.Errorf("request to ServerIP with node2 not forwarding: seen as %v (err %v), want %s", got, err, n1.IP)
+			}
+		})
+	}
+}
+
+func linkPackets(t *testing.T, n *Node, dev string) netlink.LinkStatistics {
+	t.Helper()
+	link, err := n.NS.NL.LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *link.Attrs().Statistics
 }

@@ -29,6 +29,9 @@ var (
 // Uplink is the name of every node's interface on the fabric.
 const Uplink = "eth0"
 
+// externalPort is the router's port toward the external host.
+const externalPort = "ext"
+
 // Spec says what to build.
 type Spec struct {
 	// Prefix starts every namespace name; RandomPrefix() when empty.
@@ -140,7 +143,7 @@ func (t *Topology) buildFabric(ctx context.Context) error {
 	if t.External, err = t.newNamespace(ctx, "ext"); err != nil {
 		return err
 	}
-	if err := Veth(t.Fabric, "ext", netip.PrefixFrom(externalRouter, 24), t.External, Uplink,
+	if err := Veth(t.Fabric, externalPort, netip.PrefixFrom(externalRouter, 24), t.External, Uplink,
 		netip.PrefixFrom(ServerIP, 24)); err != nil {
 		return err
 	}

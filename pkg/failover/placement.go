@@ -80,7 +80,7 @@ func (d Decision) Moves() bool { return d.Node != "" && d.Node != d.Previous }
 func Place(in Input) []Decision {
 	p := newPlacer(in)
 	gateways := slices.SortedFunc(slices.Values(in.Gateways), func(a, b Gateway) int { return cmp.Compare(a.Name, b.Name) })
-	owner := ipOwners(gateways)
+	owner := Owners(gateways)
 	var pending []*Decision
 	var out []*Decision
 	for _, gw := range gateways {
@@ -108,10 +108,12 @@ func Place(in Input) []Decision {
 	return derefAll(out)
 }
 
-// ipOwners gives each IP to the oldest gateway that lists it (then the first by name), so that an IP
-// listed twice is placed once.
-func ipOwners(gateways []Gateway) map[netip.Addr]string {
-	byAge := slices.SortedStableFunc(slices.Values(gateways), func(a, b Gateway) int { return a.Created.Compare(b.Created) })
+// Owners gives each IP to the oldest gateway that lists it (then the first by name), so that an IP
+// listed twice is placed once. Place applies it; callers that must know an IP's owner before placing
+// (to read the IP's spec, or to release IPs nobody owns) use it too, so that the rule lives here only.
+func Owners(gateways []Gateway) map[netip.Addr]string {
+	byName := slices.SortedFunc(slices.Values(gateways), func(a, b Gateway) int { return cmp.Compare(a.Name, b.Name) })
+	byAge := slices.SortedStableFunc(slices.Values(byName), func(a, b Gateway) int { return a.Created.Compare(b.Created) })
 	owner := map[netip.Addr]string{}
 	for _, gw := range byAge {
 		for _, ip := range gw.IPs {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,7 +16,7 @@ import (
 // its IPs are back in the cloud's hands. The optimistic lock keeps other owners' finalizers.
 func (c *Controller) ensureFinalizers(ctx context.Context, snap *snapshot) error {
 	var errs []error
-	for _, gw := range snap.live() {
+	for _, gw := range snap.live {
 		if controllerutil.ContainsFinalizer(gw, FinalizerReleaseIPs) {
 			continue
 		}
@@ -44,18 +43,7 @@ func (c *Controller) finishDeletions(ctx context.Context, snap *snapshot) error 
 func (c *Controller) released(gw *egressgwv1.EgressGateway) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ips := map[string]bool{}
-	for _, e := range gw.Spec.EgressIPs {
-		ips[e.IP] = true
-	}
-	for _, a := range gw.Status.Assignments {
-		ips[a.IP] = true
-	}
-	for text := range ips {
-		ip, err := netip.ParseAddr(text)
-		if err != nil {
-			continue
-		}
+	for _, ip := range claimedIPs(gw) {
 		if st := c.ips[ip]; st != nil && st.gateway == "" && (!st.located || st.node != "" || st.target != "") {
 			return false
 		}

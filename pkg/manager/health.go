@@ -15,7 +15,7 @@ import (
 // InternalIP cannot be probed and keeps no verdict, which makes it ineligible.
 func (c *Controller) probeTargets(snap *snapshot) []failover.Target {
 	var out []failover.Target
-	for _, name := range snap.gatewayNodes() {
+	for _, name := range snap.gatewayNodes {
 		if ip, ok := internalIP(snap.nodes[name]); ok {
 			out = append(out, failover.Target{Node: name, URL: c.healthURL(ip)})
 		}

@@ -83,9 +83,8 @@ func (c *Controller) acceptPolicy(p *egressgwv1.EgressPolicy, snap *snapshot, s 
 	}
 	var ips []netip.Addr
 	placed := map[netip.Addr]bool{}
-	for _, e := range gw.Spec.EgressIPs {
-		ip, err := netip.ParseAddr(e.IP)
-		if st := c.ips[ip]; err == nil && st != nil && st.gateway == gw.Name {
+	for _, ip := range specIPs(gw) {
+		if st := c.ips[ip]; st != nil && st.gateway == gw.Name {
 			ips = append(ips, ip)
 			placed[ip] = st.state == egressgwv1.AssignmentAssigned
 		}

@@ -14,7 +14,7 @@ import (
 // waits for (a new node, a new IP) go ahead of background refreshes. Caller holds c.mu.
 func (c *Controller) dueReads(snap *snapshot, now time.Time) []op {
 	var ops []op
-	for _, name := range snap.gatewayNodes() {
+	for _, name := range snap.gatewayNodes {
 		nc := c.nodeCloud(name)
 		if nc.busy || (!nc.at.IsZero() && now.Sub(nc.at) < c.cfg.CloudResync) {
 			continue

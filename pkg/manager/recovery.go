@@ -26,7 +26,7 @@ func (c *Controller) recover(ctx context.Context) error {
 	}
 	targets := c.probeTargets(snap)
 	c.prober.SetTargets(ctx, targets)
-	c.describeNodes(ctx, snap, snap.gatewayNodes())
+	c.describeNodes(ctx, snap, snap.gatewayNodes)
 	ips := snap.knownIPs()
 	readAt := time.Now()
 	locs, err := c.locateUntilDone(ctx, ips)
@@ -88,7 +88,7 @@ func (c *Controller) locate(ctx context.Context, ips []netip.Addr) (map[netip.Ad
 // applyLocations records where the cloud has ips. Caller holds c.mu.
 // readAt is when the read started.
 func (c *Controller) applyLocations(snap *snapshot, ips []netip.Addr, locs map[netip.Addr]providers.Location, readAt time.Time) {
-	wanted := snap.wantedIPs()
+	wanted := snap.wanted
 	for _, ip := range ips {
 		st := c.ipState(ip, wanted[ip], readAt)
 		if st.target != "" || st.confirmedAt.After(readAt.Add(-c.cfg.CloudSettle)) {

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
+	"github.com/egressgw/egressgw/pkg/failover"
 )
 
 // snapshot is the cluster as one sync sees it, read from the informer cache without copies: nothing
@@ -22,8 +23,14 @@ type snapshot struct {
 	nodes      map[string]*corev1.Node
 	policies   []*egressgwv1.EgressPolicy
 	namespaces map[string]*corev1.Namespace
+	// live are the gateways not being deleted, sorted by name.
+	live []*egressgwv1.EgressGateway
 	// members are the names of the nodes that match each live gateway's nodeSelector, sorted.
 	members map[string][]string
+	// gatewayNodes are the names of the nodes that match at least one live gateway, sorted.
+	gatewayNodes []string
+	// wanted maps every egress IP of a live gateway to the gateway that owns it (failover.Owners).
+	wanted map[netip.Addr]*egressgwv1.EgressGateway
 }
 
 func (c *Controller) snapshot(ctx context.Context) (*snapshot, error) {
@@ -50,16 +57,18 @@ func (c *Controller) snapshot(ctx context.Context) (*snapshot, error) {
 	for i := range nss.Items {
 		s.namespaces[nss.Items[i].Name] = &nss.Items[i]
 	}
-	for _, gw := range s.live() {
+	s.live = liveGateways(s.gateways)
+	for _, gw := range s.live {
 		s.members[gw.Name] = s.matchingNodes(gw)
 	}
+	s.gatewayNodes = unionSorted(s.members)
+	s.wanted = wantedIPs(s.live)
 	return s, nil
 }
 
-// live returns the gateways that are not being deleted, sorted by name.
-func (s *snapshot) live() []*egressgwv1.EgressGateway {
+func liveGateways(all map[string]*egressgwv1.EgressGateway) []*egressgwv1.EgressGateway {
 	var out []*egressgwv1.EgressGateway
-	for _, gw := range s.gateways {
+	for _, gw := range all {
 		if gw.DeletionTimestamp == nil {
 			out = append(out, gw)
 		}
@@ -83,10 +92,9 @@ func (s *snapshot) matchingNodes(gw *egressgwv1.EgressGateway) []string {
 	return names
 }
 
-// gatewayNodes returns the names of the nodes that match at least one live gateway, sorted.
-func (s *snapshot) gatewayNodes() []string {
+func unionSorted(lists map[string][]string) []string {
 	seen := map[string]bool{}
-	for _, names := range s.members {
+	for _, names := range lists {
 		for _, n := range names {
 			seen[n] = true
 		}
@@ -94,22 +102,30 @@ func (s *snapshot) gatewayNodes() []string {
 	return slices.Sorted(maps.Keys(seen))
 }
 
-// wantedIPs maps every egress IP of a live gateway to the gateway that owns it: the oldest gateway
-// listing it, as placement decides.
-func (s *snapshot) wantedIPs() map[netip.Addr]*egressgwv1.EgressGateway {
-	live := s.live()
-	slices.SortStableFunc(live, func(a, b *egressgwv1.EgressGateway) int {
-		return a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time)
-	})
-	out := map[netip.Addr]*egressgwv1.EgressGateway{}
+// wantedIPs maps every egress IP of the live gateways to its owner, by placement's own rule.
+func wantedIPs(live []*egressgwv1.EgressGateway) map[netip.Addr]*egressgwv1.EgressGateway {
+	byName := map[string]*egressgwv1.EgressGateway{}
+	var gws []failover.Gateway
 	for _, gw := range live {
-		for _, e := range gw.Spec.EgressIPs {
-			if ip, err := netip.ParseAddr(e.IP); err == nil && out[ip] == nil {
-				out[ip] = gw
-			}
-		}
+		byName[gw.Name] = gw
+		gws = append(gws, failover.Gateway{Name: gw.Name, Created: gw.CreationTimestamp.Time, IPs: specIPs(gw)})
+	}
+	out := map[netip.Addr]*egressgwv1.EgressGateway{}
+	for ip, owner := range failover.Owners(gws) {
+		out[ip] = byName[owner]
 	}
 	return out
+}
+
+// specIPs returns the gateway's egress IPs; the schema guarantees they parse.
+func specIPs(gw *egressgwv1.EgressGateway) []netip.Addr {
+	var ips []netip.Addr
+	for _, e := range gw.Spec.EgressIPs {
+		if ip, err := netip.ParseAddr(e.IP); err == nil {
+			ips = append(ips, ip)
+		}
+	}
+	return ips
 }
 
 // knownIPs returns every IP any gateway lists or its status still records, so that recovery locates
@@ -117,18 +133,20 @@ func (s *snapshot) wantedIPs() map[netip.Addr]*egressgwv1.EgressGateway {
 func (s *snapshot) knownIPs() []netip.Addr {
 	seen := map[netip.Addr]bool{}
 	for _, gw := range s.gateways {
-		for _, e := range gw.Spec.EgressIPs {
-			addIP(seen, e.IP)
-		}
-		for _, a := range gw.Status.Assignments {
-			addIP(seen, a.IP)
+		for _, ip := range claimedIPs(gw) {
+			seen[ip] = true
 		}
 	}
 	return slices.SortedFunc(maps.Keys(seen), netip.Addr.Compare)
 }
 
-func addIP(set map[netip.Addr]bool, s string) {
-	if ip, err := netip.ParseAddr(s); err == nil {
-		set[ip] = true
+// claimedIPs are the IPs a gateway lists in its spec or still records in its status: those it may hold.
+func claimedIPs(gw *egressgwv1.EgressGateway) []netip.Addr {
+	ips := specIPs(gw)
+	for _, a := range gw.Status.Assignments {
+		if ip, err := netip.ParseAddr(a.IP); err == nil && !slices.Contains(ips, ip) {
+			ips = append(ips, ip)
+		}
 	}
+	return ips
 }

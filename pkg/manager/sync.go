@@ -83,7 +83,7 @@ func (c *Controller) abandon(moves []*moveOp, err error) {
 // trackOwners gives every IP state its current owner, and creates the states of new IPs, which are
 // located in the cloud before anything is decided for them. Caller holds c.mu.
 func (c *Controller) trackOwners(snap *snapshot, now time.Time) {
-	wanted := snap.wantedIPs()
+	wanted := snap.wanted
 	for ip := range c.ips {
 		c.ipState(ip, wanted[ip], now)
 	}
@@ -97,11 +97,11 @@ func (c *Controller) trackOwners(snap *snapshot, now time.Time) {
 func (c *Controller) placementInput(snap *snapshot) failover.Input {
 	v := view{gateways: snap.gateways, nodeWhy: map[string]string{}, members: snap.members, zones: map[string]string{}, conflicts: map[string]map[netip.Addr]string{}}
 	in := failover.Input{Nodes: map[string]failover.Node{}}
-	for _, name := range snap.gatewayNodes() {
+	for _, name := range snap.gatewayNodes {
 		in.Nodes[name] = c.placementNode(snap.nodes[name], &v)
 	}
-	for _, gw := range snap.live() {
-		in.Gateways = append(in.Gateways, c.placementGateway(gw, snap.members[gw.Name], &v))
+	for _, gw := range snap.live {
+		in.Gateways = append(in.Gateways, c.placementGateway(gw, snap.members[gw.Name]))
 	}
 	c.view = v
 	return in
@@ -126,20 +126,13 @@ func (c *Controller) placementNode(node *corev1.Node, v *view) failover.Node {
 	return n
 }
 
-// placementGateway passes on the gateway's IPs that it owns and that are located and free to take.
-// An IP that an older gateway owns is reported as a conflict and never placed for this one.
-func (c *Controller) placementGateway(gw *egressgwv1.EgressGateway, members []string, v *view) failover.Gateway {
+// placementGateway passes on the gateway's IPs that are located and free to take. Whether an IP is
+// passed does not depend on the gateway, so that an IP two gateways list reaches placement for both or
+// for neither, and placement reports the conflict on the younger one.
+func (c *Controller) placementGateway(gw *egressgwv1.EgressGateway, members []string) failover.Gateway {
 	g := failover.Gateway{Name: gw.Name, Created: gw.CreationTimestamp.Time, Nodes: members, Current: map[netip.Addr]string{}}
-	for _, e := range gw.Spec.EgressIPs {
-		ip, err := netip.ParseAddr(e.IP)
-		if err != nil {
-			continue
-		}
-		st := c.ips[ip]
-		switch {
-		case st.gateway != gw.Name:
-			c.noteConflict(v, gw.Name, ip, fmt.Sprintf("%s is also an egress IP of gateway %s, which is older and keeps it; remove it from one of them", ip, st.gateway))
-		case st.located && st.foreign == "":
+	for _, ip := range specIPs(gw) {
+		if st := c.ips[ip]; st.located && st.foreign == "" {
 			g.IPs = append(g.IPs, ip)
 			g.Current[ip] = st.currentNode()
 		}
@@ -157,7 +150,7 @@ func (c *Controller) decide(ctx context.Context, decisions []failover.Decision, 
 		st := c.ips[d.IP]
 		switch {
 		case d.Reason == failover.ReasonIPConflict:
-			c.noteConflict(&c.view, d.Gateway, d.IP, d.Message)
+			c.noteConflict(d.Gateway, d.IP, d.Message)
 		case st.target != "":
 			// a cloud call is in flight for it; its result comes first
 		case d.Node == "":
@@ -179,11 +172,11 @@ func (c *Controller) decide(ctx context.Context, decisions []failover.Decision, 
 	return moves, ops
 }
 
-func (c *Controller) noteConflict(v *view, gateway string, ip netip.Addr, message string) {
-	if v.conflicts[gateway] == nil {
-		v.conflicts[gateway] = map[netip.Addr]string{}
+func (c *Controller) noteConflict(gateway string, ip netip.Addr, message string) {
+	if c.view.conflicts[gateway] == nil {
+		c.view.conflicts[gateway] = map[netip.Addr]string{}
 	}
-	v.conflicts[gateway][ip] = message
+	c.view.conflicts[gateway][ip] = message
 }
 
 func (c *Controller) unplace(st *ipState, d failover.Decision, now time.Time) {

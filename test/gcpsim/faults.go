@@ -28,11 +28,12 @@ type faults struct {
 	opLatency         time.Duration
 	opErrors          []string
 	staleFingerprints int
+	lost              map[string]int // method -> answers to replace with 503 after the request took effect
 	deletions         map[string]time.Time // instance key -> when it is gone
 }
 
 func newFaults() faults {
-	return faults{inject: map[string][]injection{}, quotas: map[string]*bucket{}, deletions: map[string]time.Time{}}
+	return faults{inject: map[string][]injection{}, quotas: map[string]*bucket{}, deletions: map[string]time.Time{}, lost: map[string]int{}}
 }
 
 type injection struct {
@@ -75,6 +76,14 @@ func (s *Server) Throttle(method string, n int) {
 	s.InjectError(method, http.StatusTooManyRequests, ReasonRateLimitExceeded, n)
 }
 
+// LoseAnswers makes the next n calls of method take effect and then answer 503, as when a response is
+// lost on the way: a client that retries without the same requestId would apply its change twice.
+func (s *Server) LoseAnswers(method string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.lost[method] += n
+}
+
 // ClearFaults removes injected request errors and operation errors that have not fired yet.
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
@@ -82,6 +91,7 @@ func (s *Server) ClearFaults() {
 	s.faults.inject = map[string][]injection{}
 	s.faults.opErrors = nil
 	s.faults.staleFingerprints = 0
+	s.faults.lost = map[string]int{}
 }
 
 // SetRateQuota meters a quota group (QuotaRead, QuotaWrite, QuotaOperations) at perMinute requests,

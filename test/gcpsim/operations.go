@@ -2,6 +2,7 @@ package gcpsim
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"time"
@@ -87,7 +88,11 @@ func (s *Server) settle() {
 func (s *Server) outcome(op *operation) *OperationError {
 	if q := s.faults.opErrors; len(q) > 0 {
 		s.faults.opErrors = q[1:]
-		return &OperationError{Code: q[0], Message: "Injected by the simulator: " + q[0], status: 500}
+		status := http.StatusBadRequest
+		if q[0] == CodeInternalError {
+			status = http.StatusInternalServerError
+		}
+		return &OperationError{Code: q[0], Message: "Injected by the simulator: " + q[0], status: status}
 	}
 	return op.apply()
 }

@@ -123,6 +123,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method, permissio
 		s.mu.Lock()
 		s.settle()
 		body, aerr = h(s, r, caller)
+		if aerr == nil && s.faults.lost[method] > 0 { // done, but the answer never reaches the client
+			s.faults.lost[method]--
+			aerr = apiErr(http.StatusServiceUnavailable, ReasonBackendError, "Injected by the simulator after the request took effect.")
+		}
 		s.mu.Unlock()
 	}
 	if aerr != nil {

@@ -28,7 +28,7 @@ type faults struct {
 	opLatency         time.Duration
 	opErrors          []string
 	staleFingerprints int
-	lost              map[string]int // method -> answers to replace with 503 after the request took effect
+	lost              map[string]int       // method -> answers to replace with 503 after the request took effect
 	deletions         map[string]time.Time // instance key -> when it is gone
 }
 

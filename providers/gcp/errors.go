@@ -2,6 +2,8 @@ package gcp
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +48,9 @@ func classify(method string, err error) error {
 func sentinel(err error) error {
 	var ge *googleapi.Error
 	if !errors.As(err, &ge) {
+		if untrusted(err) {
+			return providers.ErrPermanent // no retry makes a certificate trusted
+		}
 		var ue *url.Error
 		var ne net.Error
 		if errors.As(err, &ue) || errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -64,6 +69,15 @@ func sentinel(err error) error {
 		return providers.ErrUnavailable
 	}
 	return providers.ErrPermanent
+}
+
+// untrusted reports a TLS failure to verify the endpoint's certificate.
+func untrusted(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
 func hasReason(ge *googleapi.Error, reasons map[string]bool) bool {

@@ -43,7 +43,7 @@ type Options struct {
 	// AllowedPermissions, when not nil, are the IAM permissions every caller has; other calls get 403.
 	AllowedPermissions []string
 	// Callers, when not nil, are the only bearer tokens accepted (others get 401), each with its own
-	// permissions; it overrides AllowedPermissions.
+	// permissions (nil: every permission); it overrides AllowedPermissions.
 	Callers map[string][]string
 	Logger  *slog.Logger
 }
@@ -145,7 +145,7 @@ func (s *Server) admit(r *http.Request, method, permission string) (string, *API
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls[method]++
-	if s.opts.Callers != nil && s.opts.Callers[token] == nil {
+	if _, known := s.opts.Callers[token]; s.opts.Callers != nil && !known {
 		return "", apiErr(http.StatusUnauthorized, "authError", "Request had invalid authentication credentials.")
 	}
 	if p := r.PathValue("project"); p != s.st.project {

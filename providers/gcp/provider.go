@@ -29,6 +29,10 @@ import (
 	"github.com/egressgw/egressgw/providers"
 )
 
+// DefaultPollInterval is the wait between two reads of a running zone operation: short against the 2-5s a
+// NIC update takes, and a few reads per failover against the operations quota.
+const DefaultPollInterval = 500 * time.Millisecond
+
 // Options tune a Provider. Project is required; the rest has defaults.
 type Options struct {
 	// Project is the project whose instances Locate searches (the cluster's project, or the host project
@@ -124,7 +128,7 @@ func httpClient(ctx context.Context, clientOpts []option.ClientOption) (*http.Cl
 
 func newProvider(opts Options) *Provider {
 	if opts.PollInterval <= 0 {
-		opts.PollInterval = 500 * time.Millisecond
+		opts.PollInterval = DefaultPollInterval
 	}
 	if opts.OperationTimeout <= 0 {
 		opts.OperationTimeout = time.Minute

@@ -1,6 +1,7 @@
 package gcpsim
 
 import (
+	"math/rand/v2"
 	"net/http"
 	"time"
 )
@@ -26,6 +27,7 @@ type faults struct {
 	quotas            map[string]*bucket
 	latency           time.Duration
 	opLatency         time.Duration
+	opLatencyMax      time.Duration // when above opLatency, each operation draws its latency in between
 	opErrors          []string
 	staleFingerprints int
 	lost              map[string]int       // method -> answers to replace with 503 after the request took effect
@@ -118,7 +120,24 @@ func (s *Server) SetLatency(d time.Duration) {
 func (s *Server) SetOperationLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.opLatency = d
+	s.faults.opLatency, s.faults.opLatencyMax = d, 0
+}
+
+// SetOperationLatencyRange makes each operation started from now on take a latency drawn uniformly from
+// [lo, hi] (Compute Engine's NIC updates: about 2-5s).
+func (s *Server) SetOperationLatencyRange(lo, hi time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.opLatency, s.faults.opLatencyMax = lo, hi
+}
+
+// operationLatency is the latency of a new operation. The caller holds s.mu.
+func (s *Server) operationLatency() time.Duration {
+	f := s.faults
+	if f.opLatencyMax <= f.opLatency {
+		return f.opLatency
+	}
+	return f.opLatency + rand.N(f.opLatencyMax-f.opLatency+1)
 }
 
 // FailOperations makes the next operations to complete end with these error codes (one each), without

@@ -47,7 +47,7 @@ type Event struct {
 func (s *Server) startOperation(in *instance, typ, user string, apply func() *OperationError) *operation {
 	op := &operation{id: s.st.newID(), zone: in.zone, typ: typ, instance: in.zone + "/" + in.name, targetID: in.id,
 		targetLink: s.st.instanceLink(in), user: user,
-		inserted: s.now(), latency: s.faults.opLatency, status: OpPending, apply: apply}
+		inserted: s.now(), latency: s.operationLatency(), status: OpPending, apply: apply}
 	op.name = fmt.Sprintf("operation-%d-%012x", op.inserted.UnixMilli(), op.id)
 	s.ops[op.zone+"/"+op.name] = op
 	s.opSeq = append(s.opSeq, op.zone+"/"+op.name)

@@ -19,6 +19,7 @@ var behaviours = []behaviour{
 	{"assigned-elsewhere", assignedElsewhere},
 	{"move", move},
 	{"release", release},
+	{"release-only-address", releaseOnlyAddress},
 	{"release-not-assigned", releaseNotAssigned},
 	{"release-primary-refused", releasePrimaryRefused},
 	{"locate", locate},
@@ -123,6 +124,19 @@ func release(t *testing.T, e Env) {
 		t.Errorf("A1 still lists %s after Release: %v", ip, got)
 	}
 	e.must(t, e.Provider.Release(ctxFor(t), e.A1.Node, providers.Assignment{IP: ip}))
+}
+
+// release-only-address: releasing the only egress IP of a node (B holds nothing else but its primary)
+// empties it, on clouds whose write is a PATCH of the whole list too.
+func releaseOnlyAddress(t *testing.T, e Env) {
+	ip := e.FreeB[0]
+	before := len(e.describe(t, e.B).Addresses)
+	e.must(t, e.Provider.Assign(ctxFor(t), e.B.Node, providers.Assignment{IP: ip}))
+	e.must(t, e.Provider.Release(ctxFor(t), e.B.Node, providers.Assignment{IP: ip}))
+	e.wantOn(t, ip, nil)
+	if got := e.describe(t, e.B).Addresses; len(got) != before {
+		t.Errorf("B lists %v after releasing its only egress IP", got)
+	}
 }
 
 // release-not-assigned: an IP held nowhere, outside the subnet, or by another node is left alone.

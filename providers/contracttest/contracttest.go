@@ -17,7 +17,7 @@
 // table; new Env fields are optional (a zero value keeps the old meaning).
 //
 // Behaviours (subtest names): describe, assign, assign-idempotent, assigned-elsewhere, move,
-// release, release-not-assigned, release-primary-refused, locate, locate-nowhere, capacity,
+// release, release-only-address, release-not-assigned, release-primary-refused, locate, locate-nowhere, capacity,
 // wrong-subnet, unknown-node, unsupported-node, throttled.
 package contracttest
 
@@ -40,8 +40,9 @@ type Gateway struct {
 // Env is one fresh simulated cloud and a provider talking to it.
 type Env struct {
 	Provider providers.Provider
-	// A1 and A2 are two gateways in one subnet; B is a gateway in another subnet. B must have room for a
-	// few egress IPs only (the capacity behaviour fills it), unless FillCapacity is set.
+	// A1 and A2 are two gateways in one subnet; B is a gateway in another subnet, holding no egress IP
+	// (release-only-address empties it). B must have room for a few egress IPs only (the capacity
+	// behaviour fills it), unless FillCapacity is set.
 	A1, A2, B Gateway
 	// FreeA are at least three addresses of A1's subnet that no NIC holds and the cloud would hand out.
 	// FreeB are free addresses of B's subnet: at least one more than B has room for (DescribeNode's

@@ -72,6 +72,7 @@ type Provider struct {
 	mu        sync.Mutex
 	nodes     map[string]attachment // by instanceRef.key: where its egress IPs go
 	subnetsBy map[string]subnet     // by subnetwork URL
+	queues    map[string]*queue     // by instanceRef.key: writes waiting for the node's nic0
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -149,7 +150,7 @@ func newProvider(opts Options) *Provider {
 		opts.Logger = slog.Default()
 	}
 	return &Provider{opts: opts, limiters: newLimiters(opts.Limits), log: opts.Logger.With("provider", "gcp"),
-		nodes: map[string]attachment{}, subnetsBy: map[string]subnet{}}
+		nodes: map[string]attachment{}, subnetsBy: map[string]subnet{}, queues: map[string]*queue{}}
 }
 
 // Close releases the SDK clients.

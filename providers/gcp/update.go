@@ -2,7 +2,6 @@ package gcp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -16,32 +15,6 @@ import (
 
 // edit computes nic0's new alias ranges from the current ones; done means there is nothing to change.
 type edit func(nic *computepb.NetworkInterface) (ranges []*computepb.AliasIpRange, done bool, err error)
-
-// editAliases is the read-modify-write of nic0's alias ranges: read the NIC (ranges and fingerprint),
-// compute the new list, PATCH it with that fingerprint and a fresh requestId, and wait for the zone
-// operation. A fingerprint conflict (someone else wrote the NIC meanwhile, GKE included) or a busy
-// instance starts over from a fresh read, so that no concurrent change is overwritten.
-func (p *Provider) editAliases(ctx context.Context, at attachment, what string, fn edit) error {
-	for attempt := 0; ; attempt++ {
-		nic, err := p.readNIC(ctx, at)
-		if err != nil {
-			return err
-		}
-		ranges, done, err := fn(nic)
-		if err != nil || done {
-			return err
-		}
-		err = p.patchAliases(ctx, at, nic.GetFingerprint(), ranges)
-		if !errors.Is(err, errRetryEdit) {
-			return err
-		}
-		d := p.opts.Backoff.delay(attempt)
-		p.log.Debug("writing nic0 again", "node", at.node, "what", what, "attempt", attempt+1, "delay", d, "error", err)
-		if serr := sleep(ctx, d); serr != nil {
-			return fmt.Errorf("%s on node %s: gave up: %w: %w (%w)", what, at.node, providers.ErrUnavailable, err, serr)
-		}
-	}
-}
 
 // patchAliases sends updateNetworkInterface with only the fingerprint and the alias ranges, the latter
 // even when empty, and waits for its operation. Retries of the same request keep its requestId, so that

@@ -21,7 +21,6 @@ import (
 //	go test -run '^$' -bench Failover -benchtime 1x ./providers/gcp/
 const failoverTrials = 20
 
-//
 // The 10-ips cases move ten IPs between the same two gateways at once (ten concurrent Releases, then ten
 // concurrent Assigns), which the provider coalesces into one operation per node and step.
 func BenchmarkFailover(b *testing.B) {

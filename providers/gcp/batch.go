@@ -56,12 +56,25 @@ func (p *Provider) editAliases(ctx context.Context, at attachment, what string, 
 	case err := <-req.done:
 		return err
 	case <-ctx.Done():
+	}
+	// The runner shares the deadline and stops at it too: a moment more gives the caller its answer,
+	// which says why the deadline came (throttled, unavailable) as the contract wants.
+	select {
+	case err := <-req.done:
+		return err
+	case <-time.After(answerGrace):
 		return fmt.Errorf("%s on node %s: %w", what, at.node, ctx.Err())
 	}
 }
 
-// run takes the node's waiting edits, batch after batch, until none is left.
+// answerGrace is how long a caller whose context ended still waits for the runner's answer.
+const answerGrace = 100 * time.Millisecond
+
+// run takes the node's waiting edits, batch after batch, until none is left. It first waits BatchWindow,
+// so that the edits a failover sends at once (the manager's workers call together) make one batch
+// rather than one alone and the rest after its operation.
 func (p *Provider) run(at attachment, key string) {
+	time.Sleep(p.opts.BatchWindow)
 	for {
 		p.mu.Lock()
 		batch := p.queues[key].pending

@@ -49,6 +49,9 @@ type Options struct {
 	OperationTimeout time.Duration
 	// DefaultTimeout bounds a call whose context has no deadline (default 2m).
 	DefaultTimeout time.Duration
+	// BatchWindow is how long the first write to an idle node waits for others to share its operation
+	// (default 20ms, against the 2-5s of an operation).
+	BatchWindow time.Duration
 	// AliasRangesPerInterface overrides the cloud's limit (AliasRangesPerInterface) when not zero.
 	AliasRangesPerInterface int
 	// Limits are client-side rate limits per request group (read, write, operations); nil means
@@ -136,6 +139,9 @@ func newProvider(opts Options) *Provider {
 	}
 	if opts.DefaultTimeout <= 0 {
 		opts.DefaultTimeout = 2 * time.Minute
+	}
+	if opts.BatchWindow <= 0 {
+		opts.BatchWindow = 20 * time.Millisecond
 	}
 	if opts.AliasRangesPerInterface <= 0 {
 		opts.AliasRangesPerInterface = AliasRangesPerInterface

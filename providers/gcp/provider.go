@@ -1,7 +1,8 @@
 // Package gcp is the egressgw provider for Compute Engine: egress IPs are alias IP ranges of one address
 // (/32) on a gateway node's nic0, written with instances.updateNetworkInterface (with the NIC's current
 // fingerprint and a requestId) and confirmed by polling the zone operation at a short fixed interval.
-// Other alias ranges of nic0 (GKE's pod range) are kept as they are. Compute Engine has no one-call move,
+// Other alias ranges of nic0 (GKE's pod range) are kept as they are, and concurrent writes to one node
+// share one read-modify-write (batch.go). Compute Engine has no one-call move,
 // so the provider is no providers.Mover: a move is Release on the old node, then Assign on the new one.
 //
 // It uses cloud.google.com/go/compute/apiv1 over REST. The constructor takes the SDK's own client

@@ -113,8 +113,8 @@ func (c Config) validateTunnel() error {
 
 func (c Config) validateMarks() error {
 	var errs []error
-	if c.SteerMask == 0 || !contiguous(c.SteerMask) {
-		errs = append(errs, fmt.Errorf("steer mask %#x: want one contiguous run of bits", c.SteerMask))
+	if bits.OnesCount32(c.SteerMask) < 2 || !contiguous(c.SteerMask) {
+		errs = append(errs, fmt.Errorf("steer mask %#x: want one contiguous run of at least two bits", c.SteerMask))
 	}
 	if bits.OnesCount32(c.ReplyMark) != 1 {
 		errs = append(errs, fmt.Errorf("reply mark %#x: want exactly one bit", c.ReplyMark))
@@ -133,7 +133,7 @@ func (c Config) validateMarks() error {
 
 func (c Config) validateTables() error {
 	var errs []error
-	last := uint64(c.TableBase) + uint64(c.maxGateways())
+	last := uint64(c.TableBase) + uint64(c.maxIndex())
 	if c.TableBase == 0 || last >= 1<<32 || overlapsSystemTables(uint64(c.TableBase)+1, last) {
 		errs = append(errs, fmt.Errorf("table base %d: tables %d..%d must avoid 0 and 253..255 and fit in 32 bits", c.TableBase, uint64(c.TableBase)+1, last))
 	}
@@ -157,13 +157,21 @@ func contiguous(m uint32) bool {
 	return shifted&(shifted+1) == 0
 }
 
-// maxGateways is how many gateway nodes the steer mask can name (index 0 means "not steered").
-func (c Config) maxGateways() uint32 {
+// maxIndex is the largest value the steer mask holds. Index 0 means "not steered", 1..maxIndex-1 name
+// gateway nodes, and maxIndex marks packets a gateway SNATs, which leave through its egress interface.
+func (c Config) maxIndex() uint32 {
 	if c.SteerMask == 0 {
 		return 0
 	}
 	return c.SteerMask >> bits.TrailingZeros32(c.SteerMask)
 }
+
+// maxGateways is how many gateway nodes the steer mask can name.
+func (c Config) maxGateways() uint32 { return max(c.maxIndex(), 1) - 1 }
+
+// egressIndex is the steering value of packets that leave through this gateway's egress interface; its
+// table is TableBase+egressIndex.
+func (c Config) egressIndex() uint32 { return c.maxIndex() }
 
 // steerMark is the fwmark of gateway index i.
 func (c Config) steerMark(i uint32) uint32 { return i << bits.TrailingZeros32(c.SteerMask) }

@@ -62,8 +62,11 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 func TestSteerMarks(t *testing.T) {
 	c := DefaultConfig()
 	c.SteerMask = 0x00f0
-	if got := c.maxGateways(); got != 15 {
-		t.Errorf("maxGateways = %d, want 15", got)
+	if got := c.maxGateways(); got != 14 {
+		t.Errorf("maxGateways = %d, want 14 (15 is the egress interface's)", got)
+	}
+	if got := c.steerMark(c.egressIndex()); got != 0xf0 {
+		t.Errorf("egress mark = %#x, want 0xf0", got)
 	}
 	if got := c.steerMark(3); got != 0x30 {
 		t.Errorf("steerMark(3) = %#x, want 0x30", got)

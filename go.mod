@@ -20,6 +20,8 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
+require github.com/kylelemons/godebug v1.1.0 // indirect
+
 require (
 	github.com/containernetworking/cni v1.3.1
 	go.opentelemetry.io/otel v1.44.0 // indirect

@@ -168,7 +168,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
 	defer cancel()
-	if err := s.http.Shutdown(shutdownCtx); err != nil {
+	err := s.http.Shutdown(shutdownCtx)
+	<-errc
+	_ = s.listener.Close() // unlinks the socket; http.Serve may not have taken the listener yet
+	if err != nil {
 		return fmt.Errorf("cnirpc: shutting down: %w", err)
 	}
 	return nil

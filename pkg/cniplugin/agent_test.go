@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/egressgw/egressgw/pkg/cnirpc"
+	"github.com/egressgw/egressgw/pkg/cniserver"
 )
 
 // podCall is one call a testAgent received.
@@ -61,10 +62,10 @@ func (a *testAgent) recorded() []podCall {
 }
 
 // serveAgent serves a on a socket in a temp dir until the test ends and returns the socket's path.
-func serveAgent(t testing.TB, a cnirpc.Programmer) string {
+func serveAgent(t testing.TB, a cniserver.Programmer) string {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), "run", "cni.sock")
-	srv, err := cnirpc.NewServer(cnirpc.ServerConfig{SocketPath: socket, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, a)
+	srv, err := cniserver.NewServer(cniserver.ServerConfig{SocketPath: socket, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, a)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 // chainLab is a node network namespace with libcni configured like a runtime: the reference bridge and
 // host-local plugins, then egressgw-cni, in one conflist.
 type chainLab struct {
-	t       *testing.T
+	t       testing.TB
 	prefix  string
 	node    *netlab.Namespace
 	cni     *libcni.CNIConfig
@@ -33,7 +33,7 @@ type chainLab struct {
 	dataDir string
 }
 
-func newChainLab(t *testing.T, socket, addTimeout string) *chainLab {
+func newChainLab(t testing.TB, socket, addTimeout string) *chainLab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces, a bridge and veths")
@@ -60,7 +60,7 @@ func newChainLab(t *testing.T, socket, addTimeout string) *chainLab {
 	return lab
 }
 
-func newNamespace(t *testing.T, name string) *netlab.Namespace {
+func newNamespace(t testing.TB, name string) *netlab.Namespace {
 	t.Helper()
 	ns, err := netlab.NewNamespace(context.Background(), name)
 	if err != nil {
@@ -82,6 +82,11 @@ func (l *chainLab) pod(name string) (*netlab.Namespace, *libcni.RuntimeConf) {
 			{"K8S_POD_INFRA_CONTAINER_ID", "infra-" + name}, {"K8S_POD_UID", "uid-" + name}},
 	}
 	return ns, rt
+}
+
+// withoutEgressgw drops egressgw-cni from the list: the chain a node has before egressgw is installed.
+func (l *chainLab) withoutEgressgw() {
+	l.list.Plugins = l.list.Plugins[:1]
 }
 
 // inNode runs fn with the calling thread in the node namespace, so that the plugins libcni starts run

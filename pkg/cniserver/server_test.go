@@ -1,4 +1,4 @@
-package cnirpc
+package cniserver
 
 import (
 	"bytes"
@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/egressgw/egressgw/pkg/cnirpc"
 )
 
 // recorder is a Programmer that records the order of calls and can hold an ADD until released.
@@ -35,7 +37,7 @@ func (r *recorder) log(e string) {
 	r.events = append(r.events, e)
 }
 
-func (r *recorder) PodAdded(_ context.Context, pod PodIdentity, ips []netip.Addr) error {
+func (r *recorder) PodAdded(_ context.Context, pod cnirpc.PodIdentity, ips []netip.Addr) error {
 	if r.started != nil {
 		close(r.started)
 	}
@@ -46,7 +48,7 @@ func (r *recorder) PodAdded(_ context.Context, pod PodIdentity, ips []netip.Addr
 	return r.addErr
 }
 
-func (r *recorder) PodDeleted(_ context.Context, pod PodIdentity, _ []netip.Addr) error {
+func (r *recorder) PodDeleted(_ context.Context, pod cnirpc.PodIdentity, _ []netip.Addr) error {
 	r.log("del " + pod.ContainerID)
 	return nil
 }
@@ -78,7 +80,7 @@ func startServer(t *testing.T, cfg ServerConfig, p Programmer) *Server {
 	return srv
 }
 
-var webPod = PodIdentity{Namespace: "shop", Name: "web", UID: "u1", ContainerID: "c0ffee"}
+var webPod = cnirpc.PodIdentity{Namespace: "shop", Name: "web", UID: "u1", ContainerID: "c0ffee"}
 
 func TestServerSocketIsPrivateAndGoneAfterShutdown(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "egressgw")
@@ -116,7 +118,7 @@ func TestListenReplacesAStaleSocketButNotALiveOneOrAFile(t *testing.T) {
 	l.SetUnlinkOnClose(false)
 	_ = l.Close()
 	startServer(t, ServerConfig{SocketPath: stale}, &recorder{})
-	if err := NewClient(stale).Status(context.Background()); err != nil {
+	if err := cnirpc.NewClient(stale).Status(context.Background()); err != nil {
 		t.Fatalf("status over the replaced stale socket: %v", err)
 	}
 
@@ -139,15 +141,15 @@ func TestAddAndDelRoundTripAndCountLatency(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	rec := &recorder{}
 	srv := startServer(t, ServerConfig{Registerer: reg}, rec)
-	c := NewClient(srv.SocketPath())
+	c := cnirpc.NewClient(srv.SocketPath())
 	ip := netip.MustParseAddr("10.244.1.7")
-	if err := c.Add(context.Background(), AddRequest{Pod: webPod, IPs: []netip.Addr{ip}}); err != nil {
+	if err := c.Add(context.Background(), cnirpc.AddRequest{Pod: webPod, IPs: []netip.Addr{ip}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Check(context.Background(), AddRequest{Pod: webPod, IPs: []netip.Addr{ip}}); err != nil {
+	if err := c.Check(context.Background(), cnirpc.AddRequest{Pod: webPod, IPs: []netip.Addr{ip}}); err != nil {
 		t.Fatalf("CHECK on a Programmer without PodChecker: %v", err)
 	}
-	if err := c.Del(context.Background(), DelRequest{Pod: webPod}); err != nil {
+	if err := c.Del(context.Background(), cnirpc.DelRequest{Pod: webPod}); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(rec.events, ",") != "add c0ffee 10.244.1.7,del c0ffee" {
@@ -161,9 +163,9 @@ func TestAddAndDelRoundTripAndCountLatency(t *testing.T) {
 func TestAgentErrorsReachTheClientWithTheirMessage(t *testing.T) {
 	rec := &recorder{addErr: errors.New("policy shop/egress has no egress IP yet")}
 	srv := startServer(t, ServerConfig{}, rec)
-	c := NewClient(srv.SocketPath())
-	err := c.Add(context.Background(), AddRequest{Pod: webPod, IPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})
-	var refused *AgentError
+	c := cnirpc.NewClient(srv.SocketPath())
+	err := c.Add(context.Background(), cnirpc.AddRequest{Pod: webPod, IPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})
+	var refused *cnirpc.AgentError
 	if !errors.As(err, &refused) || refused.StatusCode != http.StatusInternalServerError || refused.Message != "policy shop/egress has no egress IP yet" {
 		t.Fatalf("Add = %v", err)
 	}
@@ -176,11 +178,11 @@ func TestBadRequestsAreRefusedWithTheField(t *testing.T) {
 		"ipv6":           {`{"pod":{"namespace":"a","name":"b","containerID":"c"},"ips":["fd00::1"]}`, "ips[0] is \\\"fd00::1\\\": only IPv4"},
 		"unknown field":  {`{"pod":{},"bogus":1}`, "unknown field"},
 		"two values":     {`{"pod":{"namespace":"a","name":"b","containerID":"c"}} {}`, "more than one"},
-		"too large":      {`{"pod":{"namespace":"` + strings.Repeat("a", MaxRequestBytes) + `"}}`, "too large"},
+		"too large":      {`{"pod":{"namespace":"` + strings.Repeat("a", cnirpc.MaxRequestBytes) + `"}}`, "too large"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			status, msg := rawPost(t, srv.SocketPath(), PathAdd, tc.body)
+			status, msg := rawPost(t, srv.SocketPath(), cnirpc.PathAdd, tc.body)
 			if status != http.StatusBadRequest || !strings.Contains(msg, tc.want) {
 				t.Fatalf("POST = %d %q, want 400 mentioning %q", status, msg, tc.want)
 			}
@@ -190,9 +192,11 @@ func TestBadRequestsAreRefusedWithTheField(t *testing.T) {
 
 func rawPost(t *testing.T, socket, path, body string) (int, string) {
 	t.Helper()
-	c := NewClient(socket)
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+	}}}
 	req, _ := http.NewRequest(http.MethodPost, "http://egressgw-agent"+path, strings.NewReader(body))
-	resp, err := c.http.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +210,7 @@ func rawPost(t *testing.T, socket, path, body string) (int, string) {
 func TestDelWaitsForAnOverrunningAddOfTheSameSandbox(t *testing.T) {
 	rec := &recorder{hold: make(chan struct{}), started: make(chan struct{})}
 	srv := startServer(t, ServerConfig{}, rec)
-	c := NewClient(srv.SocketPath())
+	c := cnirpc.NewClient(srv.SocketPath())
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	go func() {
@@ -214,24 +218,16 @@ func TestDelWaitsForAnOverrunningAddOfTheSameSandbox(t *testing.T) {
 		<-ctx.Done()
 		time.AfterFunc(200*time.Millisecond, func() { close(rec.hold) }) // the agent finishes late
 	}()
-	err := c.Add(ctx, AddRequest{Pod: webPod, IPs: []netip.Addr{netip.MustParseAddr("10.0.0.9")}})
-	var timeout *TimeoutError
+	err := c.Add(ctx, cnirpc.AddRequest{Pod: webPod, IPs: []netip.Addr{netip.MustParseAddr("10.0.0.9")}})
+	var timeout *cnirpc.TimeoutError
 	if !errors.As(err, &timeout) {
 		t.Fatalf("Add = %v, want a timeout", err)
 	}
-	if err := c.Del(context.Background(), DelRequest{Pod: webPod}); err != nil {
+	if err := c.Del(context.Background(), cnirpc.DelRequest{Pod: webPod}); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(rec.events, ","); got != "add c0ffee 10.0.0.9,del c0ffee" {
 		t.Fatalf("events = %s, want the late add before the del", got)
-	}
-}
-
-func TestClientNamesAnUnreachableAgent(t *testing.T) {
-	err := NewClient(filepath.Join(t.TempDir(), "none.sock")).Status(context.Background())
-	var unreachable *UnreachableError
-	if !errors.As(err, &unreachable) || !strings.Contains(err.Error(), "no such file") {
-		t.Fatalf("Status = %v", err)
 	}
 }
 

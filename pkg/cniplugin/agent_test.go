@@ -2,7 +2,6 @@ package cniplugin
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -69,15 +68,14 @@ func serveAgent(t testing.TB, a cniserver.Programmer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Listen(); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	wait, err := srv.Start(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		if err := wait(); err != nil {
 			t.Errorf("agent server: %v", err)
 		}
 	})

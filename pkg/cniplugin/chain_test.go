@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/egressgw/egressgw/test/netlab"
 )
@@ -89,37 +87,10 @@ func (l *chainLab) withoutEgressgw() {
 	l.list.Plugins = l.list.Plugins[:1]
 }
 
-// inNode runs fn with the calling thread in the node namespace, so that the plugins libcni starts run
-// there (a child process inherits the forking thread's namespace), as they would on a node.
-func (l *chainLab) inNode(fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	node, err := netns.GetFromName(l.node.Name)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer node.Close()
-	if err := netns.Set(node); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	fnErr := fn()
-	if err := netns.Set(orig); err != nil {
-		return fmt.Errorf("thread left in the node namespace (not unlocked, it dies with the goroutine): %w", err)
-	}
-	runtime.UnlockOSThread()
-	return fnErr
-}
-
 func (l *chainLab) add(rt *libcni.RuntimeConf) (json.RawMessage, error) {
 	var out json.RawMessage
-	err := l.inNode(func() error {
+	// In the node namespace, so the plugins libcni starts run there, as on a node.
+	err := l.node.Do(func() error {
 		res, err := l.cni.AddNetworkList(context.Background(), l.list, rt)
 		if err != nil {
 			return err
@@ -131,7 +102,7 @@ func (l *chainLab) add(rt *libcni.RuntimeConf) (json.RawMessage, error) {
 }
 
 func (l *chainLab) del(rt *libcni.RuntimeConf) error {
-	return l.inNode(func() error { return l.cni.DelNetworkList(context.Background(), l.list, rt) })
+	return l.node.Do(func() error { return l.cni.DelNetworkList(context.Background(), l.list, rt) })
 }
 
 // podIPv4 is the IPv4 address on eth0 inside a pod namespace, or an invalid address when there is none.

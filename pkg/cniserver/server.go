@@ -181,6 +181,19 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
+// Start is Listen (unless already called) and Serve in the background until ctx ends; wait returns once
+// the server has stopped, with Serve's error.
+func (s *Server) Start(ctx context.Context) (wait func() error, err error) {
+	if s.listener == nil {
+		if err := s.Listen(); err != nil {
+			return nil, err
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	return func() error { return <-done }, nil
+}
+
 func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	var req cnirpc.AddRequest
 	s.serveAdd(w, r, "add", &req, func(ctx context.Context) error { return s.prog.PodAdded(ctx, req.Pod, req.IPs) })

@@ -65,15 +65,14 @@ func startServer(t *testing.T, cfg ServerConfig, p Programmer) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Listen(); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	wait, err := srv.Start(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := wait(); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})
@@ -89,18 +88,17 @@ func TestServerSocketIsPrivateAndGoneAfterShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	if err := srv.Listen(); err != nil {
+	wait, err := srv.Start(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { done <- srv.Serve(ctx) }()
 	for path, want := range map[string]os.FileMode{dir: 0o700 | os.ModeDir, srv.SocketPath(): 0o600 | os.ModeSocket} {
 		if info, err := os.Stat(path); err != nil || info.Mode() != want {
 			t.Errorf("%s mode = %v (%v), want %v", path, info.Mode(), err, want)
 		}
 	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(srv.SocketPath()); !os.IsNotExist(err) {

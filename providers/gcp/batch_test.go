@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,17 +12,11 @@ import (
 
 // assignAll assigns ips to node at once, one goroutine each, and returns their errors in order.
 func assignAll(t *testing.T, p *Provider, node providers.Node, ips ...string) []error {
-	errs := make([]error, len(ips))
-	var wg sync.WaitGroup
-	for i, a := range ips {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = p.Assign(timeout(t, 30*time.Second), node, providers.Assignment{IP: ip(a)})
-		}()
+	var as []providers.Assignment
+	for _, a := range ips {
+		as = append(as, providers.Assignment{IP: ip(a)})
 	}
-	wg.Wait()
-	return errs
+	return concurrently(timeout(t, 30*time.Second), p.Assign, node, as)
 }
 
 // TestConcurrentWritesToOneNodeShareAnOperation: ten IPs failing over to one gateway at once take one

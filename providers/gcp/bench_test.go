@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,7 +53,7 @@ func failovers(b *testing.B, n int, lo, hi time.Duration) (total, release, assig
 		ips = append(ips, providers.Assignment{IP: ip(fmt.Sprintf("10.0.1.%d", 50+i))})
 	}
 	nodes := []providers.Node{gwA1, gwA2}
-	must(b, all(ctx, p.Assign, gwA1, ips))
+	must(b, errors.Join(concurrently(ctx, p.Assign, gwA1, ips)...))
 	for _, n := range nodes { // a manager keeps its gateways described
 		if _, err := p.DescribeNode(ctx, n); err != nil {
 			b.Fatal(err)
@@ -64,9 +63,9 @@ func failovers(b *testing.B, n int, lo, hi time.Duration) (total, release, assig
 	for i := range failoverTrials {
 		from, to := nodes[i%2], nodes[(i+1)%2]
 		start := time.Now()
-		must(b, all(ctx, p.Release, from, ips))
+		must(b, errors.Join(concurrently(ctx, p.Release, from, ips)...))
 		released := time.Now()
-		must(b, all(ctx, p.Assign, to, ips))
+		must(b, errors.Join(concurrently(ctx, p.Assign, to, ips)...))
 		done := time.Now()
 		for _, a := range ips {
 			e.wantOn(b, a.IP.String(), to.Name)
@@ -74,21 +73,6 @@ func failovers(b *testing.B, n int, lo, hi time.Duration) (total, release, assig
 		total, release, assign = append(total, done.Sub(start)), append(release, released.Sub(start)), append(assign, done.Sub(released))
 	}
 	return total, release, assign
-}
-
-// all runs op for every assignment at once, as the manager's workers do.
-func all(ctx context.Context, op func(context.Context, providers.Node, providers.Assignment) error, node providers.Node, ips []providers.Assignment) error {
-	errs := make([]error, len(ips))
-	var wg sync.WaitGroup
-	for i, a := range ips {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = op(ctx, node, a)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 func report(b *testing.B, what string, d []time.Duration) {

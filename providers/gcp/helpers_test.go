@@ -176,3 +176,19 @@ func timeout(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// concurrently runs op for every assignment at once, as the manager's workers do, and returns the errors
+// in order.
+func concurrently(ctx context.Context, op func(context.Context, providers.Node, providers.Assignment) error, node providers.Node, as []providers.Assignment) []error {
+	errs := make([]error, len(as))
+	var wg sync.WaitGroup
+	for i, a := range as {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = op(ctx, node, a)
+		}()
+	}
+	wg.Wait()
+	return errs
+}

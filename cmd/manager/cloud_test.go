@@ -69,6 +69,14 @@ func TestGCPProviderThroughFlags(t *testing.T) {
 	if err != nil || info.Subnet.String() != "10.0.1.0/24" {
 		t.Fatalf("DescribeNode through the flags: %+v %v", info, err)
 	}
+	plain := httptest.NewServer(sim) // the lab's way: plain HTTP and a token file
+	t.Cleanup(plain.Close)
+	lab := cloudOptions{cloud: "gcp", gcpProject: "egressgw-test", gcpEndpoint: plain.URL, gcpAccessToken: token}
+	p, err = lab.provider(t.Context(), slog.New(slog.DiscardHandler))
+	must(t, err)
+	if _, err := p.DescribeNode(t.Context(), node); err != nil {
+		t.Fatalf("DescribeNode over plain HTTP with a token file: %v", err)
+	}
 	c.caBundle = ""
 	p, err = c.provider(t.Context(), slog.New(slog.DiscardHandler))
 	must(t, err)

@@ -30,7 +30,23 @@ func newBuilder(view View, cfg Config, self netip.Addr, nodeIPs map[string]netip
 	}
 	b.gateways, b.d.Warnings = allocateGateways(b.remoteGateways(), cfg.maxGateways())
 	b.addSharedSets()
+	b.addEgressLink()
 	return b
+}
+
+// addEgressLink takes the node's dedicated egress interface into the desired state, if it is usable.
+func (b *builder) addEgressLink() {
+	e := b.view.EgressLink
+	switch {
+	case e == nil:
+	case len(e.MAC) != 6 || !e.Address.Addr().Is4() || !e.Router.Is4() || !e.Address.Contains(e.Router):
+		b.d.Warnings = append(b.d.Warnings, fmt.Sprintf(
+			"egress interface (MAC %s, address %s, router %s) is incomplete: SNATed traffic leaves through the uplink",
+			e.MAC, e.Address, e.Router))
+	default:
+		link := *e
+		b.d.Egress = &link
+	}
 }
 
 // remoteGateways lists the IPs of the gateway nodes that this node's own selected pods are steered to.

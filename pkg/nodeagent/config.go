@@ -36,12 +36,27 @@ type Config struct {
 	Uplink string
 }
 
-// Marks and ports that belong to others and that the defaults (and validation) stay clear of.
+// Marks that well-known owners use by default, on every node they run on; the defaults and validation
+// stay clear of them (docs/datapath.md has the survey). What a node really runs, custom values
+// included, is checked at start by CheckMarks.
 const (
 	kubernetesProxyMarks = 0x4000 | 0x8000 // masquerade and drop marks of the Kubernetes service proxy
-	commonCNIMarks       = 0xffff0000 | 0x0f00
+	awsVPCCNIConnmark    = 0x80            // the AWS VPC CNI's connmark and fwmark (AWS_VPC_K8S_CNI_CONNMARK)
+	calicoMarkMask       = 0xffff0000      // Calico's default IptablesMarkMask
+	ciliumMagicMarks     = 0x0f00          // Cilium's magic marks (proxy, host, overlay, encryption)
 	vxlanHeaderOverhead  = 50
 )
+
+// knownMarkOwners names the owners of the bits above, for validation messages.
+var knownMarkOwners = []struct {
+	bits  uint32
+	owner string
+}{
+	{kubernetesProxyMarks, "the Kubernetes service proxy's masquerade/drop marks"},
+	{awsVPCCNIConnmark, "the AWS VPC CNI's default connmark"},
+	{calicoMarkMask, "Calico's default mark mask"},
+	{ciliumMagicMarks, "Cilium's magic marks"},
+}
 
 // reservedPorts are VXLAN ports that CNI overlays and other egress tunnels already use.
 var reservedPorts = map[uint16]string{
@@ -50,16 +65,16 @@ var reservedPorts = map[uint16]string{
 	7789: "a port used by another egress tunnel implementation",
 }
 
-// DefaultConfig returns the defaults: device egressgw0, VNI 6464, UDP 4866, steering marks 0x000000ff,
-// reply mark 0x2000, tables 41000+ (gateways) and 40999 (returns), rule priorities 100/101, MTU from the
+// DefaultConfig returns the defaults: device egressgw0, VNI 6464, UDP 4866, steering marks 0x0000003f
+// (63 gateways), reply mark 0x40 — all in the low seven bits, which no surveyed owner uses — tables 41000+ (gateways) and 40999 (returns), rule priorities 100/101, MTU from the
 // uplink.
 func DefaultConfig() Config {
 	return Config{
 		Device:       "egressgw0",
 		VNI:          6464,
 		Port:         4866,
-		SteerMask:    0x000000ff,
-		ReplyMark:    0x00002000,
+		SteerMask:    0x0000003f,
+		ReplyMark:    0x00000040,
 		TableBase:    41000,
 		ReturnTable:  40999,
 		RulePriority: 100,
@@ -98,8 +113,8 @@ func (c Config) validateTunnel() error {
 
 func (c Config) validateMarks() error {
 	var errs []error
-	if c.SteerMask == 0 || !contiguous(c.SteerMask) {
-		errs = append(errs, fmt.Errorf("steer mask %#x: want one contiguous run of bits", c.SteerMask))
+	if bits.OnesCount32(c.SteerMask) < 2 || !contiguous(c.SteerMask) {
+		errs = append(errs, fmt.Errorf("steer mask %#x: want one contiguous run of at least two bits", c.SteerMask))
 	}
 	if bits.OnesCount32(c.ReplyMark) != 1 {
 		errs = append(errs, fmt.Errorf("reply mark %#x: want exactly one bit", c.ReplyMark))
@@ -108,18 +123,17 @@ func (c Config) validateMarks() error {
 		errs = append(errs, fmt.Errorf("reply mark %#x overlaps steer mask %#x", c.ReplyMark, c.SteerMask))
 	}
 	ours := c.SteerMask | c.ReplyMark
-	if ours&kubernetesProxyMarks != 0 {
-		errs = append(errs, fmt.Errorf("marks %#x overlap the Kubernetes service proxy's masquerade/drop marks %#x", ours, kubernetesProxyMarks))
-	}
-	if ours&commonCNIMarks != 0 {
-		errs = append(errs, fmt.Errorf("marks %#x overlap bits %#x that CNI plugins use by default", ours, uint32(commonCNIMarks)))
+	for _, o := range knownMarkOwners {
+		if ours&o.bits != 0 {
+			errs = append(errs, fmt.Errorf("marks %#x overlap %s %#x", ours, o.owner, o.bits))
+		}
 	}
 	return errors.Join(errs...)
 }
 
 func (c Config) validateTables() error {
 	var errs []error
-	last := uint64(c.TableBase) + uint64(c.maxGateways())
+	last := uint64(c.TableBase) + uint64(c.maxIndex())
 	if c.TableBase == 0 || last >= 1<<32 || overlapsSystemTables(uint64(c.TableBase)+1, last) {
 		errs = append(errs, fmt.Errorf("table base %d: tables %d..%d must avoid 0 and 253..255 and fit in 32 bits", c.TableBase, uint64(c.TableBase)+1, last))
 	}
@@ -143,13 +157,21 @@ func contiguous(m uint32) bool {
 	return shifted&(shifted+1) == 0
 }
 
-// maxGateways is how many gateway nodes the steer mask can name (index 0 means "not steered").
-func (c Config) maxGateways() uint32 {
+// maxIndex is the largest value the steer mask holds. Index 0 means "not steered", 1..maxIndex-1 name
+// gateway nodes, and maxIndex marks packets a gateway SNATs, which leave through its egress interface.
+func (c Config) maxIndex() uint32 {
 	if c.SteerMask == 0 {
 		return 0
 	}
 	return c.SteerMask >> bits.TrailingZeros32(c.SteerMask)
 }
+
+// maxGateways is how many gateway nodes the steer mask can name.
+func (c Config) maxGateways() uint32 { return max(c.maxIndex(), 1) - 1 }
+
+// egressIndex is the steering value of packets that leave through this gateway's egress interface; its
+// table is TableBase+egressIndex.
+func (c Config) egressIndex() uint32 { return c.maxIndex() }
 
 // steerMark is the fwmark of gateway index i.
 func (c Config) steerMark(i uint32) uint32 { return i << bits.TrailingZeros32(c.SteerMask) }

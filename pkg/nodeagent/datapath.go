@@ -20,10 +20,11 @@ type Datapath struct {
 	exec Exec
 	log  *slog.Logger
 
-	mu   sync.Mutex
-	last *kernelState // what the last successful Apply or Update left, for Update's fast path
-	link netlink.Link
-	mtu  int // the tunnel MTU the last Apply set (the cached link's attributes may predate it)
+	mu     sync.Mutex
+	last   *kernelState // what the last successful Apply or Update left, for Update's fast path
+	link   netlink.Link
+	links  links       // the tunnel MTU and egress interface the last Apply set up
+	egress *EgressLink // the egress interface the last Apply set up
 }
 
 // Changes counts what an Apply, Update or Uninstall changed in the kernel; all zero means the kernel
@@ -72,34 +73,43 @@ func (dp *Datapath) Apply(ctx context.Context, want *Desired) (Changes, error) {
 	if ch.Link += n; err != nil {
 		return ch, err
 	}
-	if ch.Sysctls, err = dp.ensureSysctls(ctx); err != nil {
+	egress, n, err := dp.ensureEgressLink(want.Egress)
+	if ch.Link += n; err != nil {
+		return ch, err
+	}
+	if ch.Sysctls, err = dp.ensureSysctls(ctx, egress); err != nil {
 		return ch, err
 	}
 	have, err := dp.observe(ctx, link)
 	if err != nil {
 		return ch, err
 	}
-	target := render(want, dp.cfg, wantLink.MTU)
+	l := links{mtu: wantLink.MTU}
+	if egress != nil {
+		l.egressIfindex = egress.Attrs().Index
+	}
+	target := render(want, dp.cfg, l)
 	err = dp.converge(ctx, link, have, target, &ch)
 	dp.remember(link, target, err)
-	dp.mtu = wantLink.MTU
+	dp.links, dp.egress = l, want.Egress
 	return ch, err
 }
 
 // Update is Apply's fast path for a node this Datapath has programmed: it diffs want against what the
 // last Apply or Update left instead of reading the kernel, so adding or removing a pod costs one
-// `ipset restore` and a netlink call or two. Without a previous success it falls back to Apply. The agent
-// calls Update on every change and Apply periodically, which repairs anything changed behind its back.
+// `ipset restore` and a netlink call or two. Without a previous success, or when the egress interface
+// changed, it falls back to Apply. The agent calls Update on every change and Apply periodically, which
+// repairs anything changed behind its back.
 func (dp *Datapath) Update(ctx context.Context, want *Desired) (Changes, error) {
 	dp.mu.Lock()
 	last, link := dp.last, dp.link
-	if last == nil {
+	if last == nil || !sameEgressLink(dp.egress, want.Egress) {
 		dp.mu.Unlock()
 		return dp.Apply(ctx, want)
 	}
 	defer dp.mu.Unlock()
 	var ch Changes
-	target := render(want, dp.cfg, dp.mtu)
+	target := render(want, dp.cfg, dp.links)
 	err := dp.converge(ctx, link, last, target, &ch)
 	dp.remember(link, target, err)
 	return ch, err
@@ -120,7 +130,7 @@ func (dp *Datapath) observe(ctx context.Context, link netlink.Link) (*kernelStat
 			return nil, err
 		}
 	}
-	if err := dp.observeRouting(k); err != nil {
+	if err := dp.observeRouting(k, link); err != nil {
 		return nil, err
 	}
 	if err := dp.observeSets(ctx, k); err != nil {
@@ -203,7 +213,9 @@ func (dp *Datapath) Uninstall(ctx context.Context) (Changes, error) {
 	err = dp.converge(ctx, nil, have, newKernelState(), &ch)
 	n, lerr := dp.deleteLink()
 	ch.Link += n
-	return ch, errors.Join(err, lerr)
+	n, aerr := dp.removeEgressAddresses()
+	ch.Link += n
+	return ch, errors.Join(err, lerr, aerr)
 }
 
 // deleteLink deletes our device (and with it its neighbour and FDB entries) if it exists.

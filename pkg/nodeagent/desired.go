@@ -27,6 +27,8 @@ type Desired struct {
 	Returns []ReturnRoute
 	// Sets are the ipsets the rules match on.
 	Sets []IPSet
+	// Egress is the dedicated interface SNATed traffic leaves through; nil means the uplink.
+	Egress *EgressLink
 	// Warnings say what the view asked for that cannot be programmed, and why.
 	Warnings []string
 }

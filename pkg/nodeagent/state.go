@@ -23,11 +23,13 @@ type kernelState struct {
 	tables map[string]*tableState
 }
 
-// route is "dst via gw dev <tunnel> onlink" in table.
+// route is "dst via gw dev <tunnel> onlink" in table, or through the link with index ifindex when that
+// is not 0 (the egress interface).
 type route struct {
-	table uint32
-	dst   netip.Prefix
-	gw    netip.Addr
+	table   uint32
+	dst     netip.Prefix
+	gw      netip.Addr
+	ifindex int
 }
 
 func compareRoutes(a, b route) int {
@@ -73,24 +75,31 @@ func (k *kernelState) table(name string) *tableState {
 	return t
 }
 
-// render turns the desired datapath into the kernel state that implements it; mtu is the tunnel's. The
-// result shares d's member slices, so d must not change afterwards.
-func render(d *Desired, cfg Config, mtu int) *kernelState {
+// links are the facts about the node's devices that rendering needs: the tunnel's MTU and the index of
+// the egress interface (0: none).
+type links struct {
+	mtu           int
+	egressIfindex int
+}
+
+// render turns the desired datapath into the kernel state that implements it. The result shares d's
+// member slices, so d must not change afterwards.
+func render(d *Desired, cfg Config, l links) *kernelState {
 	k := newKernelState()
 	for _, p := range d.Peers {
 		k.neigh[p.IP] = p.MAC.String()
 		k.fdb[p.IP] = p.MAC.String()
 	}
-	renderRouting(k, d, cfg)
+	renderRouting(k, d, cfg, l.egressIfindex)
 	for _, s := range d.Sets {
 		k.sets[s.Name] = &setState{typ: s.Type, members: s.Members}
 	}
-	renderChains(k, d, cfg, mtu)
+	renderChains(k, d, cfg, l.mtu)
 	return k
 }
 
-// renderRouting adds the exemption, steering and return rules and the routes of our tables.
-func renderRouting(k *kernelState, d *Desired, cfg Config) {
+// renderRouting adds the exemption, steering, egress and return rules and the routes of our tables.
+func renderRouting(k *kernelState, d *Desired, cfg Config, egressIfindex int) {
 	p := cfg.RulePriority
 	for _, g := range d.Gateways {
 		mark, table := cfg.steerMark(g.Index), cfg.TableBase+g.Index
@@ -100,6 +109,13 @@ func renderRouting(k *kernelState, d *Desired, cfg Config) {
 	}
 	k.rules[ruleKey{priority: p, mark: cfg.ReplyMark, mask: cfg.ReplyMark, iifLo: true, table: mainTable}] = true
 	k.rules[ruleKey{priority: p + 1, mark: cfg.ReplyMark, mask: cfg.ReplyMark, table: cfg.ReturnTable}] = true
+	if d.Egress != nil && egressIfindex > 0 {
+		// SNATed packets carry the egress mark from mangle PREROUTING: routing happens before the SNAT, so
+		// the mark, not the source address, is what can send them out of the egress interface.
+		table := cfg.TableBase + cfg.egressIndex()
+		k.rules[ruleKey{priority: p + 1, mark: cfg.steerMark(cfg.egressIndex()), mask: cfg.SteerMask, table: table}] = true
+		k.routes = append(k.routes, route{table: table, dst: defaultRoute, gw: d.Egress.Router, ifindex: egressIfindex})
+	}
 	for _, r := range d.Returns {
 		k.routes = append(k.routes, route{table: cfg.ReturnTable, dst: netip.PrefixFrom(r.Pod, 32), gw: r.Node})
 	}

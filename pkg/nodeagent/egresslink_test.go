@@ -18,7 +18,7 @@ var eniIP = netip.MustParseAddr("10.0.0.50")
 // as on AWS with a dedicated ENI: the fabric delivers the egress IP to that interface only and drops a
 // packet with the egress IP as its source from any other (the per-ENI source/destination check).
 func egressLinkLab(t *testing.T) (*lab, *netlab.ENI, PolicyView) {
-	l := newLab(t, 2, 2)
+	l := newLab(t, netlab.Profile{}, 2, 2)
 	eni, err := l.topo.AddENI(context.Background(), l.node(2), "eth1", eniIP)
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +149,7 @@ func linkTX(t *testing.T, eni *netlab.ENI) uint64 {
 // TestEgressIPMovesBetweenEgressInterfaces: the egress IP moves from node3's egress interface to
 // node2's, as a one-call AWS move between two dedicated ENIs does, and traffic follows.
 func TestEgressIPMovesBetweenEgressInterfaces(t *testing.T) {
-	l := newLab(t, 3, 1)
+	l := newLab(t, netlab.Profile{}, 3, 1)
 	ctx := context.Background()
 	enis := map[string]*netlab.ENI{}
 	for i, ip := range map[int]string{2: "10.0.0.52", 3: "10.0.0.53"} {

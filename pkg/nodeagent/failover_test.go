@@ -108,7 +108,7 @@ func testSpoofedTunnelTraffic(t *testing.T, p netlab.Profile) {
 		// The gateway leaves the packet to its CNI: SNATed to the gateway's address where the CNI
 		// masquerades that destination, or sent with the pod's address, which the cloud drops because
 		// the pod is not the gateway's (a source the fabric's check counts).
-		if l.ordinary(l.pod(1, 2), serverTCP) == l.pod(1, 2).IP {
+		if l.topo.SourceLeaving(l.node(2), l.pod(1, 2).IP, serverTCP.Addr()) == l.pod(1, 2).IP {
 			if len(seen) != 0 || sourceCheckDrops(t, l) == dropsBefore {
 				t.Errorf("unselected pod's tunnelled packet: server saw %v, want none, dropped by the cloud's source check", seen)
 			}

@@ -59,11 +59,16 @@ type lab struct {
 	cfg  Config
 }
 
-// forEachProfile runs fn once per netlab profile (CNI and service proxy), each as a subtest named after
-// the profile: `go test -run 'TestEgressThroughGateway/aws-vpc-cni'` runs one.
+// forEachProfile runs fn once per netlab profile (CNI and service proxy), each as a parallel subtest
+// named after the profile: `go test -run 'TestEgressThroughGateway/aws-vpc-cni'` runs one. The labs share
+// nothing, and most of a packet test's time is spent waiting for packets that must not arrive, so the
+// subtests overlap (as many at once as -parallel, GOMAXPROCS by default).
 func forEachProfile(t *testing.T, fn func(t *testing.T, p netlab.Profile)) {
 	for _, p := range netlab.Profiles() {
-		t.Run(p.Name(), func(t *testing.T) { fn(t, p) })
+		t.Run(p.Name(), func(t *testing.T) {
+			t.Parallel()
+			fn(t, p)
+		})
 	}
 }
 
@@ -80,7 +85,7 @@ func newLab(t testing.TB, p netlab.Profile, nodes, pods int) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lab{t: t, topo: topo, dps: map[string]*Datapath{}, cfg: DefaultConfig()}
+	l := &lab{t: t, topo: topo, dps: map[string]*Datapath{}, cfg: labConfig(p)}
 	t.Cleanup(l.close)
 	if l.srv, err = topo.StartEchoServer(ctx, bin, t.TempDir()); err != nil {
 		t.Fatal(err)
@@ -91,6 +96,25 @@ func newLab(t testing.TB, p netlab.Profile, nodes, pods int) *lab {
 		}
 	}
 	return l
+}
+
+// labConfig is the datapath configuration a lab under p runs with: the defaults, except that under
+// Cilium (and GKE Dataplane V2) the rule priorities move to 200/201, the operator's workaround for the
+// bug TestRulesOfOtherOwnersAtOurPriority shows: Cilium moves the kernel's "lookup local" rule to
+// priority 100, egressgw's default, and egressgw deletes every rule at its priorities that it did not
+// want, local delivery included. With the workaround the other tests check the rest of the datapath
+// beside Cilium's rules and marks.
+func labConfig(p netlab.Profile) Config {
+	cfg := DefaultConfig()
+	if ciliumLocalRule(p) {
+		cfg.RulePriority = 200
+	}
+	return cfg
+}
+
+// ciliumLocalRule reports whether p's CNI moves the kernel's local rule to priority 100.
+func ciliumLocalRule(p netlab.Profile) bool {
+	return p.CNI != nil && (p.CNI.Name() == netlab.Cilium().Name() || p.CNI.Name() == netlab.GKEDataplaneV2().Name())
 }
 
 func (l *lab) close() {

@@ -31,7 +31,9 @@ func (plainCNI) marks() []Mark          { return nil }
 
 func (plainCNI) clusterRanges() []netip.Prefix { return []netip.Prefix{PodSupernet} }
 
-func (plainCNI) masquerades(dst netip.Addr) bool { return !PodSupernet.Contains(dst) }
+func (plainCNI) masquerades(_ *Node, src, dst netip.Addr) bool {
+	return PodSupernet.Contains(src) && !PodSupernet.Contains(dst)
+}
 
 func (plainCNI) snatRule() SNATRule {
 	return SNATRule{Chain: "POSTROUTING", Comment: CNIMasqueradeComment}

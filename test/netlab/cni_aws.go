@@ -52,13 +52,15 @@ func (c awsCNI) Name() string {
 	return fmt.Sprintf("aws-vpc-cni-connmark-%#x", c.mark)
 }
 
-func (awsCNI) addressing() addressing          { return vpcAddresses }
-func (awsCNI) gatewayARP() gatewayARP          { return staticNeighbour }
-func (awsCNI) hostVeth(p *Pod) string          { return hashedVeth("eni", p) }
-func (awsCNI) clusterRanges() []netip.Prefix   { return []netip.Prefix{VPCCIDR} }
-func (awsCNI) masquerades(dst netip.Addr) bool { return !VPCCIDR.Contains(dst) }
-func (awsCNI) snatRule() SNATRule              { return SNATRule{Chain: "AWS-SNAT-CHAIN-0", Comment: "AWS, SNAT"} }
-func (c awsCNI) hexMark() string               { return fmt.Sprintf("%#x/%#x", c.mark, c.mark) }
+func (awsCNI) addressing() addressing        { return vpcAddresses }
+func (awsCNI) gatewayARP() gatewayARP        { return staticNeighbour }
+func (awsCNI) hostVeth(p *Pod) string        { return hashedVeth("eni", p) }
+func (awsCNI) clusterRanges() []netip.Prefix { return []netip.Prefix{VPCCIDR} }
+
+// masquerades: the SNAT rule has no source match, only the VPC RETURN and "not to a local address".
+func (awsCNI) masquerades(_ *Node, _, dst netip.Addr) bool { return !VPCCIDR.Contains(dst) }
+func (awsCNI) snatRule() SNATRule                          { return SNATRule{Chain: "AWS-SNAT-CHAIN-0", Comment: "AWS, SNAT"} }
+func (c awsCNI) hexMark() string                           { return fmt.Sprintf("%#x/%#x", c.mark, c.mark) }
 func (c awsCNI) restoreMark() string {
 	return fmt.Sprintf("--restore-mark --nfmask %#x --ctmask %#x", c.mark, c.mark)
 }

@@ -48,8 +48,8 @@ func (c azureCNI) clusterRanges() []netip.Prefix {
 	return []netip.Prefix{VPCCIDR}
 }
 
-func (c azureCNI) masquerades(dst netip.Addr) bool { return c.masq().masquerades(dst) }
-func (c azureCNI) snatRule() SNATRule              { return c.masq().snatRule() }
+func (c azureCNI) masquerades(_ *Node, _, dst netip.Addr) bool { return c.masq().masquerades(dst) }
+func (c azureCNI) snatRule() SNATRule                          { return c.masq().snatRule() }
 
 func (c azureCNI) node(*Node) Declared {
 	d := c.masq().rules()

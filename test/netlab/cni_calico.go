@@ -29,12 +29,14 @@ func Calico() CNI { return calicoCNI{} }
 
 type calicoCNI struct{}
 
-func (calicoCNI) Name() string                    { return "calico" }
-func (calicoCNI) addressing() addressing          { return podBlocks }
-func (calicoCNI) gatewayARP() gatewayARP          { return proxyARP }
-func (calicoCNI) hostVeth(p *Pod) string          { return hashedVeth("cali", p) }
-func (calicoCNI) clusterRanges() []netip.Prefix   { return []netip.Prefix{PodSupernet} }
-func (calicoCNI) masquerades(dst netip.Addr) bool { return !PodSupernet.Contains(dst) }
+func (calicoCNI) Name() string                  { return "calico" }
+func (calicoCNI) addressing() addressing        { return podBlocks }
+func (calicoCNI) gatewayARP() gatewayARP        { return proxyARP }
+func (calicoCNI) hostVeth(p *Pod) string        { return hashedVeth("cali", p) }
+func (calicoCNI) clusterRanges() []netip.Prefix { return []netip.Prefix{PodSupernet} }
+func (calicoCNI) masquerades(_ *Node, src, dst netip.Addr) bool {
+	return PodSupernet.Contains(src) && !PodSupernet.Contains(dst)
+}
 
 func (calicoCNI) snatRule() SNATRule {
 	return SNATRule{Chain: "cali-nat-outgoing", Comment: calicoComment(calicoNATOutgoing)}

@@ -26,13 +26,18 @@ func Cilium() CNI { return ciliumCNI{} }
 
 type ciliumCNI struct{}
 
-func (ciliumCNI) Name() string                    { return "cilium" }
-func (ciliumCNI) addressing() addressing          { return podBlocks }
-func (ciliumCNI) gatewayARP() gatewayARP          { return proxyARP }
-func (ciliumCNI) hostVeth(p *Pod) string          { return hashedVeth("lxc", p) }
-func (ciliumCNI) pod(*Pod) Declared               { return Declared{} }
-func (ciliumCNI) clusterRanges() []netip.Prefix   { return []netip.Prefix{PodSupernet} }
-func (ciliumCNI) masquerades(dst netip.Addr) bool { return !PodSupernet.Contains(dst) }
+func (ciliumCNI) Name() string                  { return "cilium" }
+func (ciliumCNI) addressing() addressing        { return podBlocks }
+func (ciliumCNI) gatewayARP() gatewayARP        { return proxyARP }
+func (ciliumCNI) hostVeth(p *Pod) string        { return hashedVeth("lxc", p) }
+func (ciliumCNI) pod(*Pod) Declared             { return Declared{} }
+func (ciliumCNI) clusterRanges() []netip.Prefix { return []netip.Prefix{PodSupernet} }
+
+// masquerades: only the node's own block ("-s <block>"), so a forwarded packet of another node's pod
+// leaves with its address.
+func (ciliumCNI) masquerades(n *Node, src, dst netip.Addr) bool {
+	return n.PodCIDR.Contains(src) && !PodSupernet.Contains(dst)
+}
 
 func (ciliumCNI) snatRule() SNATRule {
 	return SNATRule{Chain: "CILIUM_POST_nat", Comment: "cilium masquerade non-cluster"}

@@ -40,8 +40,8 @@ func (c gkeCNI) hostVeth(p *Pod) string {
 // clusterRanges: the pod secondary range and the node subnet.
 func (gkeCNI) clusterRanges() []netip.Prefix { return []netip.Prefix{PodSupernet, VPCSubnet} }
 
-func (gkeCNI) masquerades(dst netip.Addr) bool { return gkeMasq.masquerades(dst) }
-func (gkeCNI) snatRule() SNATRule              { return gkeMasq.snatRule() }
+func (gkeCNI) masquerades(_ *Node, _, dst netip.Addr) bool { return gkeMasq.masquerades(dst) }
+func (gkeCNI) snatRule() SNATRule                          { return gkeMasq.snatRule() }
 
 func (c gkeCNI) marks() []Mark {
 	if c.dataplaneV2 {

@@ -29,8 +29,9 @@ type CNI interface {
 	gatewayARP() gatewayARP
 	// clusterRanges are the destinations the operator declares as cluster ranges for this plugin.
 	clusterRanges() []netip.Prefix
-	// masquerades reports whether the plugin SNATs pod traffic to dst to the node's address.
-	masquerades(dst netip.Addr) bool
+	// masquerades reports whether the plugin on n SNATs a packet from src to dst, leaving n, to n's
+	// address.
+	masquerades(n *Node, src, dst netip.Addr) bool
 	marks() []Mark
 	snatRule() SNATRule
 }

@@ -33,10 +33,16 @@ func (t *Topology) SNATRule() SNATRule { return t.Profile.CNI.snatRule() }
 // OrdinarySource is the source address the echo server sees for traffic of pod p to dst that egressgw
 // does not touch: the node's address when the CNI masquerades it, the pod's own otherwise.
 func (t *Topology) OrdinarySource(p *Pod, dst netip.Addr) netip.Addr {
-	if t.Profile.CNI.masquerades(dst) {
-		return p.Node.IP
+	return t.SourceLeaving(p.Node, p.IP, dst)
+}
+
+// SourceLeaving is the source a packet from src to dst has after the CNI of n, which it leaves: n's
+// address where the CNI masquerades it, src otherwise (a source the cloud then drops unless it is n's).
+func (t *Topology) SourceLeaving(n *Node, src, dst netip.Addr) netip.Addr {
+	if t.Profile.CNI.masquerades(n, src, dst) {
+		return n.IP
 	}
-	return p.IP
+	return src
 }
 
 // SNATPackets is the packet counter of the CNI's SNAT rule on n.

@@ -50,24 +50,20 @@ var (
 	snatRE      = regexp.MustCompile(`(?m)^\[(\d+):\d+\] -A ` + chainSNAT + ` .*-j SNAT .*$`)
 )
 
-// sourceCheckDrops is how many packets the fabric's emulated source/destination check has dropped.
-func sourceCheckDrops(t *testing.T, l *lab) int {
-	t.Helper()
-	out, err := l.topo.Fabric.Run(context.Background(), nil, "iptables-save", "-c", "-t", "filter")
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0
-	for _, m := range sourceCheckRE.FindAllStringSubmatch(string(out), -1) {
-		v, _ := strconv.Atoi(m[1])
-		total += v
-	}
-	return total
+func inputDrops(t *testing.T, n *netlab.Node) int { return ruleCounter(t, n, "filter", inputDropRE) }
+
+var (
+	unmatchedTunnelRE = regexp.MustCompile(`(?m)^\[(\d+):\d+\] -A ` + chainForward + ` .*` + unmatchedTunnelComment + `.*-j DROP$`)
+	failClosedRE      = regexp.MustCompile(`(?m)^\[(\d+):\d+\] -A ` + chainForward + ` .*` + failClosedComment + `.*-j DROP$`)
+)
+
+func unmatchedTunnelDrops(t *testing.T, n *netlab.Node) int {
+	return ruleCounter(t, n, "filter", unmatchedTunnelRE)
 }
 
-var sourceCheckRE = regexp.MustCompile(`(?m)^\[(\d+):\d+\] -A FORWARD .*` + regexp.QuoteMeta(netlab.SourceCheckComment) + `.*-j DROP$`)
-
-func inputDrops(t *testing.T, n *netlab.Node) int { return ruleCounter(t, n, "filter", inputDropRE) }
+func failClosedDrops(t *testing.T, n *netlab.Node) int {
+	return ruleCounter(t, n, "filter", failClosedRE)
+}
 
 func snatPackets(t *testing.T, n *netlab.Node) int { return ruleCounter(t, n, "nat", snatRE) }
 

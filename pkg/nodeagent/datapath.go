@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -20,11 +21,19 @@ type Datapath struct {
 	exec Exec
 	log  *slog.Logger
 
-	mu     sync.Mutex
-	last   *kernelState // what the last successful Apply or Update left, for Update's fast path
-	link   netlink.Link
-	links  links       // the tunnel MTU and egress interface the last Apply set up
-	egress *EgressLink // the egress interface the last Apply set up
+	mu      sync.Mutex
+	last    *kernelState // what the last successful Apply or Update left, for Update's fast path
+	link    netlink.Link
+	applied basis // the devices the last Apply set up, which Update's fast path relies on
+}
+
+// basis is what the last Apply built on: when any of it changed, Update's fast path would program
+// stale devices, so it takes the full path instead.
+type basis struct {
+	links              links
+	egress             *EgressLink
+	nodeIP             netip.Addr
+	uplinkIndex, upMTU int
 }
 
 // Changes counts what an Apply, Update or Uninstall changed in the kernel; all zero means the kernel
@@ -91,28 +100,45 @@ func (dp *Datapath) Apply(ctx context.Context, want *Desired) (Changes, error) {
 	target := render(want, dp.cfg, l)
 	err = dp.converge(ctx, link, have, target, &ch)
 	dp.remember(link, target, err)
-	dp.links, dp.egress = l, want.Egress
+	dp.applied = basis{links: l, egress: want.Egress, nodeIP: want.NodeIP,
+		uplinkIndex: uplink.Attrs().Index, upMTU: uplink.Attrs().MTU}
 	return ch, err
 }
 
 // Update is Apply's fast path for a node this Datapath has programmed: it diffs want against what the
 // last Apply or Update left instead of reading the kernel, so adding or removing a pod costs one
-// `ipset restore` and a netlink call or two. Without a previous success, or when the egress interface
-// changed, it falls back to Apply. The agent calls Update on every change and Apply periodically, which
-// repairs anything changed behind its back.
+// `ipset restore` and a netlink call or two. Without a previous success, or when what the last Apply
+// built on changed (the node IP, the uplink or its MTU, the tunnel device, the egress interface), it
+// takes Apply's full path. The agent calls Update on every change and Apply periodically, which repairs
+// anything changed behind its back.
 func (dp *Datapath) Update(ctx context.Context, want *Desired) (Changes, error) {
 	dp.mu.Lock()
 	last, link := dp.last, dp.link
-	if last == nil || !sameEgressLink(dp.egress, want.Egress) {
+	if last == nil || !dp.basisHolds(link, want) {
 		dp.mu.Unlock()
 		return dp.Apply(ctx, want)
 	}
 	defer dp.mu.Unlock()
 	var ch Changes
-	target := render(want, dp.cfg, dp.links)
+	target := render(want, dp.cfg, dp.applied.links)
 	err := dp.converge(ctx, link, last, target, &ch)
 	dp.remember(link, target, err)
 	return ch, err
+}
+
+// basisHolds checks, with two netlink reads, that the devices the last Apply set up are still as it
+// left them and that want asks for the same node IP and egress interface.
+func (dp *Datapath) basisHolds(link netlink.Link, want *Desired) bool {
+	b := dp.applied
+	if want.NodeIP != b.nodeIP || !sameEgressLink(b.egress, want.Egress) {
+		return false
+	}
+	up, err := dp.nl.LinkByIndex(b.uplinkIndex)
+	if err != nil || up.Attrs().MTU != b.upMTU {
+		return false
+	}
+	tun, err := dp.nl.LinkByIndex(link.Attrs().Index)
+	return err == nil && tun.Attrs().Name == dp.cfg.Device && tun.Attrs().MTU == b.links.mtu
 }
 
 func (dp *Datapath) remember(link netlink.Link, state *kernelState, err error) {

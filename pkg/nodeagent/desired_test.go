@@ -160,7 +160,7 @@ func TestGatewayIndexesAreStable(t *testing.T) {
 		}
 	}
 	full, warnings := allocateGateways(ips, 2)
-	if len(full) != 2 || len(warnings) != 1 || !strings.Contains(warnings[0], "no steering mark left") {
+	if len(full) != 2 || len(warnings) != 1 || !strings.Contains(warnings[0].String(), "no steering mark left") {
 		t.Errorf("2 marks for 3 gateways: %v %v", full, warnings)
 	}
 }
@@ -194,7 +194,7 @@ func TestDesiredEgressLink(t *testing.T) {
 	bad.Router = netip.MustParseAddr("10.0.2.1") // outside the interface's subnet
 	view.EgressLink = &bad
 	d, _ = DesiredState(view, DefaultConfig())
-	if d.Egress != nil || len(d.Warnings) != 1 || !strings.Contains(d.Warnings[0], "egress interface") {
+	if d.Egress != nil || len(d.Warnings) != 1 || d.Warnings[0].Reason != ReasonEgressLinkIncomplete {
 		t.Errorf("an egress link with its router outside its subnet: Egress %+v, warnings %q", d.Egress, d.Warnings)
 	}
 }

@@ -85,7 +85,7 @@ func newLab(t testing.TB, p netlab.Profile, nodes, pods int) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lab{t: t, topo: topo, dps: map[string]*Datapath{}, cfg: labConfig(p)}
+	l := &lab{t: t, topo: topo, dps: map[string]*Datapath{}, cfg: DefaultConfig()}
 	t.Cleanup(l.close)
 	if l.srv, err = topo.StartEchoServer(ctx, bin, t.TempDir()); err != nil {
 		t.Fatal(err)
@@ -96,20 +96,6 @@ func newLab(t testing.TB, p netlab.Profile, nodes, pods int) *lab {
 		}
 	}
 	return l
-}
-
-// labConfig is the datapath configuration a lab under p runs with: the defaults, except that under
-// Cilium (and GKE Dataplane V2) the rule priorities move to 200/201, the operator's workaround for the
-// bug TestRulesOfOtherOwnersAtOurPriority shows: Cilium moves the kernel's "lookup local" rule to
-// priority 100, egressgw's default, and egressgw deletes every rule at its priorities that it did not
-// want, local delivery included. With the workaround the other tests check the rest of the datapath
-// beside Cilium's rules and marks.
-func labConfig(p netlab.Profile) Config {
-	cfg := DefaultConfig()
-	if ciliumLocalRule(p) {
-		cfg.RulePriority = 200
-	}
-	return cfg
 }
 
 // ciliumLocalRule reports whether p's CNI moves the kernel's local rule to priority 100.

@@ -115,7 +115,7 @@ func ruleMarks(rules []netlink.Rule, cfg Config) []MarkUse {
 		if r.Mark == 0 && r.Mask == nil {
 			continue
 		}
-		if r.Priority == cfg.RulePriority || r.Priority == cfg.RulePriority+1 {
+		if cfg.ownRule(r) {
 			continue
 		}
 		mask := uint32(0xffffffff)

@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"cmp"
+	"net"
 	"net/netip"
 	"slices"
 )
@@ -10,9 +11,9 @@ import (
 // rendered from a Desired value. Apply diffs the two.
 type kernelState struct {
 	// neigh maps a peer IP to the MAC of its tunnel device (neighbour entries on our device).
-	neigh map[netip.Addr]string
+	neigh map[netip.Addr]macAddr
 	// fdb maps a peer IP to the MAC whose frames are tunnelled to it (FDB entries on our device).
-	fdb map[netip.Addr]string
+	fdb map[netip.Addr]macAddr
 	// routes are the routes of our tables, sorted by table and destination.
 	routes []route
 	// rules holds our policy-routing rules.
@@ -22,6 +23,21 @@ type kernelState struct {
 	// tables holds, per iptables table, our chains and the built-in chains we jump from.
 	tables map[string]*tableState
 }
+
+// macAddr is an Ethernet address as a comparable value; other lengths (never ours) are the zero value.
+type macAddr [6]byte
+
+func macOf(hw net.HardwareAddr) macAddr {
+	var m macAddr
+	if len(hw) == len(m) {
+		copy(m[:], hw)
+	}
+	return m
+}
+
+func (m macAddr) hardwareAddr() net.HardwareAddr { return net.HardwareAddr(m[:]) }
+
+func (m macAddr) String() string { return m.hardwareAddr().String() }
 
 // route is "dst via gw dev <tunnel> onlink" in table, or through the link with index ifindex when that
 // is not 0 (the egress interface).
@@ -58,8 +74,8 @@ type tableState struct {
 
 func newKernelState() *kernelState {
 	return &kernelState{
-		neigh:  map[netip.Addr]string{},
-		fdb:    map[netip.Addr]string{},
+		neigh:  map[netip.Addr]macAddr{},
+		fdb:    map[netip.Addr]macAddr{},
 		rules:  map[ruleKey]bool{},
 		sets:   map[string]*setState{},
 		tables: map[string]*tableState{},
@@ -87,8 +103,8 @@ type links struct {
 func render(d *Desired, cfg Config, l links) *kernelState {
 	k := newKernelState()
 	for _, p := range d.Peers {
-		k.neigh[p.IP] = p.MAC.String()
-		k.fdb[p.IP] = p.MAC.String()
+		k.neigh[p.IP] = macOf(p.MAC)
+		k.fdb[p.IP] = macOf(p.MAC)
 	}
 	renderRouting(k, d, cfg, l.egressIfindex)
 	for _, s := range d.Sets {

@@ -9,8 +9,9 @@ import "fmt"
 //  3. cluster destinations leave the chain untouched;
 //  4. per policy, new and established original-direction packets of selected local pods toward its
 //     destinations get their gateway's mark. A packet already marked keeps its first policy's mark;
-//  5. on a gateway with an egress interface, per policy whose egress IP lives here, the packets it will
-//     SNAT get the egress mark, which routes them out of that interface.
+//  5. per policy whose egress IP lives here, the packets it will SNAT get the egress mark: it routes them
+//     out of the egress interface when the gateway has one, and it is what lets a tunnelled packet pass
+//     the gateway's FORWARD filter.
 func markRules(d *Desired, cfg Config) []string {
 	reply := hexMark(cfg.ReplyMark, cfg.ReplyMark)
 	out := []string{
@@ -27,9 +28,6 @@ func markRules(d *Desired, cfg Config) []string {
 			matchSets(s)...)
 		out = append(out, rule(fmt.Sprintf("steer policy %s to gateway %s", s.Policy, s.Gateway.IP),
 			"-j MARK --set-xmark "+mark, matches...))
-	}
-	if d.Egress == nil {
-		return out
 	}
 	egress := hexMark(cfg.steerMark(cfg.egressIndex()), cfg.SteerMask)
 	for _, s := range d.SNATs {

@@ -50,10 +50,15 @@ type PolicyView struct {
 	DestinationCIDRs []netip.Prefix
 	// ExcludedCIDRs keep the node's own source address even inside DestinationCIDRs.
 	ExcludedCIDRs []netip.Prefix
-	// EgressIP is the address the pods leave with; GatewayNode is the node that holds it. A policy
-	// with either unset is not programmed anywhere (its pods keep their node's address).
+	// EgressIP is the address the pods leave with; GatewayNode is the node that holds it. While either
+	// is unset, or names a node the view does not have, the policy has no usable egress IP: its local
+	// pods' traffic toward its destinations is dropped (see FailOpen).
 	EgressIP    netip.Addr
 	GatewayNode string
+	// FailOpen lets the policy's pods leave with their node's address while it has no usable egress IP
+	// (the policy's explicit choice of availability over identity). By default their traffic toward the
+	// policy's destinations is dropped until the egress IP is back.
+	FailOpen bool
 }
 
 // PodRef is a selected pod: its IP and the node it runs on.

@@ -79,3 +79,45 @@ func TestCheckMarksAWSConnmarkConfigured(t *testing.T) {
 		})
 	}
 }
+
+// TestCNIRefreshAfterApply: CNIs that keep their jumps first re-insert them on every refresh (felix
+// every 90 s by default), so after a while their rules run before egressgw's in the built-in chains.
+// Steered connections, large ones included, must still leave with the egress IP, and unselected pods
+// with the CNI's source.
+func TestCNIRefreshAfterApply(t *testing.T) {
+	forEachProfile(t, func(t *testing.T, p netlab.Profile) {
+		l := newLab(t, p, 2, 2)
+		if err := l.topo.RouteToNode(egressIP, l.node(2)); err != nil {
+			t.Fatal(err)
+		}
+		l.apply(l.view(movingPolicy(l, "node2")))
+		for _, n := range l.topo.Nodes {
+			if err := l.topo.ReassertCNI(context.Background(), n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, proto := range []string{"tcp", "udp"} {
+			l.expectSource(l.pod(1, 1).NS, proto, serverTCP, egressIP, "steered pod after the CNI's refresh")
+			l.expectOrdinary(l.pod(1, 2), proto, serverTCP, "unselected pod after the CNI's refresh")
+		}
+		r, err := l.pod(1, 1).NS.Ask(context.Background(), "tcp", serverTCP, "big", 60000)
+		if err != nil || r.Source.Addr() != egressIP {
+			t.Errorf("60000-byte request of the steered pod after the CNI's refresh: seen as %v (err %v), want %s", r.Source, err, egressIP)
+		}
+		if t.Failed() {
+			logCounters(t, l.node(1), "nat")
+			logCounters(t, l.node(1), "mangle")
+			logCounters(t, l.node(2), "filter")
+		}
+	})
+}
+
+// logCounters logs a table of n with its packet counters, for the evidence of a failure.
+func logCounters(t *testing.T, n *netlab.Node, table string) {
+	t.Helper()
+	out, err := n.NS.Run(context.Background(), nil, "iptables-save", "-c", "-t", table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s %s:\n%s", n.Name, table, out)
+}

@@ -240,3 +240,34 @@ func sortedKeys[V any](m map[string]V) []string {
 func containsMark(rule string) bool {
 	return strings.Contains(rule, "mark ") || strings.Contains(rule, "MARK ")
 }
+
+// ReassertCNI does on n what a CNI that keeps its jumps first does on each periodic refresh (Calico's
+// felix in its default insert mode, Cilium with its prepend default): its rules in the built-in chains
+// are taken out and inserted again at the top, ahead of whatever another owner inserted since. A CNI
+// that appends its rules (the AWS VPC CNI checks existence, not position) is left alone.
+func (t *Topology) ReassertCNI(ctx context.Context, n *Node) error {
+	d := t.Profile.CNI.node(n)
+	if !d.InsertFirst {
+		return nil
+	}
+	for _, table := range sortedKeys(d.Tables) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "*%s\n", table)
+		var builtin []string
+		for _, r := range d.Tables[table] {
+			if c := chainOf(r); builtinChains[c] && !strings.HasPrefix(r, ":") {
+				builtin = append(builtin, r)
+				b.WriteString("-D" + strings.TrimPrefix(r, "-A") + "\n")
+			}
+		}
+		if len(builtin) == 0 {
+			continue
+		}
+		in := restoreInput(table, builtin, true)
+		b.WriteString(strings.TrimPrefix(in, "*"+table+"\n"))
+		if _, err := n.NS.Run(ctx, []byte(b.String()), "iptables-restore", "--noflush"); err != nil {
+			return fmt.Errorf("%s: reassert the %s jumps: %w", n.Name, t.Profile.CNI.Name(), err)
+		}
+	}
+	return nil
+}

@@ -64,7 +64,19 @@ type lab struct {
 // nothing, and most of a packet test's time is spent waiting for packets that must not arrive, so the
 // subtests overlap (as many at once as -parallel, GOMAXPROCS by default).
 func forEachProfile(t *testing.T, fn func(t *testing.T, p netlab.Profile)) {
-	for _, p := range netlab.Profiles() {
+	forProfiles(t, netlab.Profiles(), fn)
+}
+
+// egressLinkProfiles are the profiles of the egress-interface tests: the dedicated ENI is AWS's, so
+// the VPC CNI's, beside the plain baseline.
+var egressLinkProfiles = []netlab.Profile{{}, {CNI: netlab.AWSVPCCNI(netlab.AWSOptions{}), Proxy: netlab.KubeProxyIPTables}}
+
+// forProfiles runs fn as one parallel subtest per profile of ps.
+func forProfiles(t *testing.T, ps []netlab.Profile, fn func(t *testing.T, p netlab.Profile)) {
+	for _, p := range ps {
+		if p.CNI == nil {
+			p.CNI = netlab.PlainMasquerade()
+		}
 		t.Run(p.Name(), func(t *testing.T) {
 			t.Parallel()
 			fn(t, p)

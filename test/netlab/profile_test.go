@@ -22,6 +22,7 @@ func TestProfiles(t *testing.T) {
 				if err := topo.Verify(ctx, n); err != nil {
 					t.Error(err)
 				}
+				checkPodAddressing(t, topo, n.Pods[0])
 				checkOrdinaryEgress(t, topo, srv.Addr, n.Pods[0])
 			}
 			a, b := topo.Nodes[0].Pods[0], topo.Nodes[1].Pods[0]
@@ -29,6 +30,28 @@ func TestProfiles(t *testing.T) {
 				t.Errorf("pod %s to pod %s: seen as %v (err %v), want the pod's own address", a.IP, b.IP, got, err)
 			}
 		})
+	}
+}
+
+// checkPodAddressing checks where p's address comes from: the VPC itself, delivered by the fabric as a
+// /32 (a secondary IP), for VPC-addressed profiles; the node's pod block, delivered as one range,
+// otherwise. The host side of its veth carries the CNI's name.
+func checkPodAddressing(t *testing.T, topo *Topology, p *Pod) {
+	t.Helper()
+	vpc := topo.Profile.CNI.addressing() == vpcAddresses
+	if !p.Node.PodCIDR.Contains(p.IP) || VPCCIDR.Contains(p.IP) != vpc {
+		t.Errorf("pod %s on %s (block %s): VPC address %v, want %v", p.IP, p.Node.Name, p.Node.PodCIDR, VPCCIDR.Contains(p.IP), vpc)
+	}
+	want := p.Node.PodCIDR
+	if vpc {
+		want = netip.PrefixFrom(p.IP, 32)
+	}
+	out, err := topo.Fabric.Run(context.Background(), nil, "ip", "route", "show", "exact", want.String())
+	if err != nil || !strings.Contains(string(out), "via "+p.Node.IP.String()) {
+		t.Errorf("fabric route for %s: %q (err %v), want it via %s", want, out, err, p.Node.IP)
+	}
+	if _, err := p.Node.NS.NL.LinkByName(topo.Profile.CNI.hostVeth(p)); err != nil {
+		t.Errorf("host veth %s of pod %s: %v", topo.Profile.CNI.hostVeth(p), p.IP, err)
 	}
 }
 

@@ -121,3 +121,17 @@ func logCounters(t *testing.T, n *netlab.Node, table string) {
 	}
 	t.Logf("%s %s:\n%s", n.Name, table, out)
 }
+
+// awsVariants are the VPC CNI settings EKS clusters change: the connmark moved
+// (AWS_VPC_K8S_CNI_CONNMARK) and external SNAT (AWS_VPC_K8S_CNI_EXTERNALSNAT, pods behind a NAT gateway).
+var awsVariants = []netlab.Profile{
+	{CNI: netlab.AWSVPCCNI(netlab.AWSOptions{Connmark: 0x400000}), Proxy: netlab.KubeProxyIPTables},
+	{CNI: netlab.AWSVPCCNI(netlab.AWSOptions{ExternalSNAT: true}), Proxy: netlab.KubeProxyIPTables},
+}
+
+// TestEgressUnderAWSVariants runs the core packet tests (selected, unselected, through the tunnel, a
+// move) beside the VPC CNI with those settings changed.
+func TestEgressUnderAWSVariants(t *testing.T) {
+	t.Run("through the gateway", func(t *testing.T) { forProfiles(t, awsVariants, testEgressThroughGateway) })
+	t.Run("moves", func(t *testing.T) { forProfiles(t, awsVariants, testEgressIPMoves) })
+}

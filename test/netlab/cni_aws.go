@@ -10,6 +10,10 @@ type AWSOptions struct {
 	// Connmark is AWS_VPC_K8S_CNI_CONNMARK: the connmark bit that marks connections to leave through the
 	// primary ENI (and so be SNATed); 0 means the CNI's default, 0x80.
 	Connmark uint32
+	// ExternalSNAT is AWS_VPC_K8S_CNI_EXTERNALSNAT=true (pods in private subnets behind a NAT gateway):
+	// no SNAT chain and no connmark chain on the node, pods leave with their own addresses; the
+	// node-port rules (the primary-ENI connmark, its restore, the priority-1024 rule) stay.
+	ExternalSNAT bool
 }
 
 // AWSDefaultConnmark is the VPC CNI's defaultConnmark (pkg/networkutils/network.go).
@@ -40,16 +44,23 @@ func AWSVPCCNI(o AWSOptions) CNI {
 	if o.Connmark == 0 {
 		o.Connmark = AWSDefaultConnmark
 	}
-	return awsCNI{mark: o.Connmark}
+	return awsCNI{mark: o.Connmark, externalSNAT: o.ExternalSNAT}
 }
 
-type awsCNI struct{ mark uint32 }
+type awsCNI struct {
+	mark         uint32
+	externalSNAT bool
+}
 
 func (c awsCNI) Name() string {
-	if c.mark == AWSDefaultConnmark {
-		return "aws-vpc-cni"
+	name := "aws-vpc-cni"
+	if c.mark != AWSDefaultConnmark {
+		name += fmt.Sprintf("-connmark-%#x", c.mark)
 	}
-	return fmt.Sprintf("aws-vpc-cni-connmark-%#x", c.mark)
+	if c.externalSNAT {
+		name += "-external-snat"
+	}
+	return name
 }
 
 func (awsCNI) addressing() addressing        { return vpcAddresses }
@@ -58,9 +69,17 @@ func (awsCNI) hostVeth(p *Pod) string        { return hashedVeth("eni", p) }
 func (awsCNI) clusterRanges() []netip.Prefix { return []netip.Prefix{VPCCIDR} }
 
 // masquerades: the SNAT rule has no source match, only the VPC RETURN and "not to a local address".
-func (awsCNI) masquerades(_ *Node, _, dst netip.Addr) bool { return !VPCCIDR.Contains(dst) }
-func (awsCNI) snatRule() SNATRule                          { return SNATRule{Chain: "AWS-SNAT-CHAIN-0", Comment: "AWS, SNAT"} }
-func (c awsCNI) hexMark() string                           { return fmt.Sprintf("%#x/%#x", c.mark, c.mark) }
+func (c awsCNI) masquerades(_ *Node, _, dst netip.Addr) bool {
+	return !c.externalSNAT && !VPCCIDR.Contains(dst)
+}
+
+func (c awsCNI) snatRule() SNATRule {
+	if c.externalSNAT {
+		return SNATRule{}
+	}
+	return SNATRule{Chain: "AWS-SNAT-CHAIN-0", Comment: "AWS, SNAT"}
+}
+func (c awsCNI) hexMark() string { return fmt.Sprintf("%#x/%#x", c.mark, c.mark) }
 func (c awsCNI) restoreMark() string {
 	return fmt.Sprintf("--restore-mark --nfmask %#x --ctmask %#x", c.mark, c.mark)
 }
@@ -70,8 +89,7 @@ func (c awsCNI) hostRule() IPRule {
 }
 
 func (c awsCNI) node(n *Node) Declared {
-	vpc := VPCCIDR.String()
-	return Declared{
+	d := Declared{
 		Sysctls: []string{"net.ipv4.ip_forward=1", "net.ipv4.conf." + Uplink + ".rp_filter=2"},
 		Rules:   []IPRule{c.hostRule()},
 		Tables: map[string][]string{
@@ -80,17 +98,27 @@ func (c awsCNI) node(n *Node) Declared {
 				`-A PREROUTING -i eni+ -m comment --comment "AWS, primary ENI" -j CONNMARK ` + c.restoreMark(),
 				`-A PREROUTING -i vlan+ -m comment --comment "AWS, primary ENI" -j CONNMARK ` + c.restoreMark(),
 			},
-			"nat": {
-				`-A PREROUTING -i eni+ -m comment --comment "AWS, outbound connections" -j AWS-CONNMARK-CHAIN-0`,
-				`-A PREROUTING -m comment --comment "AWS, CONNMARK" -j CONNMARK ` + c.restoreMark(),
-				`-A POSTROUTING -m comment --comment "AWS SNAT CHAIN" -j AWS-SNAT-CHAIN-0`,
-				`-A AWS-CONNMARK-CHAIN-0 -d ` + vpc + ` -m comment --comment "AWS CONNMARK CHAIN" -j RETURN`,
-				`-A AWS-CONNMARK-CHAIN-0 -m comment --comment "AWS, CONNMARK" -j CONNMARK --set-xmark ` + c.hexMark(),
-				`-A AWS-SNAT-CHAIN-0 -d ` + vpc + ` -m comment --comment "AWS SNAT CHAIN" -j RETURN`,
-				`-A AWS-SNAT-CHAIN-0 ! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL -j SNAT --to-source ` +
-					n.IP.String() + ` --random-fully`,
-			},
 		},
+	}
+	if !c.externalSNAT {
+		d.Tables["nat"] = c.snatRules(n)
+	}
+	return d
+}
+
+// snatRules are the connmark chain (iptables_connmark.go) and the SNAT chain (network.go) that exist
+// only with external SNAT off.
+func (c awsCNI) snatRules(n *Node) []string {
+	vpc := VPCCIDR.String()
+	return []string{
+		`-A PREROUTING -i eni+ -m comment --comment "AWS, outbound connections" -j AWS-CONNMARK-CHAIN-0`,
+		`-A PREROUTING -m comment --comment "AWS, CONNMARK" -j CONNMARK ` + c.restoreMark(),
+		`-A POSTROUTING -m comment --comment "AWS SNAT CHAIN" -j AWS-SNAT-CHAIN-0`,
+		`-A AWS-CONNMARK-CHAIN-0 -d ` + vpc + ` -m comment --comment "AWS CONNMARK CHAIN" -j RETURN`,
+		`-A AWS-CONNMARK-CHAIN-0 -m comment --comment "AWS, CONNMARK" -j CONNMARK --set-xmark ` + c.hexMark(),
+		`-A AWS-SNAT-CHAIN-0 -d ` + vpc + ` -m comment --comment "AWS SNAT CHAIN" -j RETURN`,
+		`-A AWS-SNAT-CHAIN-0 ! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL -j SNAT --to-source ` +
+			n.IP.String() + ` --random-fully`,
 	}
 }
 

@@ -69,7 +69,7 @@ func (m Mark) String() string {
 }
 
 // SNATRule identifies the rule that SNATs ordinary pod traffic leaving the cluster: in the nat table,
-// in Chain, carrying Comment.
+// in Chain, carrying Comment. The zero value: the CNI has none (the AWS VPC CNI with external SNAT).
 type SNATRule struct {
 	Chain, Comment string
 }

@@ -13,7 +13,8 @@ import (
 // the source the real CNI gives it, through the CNI's own SNAT rule when it masquerades, and that pods on
 // two nodes reach each other with their own addresses.
 func TestProfiles(t *testing.T) {
-	profiles := append(Profiles(), Profile{AWSVPCCNI(AWSOptions{Connmark: 0x400000}), KubeProxyIPTables})
+	profiles := append(Profiles(), Profile{AWSVPCCNI(AWSOptions{Connmark: 0x400000}), KubeProxyIPTables},
+		Profile{AWSVPCCNI(AWSOptions{ExternalSNAT: true}), KubeProxyIPTables})
 	for _, p := range profiles {
 		t.Run(p.Name(), func(t *testing.T) {
 			ctx := context.Background()

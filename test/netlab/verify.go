@@ -45,8 +45,11 @@ func (t *Topology) SourceLeaving(n *Node, src, dst netip.Addr) netip.Addr {
 	return src
 }
 
-// SNATPackets is the packet counter of the CNI's SNAT rule on n.
+// SNATPackets is the packet counter of the CNI's SNAT rule on n (0 when it has none).
 func (t *Topology) SNATPackets(ctx context.Context, n *Node) (int, error) {
+	if t.SNATRule().Chain == "" {
+		return 0, nil // the CNI SNATs nothing on the node (the AWS VPC CNI with external SNAT)
+	}
 	out, err := n.NS.Run(ctx, nil, "iptables-save", "-c", "-t", "nat")
 	if err != nil {
 		return 0, err

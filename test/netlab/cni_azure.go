@@ -13,6 +13,13 @@ import "net/netip"
 // cmd/ip-masq-agent-v2/ip-masq-agent.go) with the VNet as its non-masquerade range. Azure Network Policy
 // Manager is off by default on AKS (network policy "none"), so its marks are not programmed; they are
 // listed by AzureNPMMarks.
+//
+// Address adoption, for the Azure provider (ipam/azure.go, the azure-vnet-ipam plugin of this mode):
+// the IPAM asks the host's NMAgent (168.63.129.16, getinterfaceinfov1) for every NIC of the VM and puts
+// every non-primary address of every ip configuration into the pod pool, NICs found by MAC, secondary
+// NICs even preferred (priority 1). An egress IP added as an ip configuration, on the primary NIC or on
+// a dedicated one, is therefore handed to pods: node-subnet mode needs another answer (overlay, or
+// refusing with a reason). Not emulated here (pod addresses are assigned by the lab).
 func AzureCNI() CNI { return azureCNI{overlay: false} }
 
 // AzureCNIOverlay reproduces Azure CNI overlay: the same transparent endpoints, but pod addresses come

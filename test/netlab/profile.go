@@ -114,10 +114,14 @@ type Profile struct {
 
 // Name is "cni" or "cni+proxy".
 func (p Profile) Name() string {
-	if p.Proxy == NoServiceProxy {
-		return p.CNI.Name()
+	cni := PlainMasquerade()
+	if p.CNI != nil {
+		cni = p.CNI
 	}
-	return p.CNI.Name() + "+" + p.Proxy.String()
+	if p.Proxy == NoServiceProxy {
+		return cni.Name()
+	}
+	return cni.Name() + "+" + p.Proxy.String()
 }
 
 // Profiles is the matrix the datapath tests run under: today's plain masquerade, then each cloud's

@@ -40,22 +40,37 @@ func TestCiliumLocalRuleKept(t *testing.T) {
 // ciliumLocalPriority is where Cilium moves the kernel's local rule.
 const ciliumLocalPriority = 100
 
-// TestCheckMarksUnderProfiles runs the start-time mark check on a node of each profile with the
-// default configuration. It is accepted everywhere but beside Cilium (and GKE Dataplane V2), whose
-// eBPF programs carry identities in bits 0xffff00ff and whose proxy rule sets the whole mark: there the
-// check refuses, naming Cilium's rule.
+// TestCheckMarksUnderProfiles runs the start-time mark check on a node of each profile: the defaults
+// are accepted everywhere (beside Cilium, whose proxy rule sets the whole mark, with that rule as a
+// warning), and marks inside a bit the profile uses are refused, naming the profile's rule.
 func TestCheckMarksUnderProfiles(t *testing.T) {
 	forEachProfile(t, func(t *testing.T, p netlab.Profile) {
 		l := newLab(t, p, 1, 1)
-		_, err := l.dps["node1"].CheckMarks(context.Background())
-		switch {
-		case ciliumLocalRule(p) && (err == nil || !strings.Contains(err.Error(), "CILIUM_")):
-			t.Errorf("defaults %#x/%#x beside Cilium: CheckMarks = %v, want a refusal naming a CILIUM_ rule", l.cfg.SteerMask, l.cfg.ReplyMark, err)
-		case !ciliumLocalRule(p) && err != nil:
+		whole, err := l.dps["node1"].CheckMarks(context.Background())
+		if err != nil {
 			t.Errorf("defaults %#x/%#x refused under %s: %v", l.cfg.SteerMask, l.cfg.ReplyMark, p.Name(), err)
+		}
+		if ciliumLocalRule(p) && len(whole) == 0 {
+			t.Errorf("beside Cilium: no warning for its whole-mark socket rule")
+		}
+		for _, m := range l.topo.Marks() {
+			if m.Mask == 0xffffffff || m.Value == 0 {
+				continue
+			}
+			cfg := DefaultConfig()
+			cfg.SteerMask, cfg.ReplyMark = 0x3f, lowestBit(m.Value)
+			dp, err := New(cfg, l.node(1).NS.NL, l.node(1).NS, testLogger(t))
+			if err != nil {
+				continue // statically refused already (a well-known default)
+			}
+			if _, err := dp.CheckMarks(context.Background()); err == nil {
+				t.Errorf("reply mark %#x accepted beside %s", cfg.ReplyMark, m)
+			}
 		}
 	})
 }
+
+func lowestBit(v uint32) uint32 { return v & -v }
 
 // TestCheckMarksAWSConnmarkConfigured: the VPC CNI's connmark is a setting (AWS_VPC_K8S_CNI_CONNMARK),
 // so configuration validation alone cannot keep egressgw clear of it. A node whose CNI runs with the

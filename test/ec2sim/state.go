@@ -106,10 +106,18 @@ func (s *state) clone() *state {
 	return &c
 }
 
-// newID returns a fresh ID with the given prefix, in AWS's 17 hex digit form.
+// newID returns a fresh ID with the given prefix, in AWS's 17 hex digit form, skipping IDs the model gave.
 func (s *state) newID(prefix string) string {
-	s.nextID++
-	return fmt.Sprintf("%s-%017x", prefix, s.nextID)
+	for {
+		s.nextID++
+		id := fmt.Sprintf("%s-%017x", prefix, s.nextID)
+		_, eni := s.enis[id]
+		_, inst := s.instances[id]
+		_, addr := s.eips[id]
+		if !eni && !inst && !addr {
+			return id
+		}
+	}
 }
 
 // eipOf returns the allocation ID of the Elastic IP associated with ip on eni, if any.

@@ -61,9 +61,11 @@ type Config struct {
 	// ManageUntaggedENI is MANAGE_UNTAGGED_ENI; nil means true, the CNI's default.
 	ManageUntaggedENI *bool
 	// IPv4PerENI bounds the addresses requested per ENI (the instance type's limit).
-	IPv4PerENI                                                                       int
+	IPv4PerENI int
+
 	PoolInterval, ReconcileInterval, DecreaseInterval, ReconcileCooldown, IPCooldown time.Duration
-	Logger                                                                           *slog.Logger
+
+	Logger *slog.Logger
 }
 
 // IPAMD is one node's emulated ipamd.

@@ -110,7 +110,8 @@ func TestIPAMDLeavesEgressIPsOnTheDedicatedInterfaceAlone(t *testing.T) {
 	for i := range 60 {
 		for n, d := range ipamds {
 			_, _ = d.AddPod(fmt.Sprintf("pod-%d-%d", n, i)) // with the pool empty, the pod waits; the pool grows on the next tick
-			if i%20 == 19 {                                 // a burst of deletions leaves a surplus the ipamd releases
+			// A burst of deletions leaves a surplus the ipamd releases.
+			if i%20 == 19 {
 				for j := range i {
 					d.DelPod(fmt.Sprintf("pod-%d-%d", n, j))
 				}

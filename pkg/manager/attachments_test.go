@@ -21,7 +21,10 @@ import (
 // egressENIs returns the dedicated interfaces the simulator has for the i-th node's instance.
 func (v *simVPC) egressENIs(t testing.TB, i int) []types.NetworkInterface {
 	t.Helper()
-	c := ec2.NewFromConfig(simConfig, func(o *ec2.Options) { o.BaseEndpoint = sdkaws.String(v.url); o.HTTPClient = aws.HTTPClient(o.HTTPClient) })
+	c := ec2.NewFromConfig(simConfig, func(o *ec2.Options) {
+		o.BaseEndpoint = sdkaws.String(v.url)
+		o.HTTPClient = aws.HTTPClient(o.HTTPClient)
+	})
 	out, err := c.DescribeNetworkInterfaces(context.Background(), &ec2.DescribeNetworkInterfacesInput{Filters: []types.Filter{
 		{Name: sdkaws.String("tag:" + aws.TagNode), Values: []string{instanceID(i)}}}})
 	if err != nil {

@@ -62,8 +62,8 @@ func newEnv(t testing.TB, opts ec2sim.Options) *env {
 func newEnvFrom(t testing.TB, m ec2sim.Model, opts ec2sim.Options) *env {
 	t.Helper()
 	opts.RefuseUnfiltered = true
-	if opts.AllowedActions == nil {
-		opts.AllowedActions = policyActions(t) // every provider test also proves the example policy suffices
+	if opts.AllowedActions == nil && opts.Policy == nil {
+		opts.Policy = examplePolicy(t) // every provider test also proves the example policy suffices
 	}
 	sim, err := ec2sim.New(m, opts)
 	if err != nil {

@@ -9,6 +9,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/egressgw/egressgw/test/ec2sim"
 )
 
 const policyFile = "../../examples/aws/iam-policy.json"
@@ -34,6 +40,19 @@ func (s *stringOrList) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	return json.Unmarshal(b, (*[]string)(s))
+}
+
+// examplePolicy is examples/aws/iam-policy.json as the simulator enforces it, conditions included.
+func examplePolicy(t testing.TB) *ec2sim.Policy {
+	data, err := os.ReadFile(policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ec2sim.ParsePolicy(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func loadPolicy(t testing.TB) policy {
@@ -175,5 +194,38 @@ func TestPolicyCheckCatchesBothMistakes(t *testing.T) {
 	}
 	if err := checkPolicyAgainst(seen, []string{"DescribeInstances", "AssignPrivateIpAddresses"}); err != nil {
 		t.Errorf("an exact policy failed: %v", err)
+	}
+}
+
+// TestExamplePolicyRefusesOutsideTheCluster: the simulator enforces the example policy with its
+// conditions, and the policy refuses what egressgw must not do: tag an interface after its creation,
+// create one without the no_manage tag, touch an interface or an instance that is not the cluster's.
+func TestExamplePolicyRefusesOutsideTheCluster(t *testing.T) {
+	_, p := start(t)
+	c, ctx := p.ec2, t.Context()
+	tag := func(k, v string) types.Tag { return types.Tag{Key: sdkaws.String(k), Value: sdkaws.String(v)} }
+	_, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{eniA1}, Tags: []types.Tag{tag(TagCluster, testCluster)}})
+	wantDenied(t, err, "ec2:CreateTags")
+	_, err = c.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: sdkaws.String("eni-0c000000000000004"), PrivateIpAddresses: []string{"10.0.1.99"}})
+	wantDenied(t, err, "network-interface/eni-0c000000000000004")
+	spec := func(tags ...types.Tag) []types.TagSpecification {
+		return []types.TagSpecification{{ResourceType: types.ResourceTypeNetworkInterface, Tags: tags}}
+	}
+	_, err = c.CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{SubnetId: sdkaws.String("subnet-0a000000000000001"), TagSpecifications: spec(tag(TagCluster, testCluster))})
+	wantDenied(t, err, "ec2:CreateNetworkInterface")
+	out, err := c.CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{SubnetId: sdkaws.String("subnet-0a000000000000001"),
+		TagSpecifications: spec(tag(TagCluster, testCluster), tag(TagNoManage, "true"))})
+	must(t, err)
+	_, err = c.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: out.NetworkInterface.NetworkInterfaceId,
+		InstanceId: sdkaws.String("i-0c000000000000004"), DeviceIndex: sdkaws.Int32(2)})
+	wantDenied(t, err, "instance/i-0c000000000000004")
+	_, err = c.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: sdkaws.String("eni-0c000000000000005")})
+	wantDenied(t, err, "ec2:DeleteNetworkInterface")
+}
+
+func wantDenied(t *testing.T, err error, fragment string) {
+	t.Helper()
+	if !hasCode(err, codeUnauthorized) || !strings.Contains(err.Error(), fragment) {
+		t.Fatalf("want UnauthorizedOperation naming %s, got %v", fragment, err)
 	}
 }

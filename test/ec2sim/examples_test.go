@@ -138,7 +138,7 @@ var associationPaths = []string{
 // newerENIPaths are elements of a network interface that the reference documents but its examples, written
 // before prefix delegation and multi-card instances, do not show.
 func newerENIPaths(at string) []string {
-	return []string{at + "interfaceType", at + "ipv4PrefixSet", at + "attachment/networkCardIndex"}
+	return []string{at + "interfaceType", at + "ipv4PrefixSet", at + "attachment/networkCardIndex", at + "tagSet/item"}
 }
 
 func form(action string, kv ...string) url.Values {

@@ -35,6 +35,8 @@ type Options struct {
 	OnChange func(Event)
 	// AllowedActions, when not nil, emulates an IAM policy: other actions get UnauthorizedOperation (403).
 	AllowedActions []string
+	// Policy, when not nil, is an IAM policy enforced with its resources and conditions (iam.go).
+	Policy *Policy
 	// RefuseUnfiltered answers Describe calls without IDs, filters or pagination with an error, so that a
 	// test cannot miss one. They are recorded (Unfiltered) either way.
 	RefuseUnfiltered bool
@@ -125,6 +127,11 @@ func (s *Server) admit(hr *http.Request) (request, *APIError) {
 	s.actions[r.action]++
 	if s.opts.AllowedActions != nil && !slices.Contains(s.opts.AllowedActions, r.action) {
 		return r, apiErr(CodeUnauthorizedOperation, "You are not authorized to perform this operation (ec2:%s).", r.action)
+	}
+	if s.opts.Policy != nil {
+		if c, ok := s.opts.Policy.allows(s.st.authorizations(r)); !ok {
+			return r, apiErr(CodeUnauthorizedOperation, "You are not authorized to perform this operation. User is not authorized to perform: ec2:%s on resource: %s because no identity-based policy allows the ec2:%s action", c.action, c.arn, c.action)
+		}
 	}
 	if handlers[r.action].read != nil && !filtered(r) {
 		s.unfilt = append(s.unfilt, r.action)

@@ -44,15 +44,25 @@ func filtered(r request) bool {
 	return r.form.Get("MaxResults") != ""
 }
 
-func (s *state) handleAssign(r request) (any, []Event, *APIError) {
+// requestENI is the interface a request names in NetworkInterfaceId.
+func (s *state) requestENI(r request) (eni, *APIError) {
 	eniID, aerr := r.required("NetworkInterfaceId")
 	if aerr != nil {
-		return nil, nil, aerr
+		return eni{}, aerr
 	}
 	n, ok := s.enis[eniID]
 	if !ok {
-		return nil, nil, apiErr(CodeENINotFound, "The networkInterface ID '%s' does not exist", eniID)
+		return eni{}, apiErr(CodeENINotFound, "The networkInterface ID '%s' does not exist", eniID)
 	}
+	return n, nil
+}
+
+func (s *state) handleAssign(r request) (any, []Event, *APIError) {
+	n, aerr := s.requestENI(r)
+	if aerr != nil {
+		return nil, nil, aerr
+	}
+	eniID := n.id
 	want, aerr := r.assignRequest()
 	if aerr != nil {
 		return nil, nil, aerr
@@ -149,9 +159,9 @@ func (s *state) handleUnassign(r request) (any, []Event, *APIError) {
 		return nil, nil, aerr
 	}
 	if len(prefixes) > 0 && len(ips) == 0 {
-		n, ok := s.enis[eniID]
-		if !ok {
-			return nil, nil, apiErr(CodeENINotFound, "The networkInterface ID '%s' does not exist", eniID)
+		n, aerr := s.requestENI(r)
+		if aerr != nil {
+			return nil, nil, aerr
 		}
 		return okResponse("UnassignPrivateIpAddresses"), nil, s.unassignPrefixes(n, prefixes)
 	}

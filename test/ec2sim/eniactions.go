@@ -158,14 +158,11 @@ func (s *state) attachable(eniID, id string, device, card int) (eni, instance, *
 }
 
 func (s *state) handleModifyENI(r request) (any, []Event, *APIError) {
-	eniID, aerr := r.required("NetworkInterfaceId")
+	n, aerr := s.requestENI(r)
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	n, ok := s.enis[eniID]
-	if !ok {
-		return nil, nil, apiErr(CodeENINotFound, "The networkInterface ID '%s' does not exist", eniID)
-	}
+	eniID := n.id
 	if d, ok := r.form["Description.Value"]; ok {
 		n.description = d[0]
 	}
@@ -211,16 +208,12 @@ func (s *state) handleDetachENI(r request) (any, []Event, *APIError) {
 }
 
 func (s *state) handleDeleteENI(r request) (any, []Event, *APIError) {
-	eniID, aerr := r.required("NetworkInterfaceId")
+	n, aerr := s.requestENI(r)
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	n, ok := s.enis[eniID]
-	switch {
-	case !ok:
-		return nil, nil, apiErr(CodeENINotFound, "The networkInterface ID '%s' does not exist", eniID)
-	case n.attachment != "":
-		return nil, nil, apiErr(CodeENIInUse, "The network interface '%s' is currently in use.", eniID)
+	if n.attachment != "" {
+		return nil, nil, apiErr(CodeENIInUse, "The network interface '%s' is currently in use.", n.id)
 	}
 	return okResponse("DeleteNetworkInterface"), s.deleteENI(n, ""), nil
 }

@@ -141,12 +141,18 @@ func (s *state) resourceKeys(tags map[string]string, vpc string) map[string]stri
 	return keys
 }
 
-func (s *state) eniAuthz(action, id string) authz {
-	c := authz{action: action, arn: s.arn("network-interface", id)}
-	if n, ok := s.enis[id]; ok {
-		c.keys = s.resourceKeys(n.tags, n.vpc)
+// existing is the authorization of an existing resource; keys stay nil for one that does not exist.
+func (s *state) existing(action, kind, id string, exists bool, tags map[string]string, vpc string) authz {
+	c := authz{action: action, arn: s.arn(kind, id)}
+	if exists {
+		c.keys = s.resourceKeys(tags, vpc)
 	}
 	return c
+}
+
+func (s *state) eniAuthz(action, id string) authz {
+	n, ok := s.enis[id]
+	return s.existing(action, "network-interface", id, ok, n.tags, n.vpc)
 }
 
 // authorizations lists what EC2 authorizes for a request, per the Service Authorization Reference's
@@ -176,11 +182,8 @@ func (s *state) authorizations(r request) []authz {
 }
 
 func (s *state) instanceAuthz(action, id string) authz {
-	c := authz{action: action, arn: s.arn("instance", id)}
-	if in, ok := s.instances[id]; ok {
-		c.keys = s.resourceKeys(in.tags, in.vpc)
-	}
-	return c
+	in, ok := s.instances[id]
+	return s.existing(action, "instance", id, ok, in.tags, in.vpc)
 }
 
 func (s *state) addressAuthz(r request) []authz {

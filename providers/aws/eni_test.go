@@ -40,6 +40,9 @@ func TestEnsureCreatesOneTaggedInterfaceAndARestartFindsIt(t *testing.T) {
 	p := e.provider(t, dedicated())
 	info, err := p.EnsureAttachment(t.Context(), gwA1)
 	must(t, err)
+	created := e.sim.Actions()
+	wantCalls(t, "creating the interface", created, nil, map[string]int{"DescribeInstances": 1, "DescribeNetworkInterfaces": 2,
+		"DescribeSubnets": 1, "DescribeInstanceTypes": 1, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1})
 	enis := e.egressENIs(t, p, "i-0a000000000000001")
 	if len(enis) != 1 || *enis[0].NetworkInterfaceId != info.Interface {
 		t.Fatalf("want one egress interface, the one EnsureAttachment returned (%s): %+v", info.Interface, enis)
@@ -59,6 +62,11 @@ func TestEnsureCreatesOneTaggedInterfaceAndARestartFindsIt(t *testing.T) {
 	}
 	// A restarted manager (a fresh provider) finds the interface by its tags and creates nothing.
 	restarted := e.provider(t, dedicated())
+	before := e.sim.Actions()
+	_, err = restarted.EnsureAttachment(t.Context(), gwA1)
+	must(t, err)
+	wantCalls(t, "finding it after a restart", e.sim.Actions(), before, map[string]int{"DescribeInstances": 1, "DescribeNetworkInterfaces": 1,
+		"DescribeSubnets": 1, "DescribeInstanceTypes": 1})
 	for _, f := range []func(context.Context, providers.Node) (providers.NodeInfo, error){restarted.DescribeNode, restarted.EnsureAttachment} {
 		again, err := f(t.Context(), gwA1)
 		must(t, err)
@@ -236,12 +244,7 @@ func TestFailoverBetweenDedicatedInterfacesIsOneCall(t *testing.T) {
 	must(t, p.Assign(t.Context(), gwA1, providers.Assignment{IP: ip("10.0.1.50"), PublicIP: eip1}))
 	before := e.sim.Actions()
 	must(t, p.Move(t.Context(), gwA2, []netip.Addr{ip("10.0.1.50")}))
-	after := e.sim.Actions()
-	for action, n := range after {
-		if d := n - before[action]; d != 0 && (action != "AssignPrivateIpAddresses" || d != 1) {
-			t.Errorf("the failover made %d %s calls; want exactly one AssignPrivateIpAddresses", d, action)
-		}
-	}
+	wantCalls(t, "the failover", e.sim.Actions(), before, map[string]int{"AssignPrivateIpAddresses": 1})
 	if h := e.wantOn(t, "10.0.1.50", a2.Interface); h.ElasticIP != eip1 || a1.Interface == a2.Interface {
 		t.Fatalf("the Elastic IP did not follow to the second gateway's interface: %+v", h)
 	}
@@ -257,7 +260,9 @@ func TestRemoveAttachmentDeletesOnlyAnEmptyInterface(t *testing.T) {
 		t.Fatalf("an interface holding an egress IP must stay: %v", err)
 	}
 	must(t, p.Release(t.Context(), gwA1, providers.Assignment{IP: ip("10.0.1.50")}))
+	before := e.sim.Actions()
 	must(t, p.RemoveAttachment(t.Context(), gwA1))
+	wantCalls(t, "removing the interface", e.sim.Actions(), before, map[string]int{"DescribeNetworkInterfaces": 1, "DetachNetworkInterface": 1, "DeleteNetworkInterface": 1})
 	if enis := e.egressENIs(t, p, "i-0a000000000000001"); len(enis) != 0 {
 		t.Fatalf("the interface is still there: %+v", enis)
 	}
@@ -301,6 +306,21 @@ func TestCapacityCountsPrefixes(t *testing.T) {
 		t.Fatalf("the seventh address: want ErrCapacityExhausted, got %v", err)
 	}
 	e.wantOn(t, "10.0.1.105", eniA1)
+}
+
+// wantCalls checks the calls the simulator received between two readings of its counters.
+func wantCalls(t testing.TB, what string, after, before, want map[string]int) {
+	t.Helper()
+	for action, n := range after {
+		if d := n - before[action]; d != want[action] {
+			t.Errorf("%s: %d %s calls, want %d", what, d, action, want[action])
+		}
+	}
+	for action, n := range want {
+		if _, seen := after[action]; !seen && n != 0 {
+			t.Errorf("%s: no %s call, want %d", what, action, n)
+		}
+	}
 }
 
 func equalMaps(a, b map[string]string) bool {

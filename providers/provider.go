@@ -98,8 +98,8 @@ type Location struct {
 type Provider interface {
 	// DescribeNode returns where node's egress IPs attach and how much room is left there. It always asks
 	// the cloud (no cached addresses), so the result is fit for capacity decisions.
-	// Errors: ErrUnsupportedNode (providerID not of this cloud), ErrNotFound (instance gone or terminated),
-	// ErrThrottled, ErrUnavailable, ErrPermanent.
+	// Errors: ErrUnsupportedNode (providerID not of this cloud), ErrNotFound (instance gone or terminated,
+	// or, on an Attacher, its egress NIC not made yet), ErrThrottled, ErrUnavailable, ErrPermanent.
 	DescribeNode(ctx context.Context, node Node) (NodeInfo, error)
 
 	// Assign makes the cloud hold a.IP on node's egress NIC and, if a.PublicIP is set, associates that

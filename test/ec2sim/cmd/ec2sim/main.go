@@ -24,8 +24,8 @@ import (
 
 type options struct {
 	model, listen, onChange, policy string
-	awsBuckets              bool
-	latency, visibility     time.Duration
+	awsBuckets                      bool
+	latency, visibility             time.Duration
 }
 
 func main() {

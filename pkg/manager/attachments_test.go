@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -92,6 +93,7 @@ func TestGatewayInterfacesAreWarmAndSurviveARestart(t *testing.T) {
 // instance is terminated leaves nothing behind either: EC2 deleted the interface with the instance.
 func TestInterfaceRemovedWhenTheNodeStopsBeingAGateway(t *testing.T) {
 	vpc := newSimVPC(t, []simNode{{"gw-1", 1, "m5.large"}, {"gw-2", 1, "m5.large"}, {"gw-3", 1, "m5.large"}}, ec2sim.Options{})
+	vpc.sim.SetDetachDelay(500 * time.Millisecond) // the first delete comes too early and is retried
 	c := newCluster(t, vpc.provider)
 	c.addSimNodes(vpc)
 	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"}, Spec: gatewaySpec("10.0.1.50")})

@@ -277,6 +277,25 @@ func TestRemoveAttachmentDeletesOnlyAnEmptyInterface(t *testing.T) {
 	}
 }
 
+// TestRemovalWaitsForTheDetach: EC2 detaches asynchronously; the delete that comes too early is a
+// retryable refusal, and the next try finishes the job.
+func TestRemovalWaitsForTheDetach(t *testing.T) {
+	clock := ec2sim.NewManualClock(time.Now())
+	e := newEnv(t, ec2sim.Options{Clock: clock.Now})
+	e.sim.SetDetachDelay(5 * time.Second)
+	p := e.provider(t, dedicated())
+	_, err := p.EnsureAttachment(t.Context(), gwA1)
+	must(t, err)
+	if err := p.RemoveAttachment(t.Context(), gwA1); !providers.Retryable(err) || !strings.Contains(err.Error(), "still detaching") {
+		t.Fatalf("a delete during the detach: want a retryable error, got %v", err)
+	}
+	clock.Step(6 * time.Second)
+	must(t, p.RemoveAttachment(t.Context(), gwA1))
+	if enis := e.egressENIs(t, p, "i-0a000000000000001"); len(enis) != 0 || e.calls("DetachNetworkInterface") != 1 {
+		t.Fatalf("after the detach: %d interfaces, %d detaches", len(enis), e.calls("DetachNetworkInterface"))
+	}
+}
+
 func TestTerminationDeletesTheInterfaceWithTheInstance(t *testing.T) {
 	e := newEnv(t, ec2sim.Options{})
 	p := e.provider(t, dedicated())

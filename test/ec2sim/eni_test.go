@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -188,4 +189,27 @@ func TestPrefixDelegationUsesOneSlotPerPrefix(t *testing.T) {
 	if !slices.Equal(got, []string{"10.0.1.4", "10.0.1.5"}) || sim.HoldersOf(netip.MustParseAddr("10.0.1.4"))[0] != eniA2 {
 		t.Fatalf("a count takes the lowest free addresses: %v", got)
 	}
+}
+
+func TestDetachIsAsynchronous(t *testing.T) {
+	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	sim, c, _ := startSim(t, Options{Clock: clock.Now})
+	sim.SetDetachDelay(2 * time.Second)
+	ctx := context.Background()
+	n, err := createENI(c, "subnet-0a000000000000001", "", nil)
+	must(t, err)
+	att, err := attachENI(c, *n.NetworkInterfaceId, gwA1, 1)
+	must(t, err)
+	_, err = c.DetachNetworkInterface(ctx, &ec2.DetachNetworkInterfaceInput{AttachmentId: aws.String(att)})
+	must(t, err)
+	if got := describeENI(t, c, *n.NetworkInterfaceId); got.Status != types.NetworkInterfaceStatusDetaching {
+		t.Fatalf("status right after the detach: %s", got.Status)
+	}
+	_, err = c.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: n.NetworkInterfaceId})
+	wantCode(t, err, CodeENIInUse, http.StatusBadRequest)
+	_, err = attachENI(c, *n.NetworkInterfaceId, gwA2, 1)
+	wantCode(t, err, CodeENIInUse, http.StatusBadRequest)
+	clock.Step(3 * time.Second)
+	_, err = c.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: n.NetworkInterfaceId})
+	must(t, err)
 }

@@ -138,7 +138,7 @@ func (s *state) attachable(eniID, id string, device, card int) (eni, instance, *
 	switch {
 	case in.state != "running" && in.state != "stopped":
 		return eni{}, instance{}, apiErr(CodeIncorrectInstanceState, "The instance '%s' is not in a valid state for this operation.", id)
-	case n.attachment != "":
+	case n.attachment != "" || n.status(s.now) == "detaching":
 		return eni{}, instance{}, apiErr(CodeENIInUse, "Interface: [%s] in use.", eniID)
 	case n.zone != in.zone:
 		return eni{}, instance{}, apiErr(CodeInvalidParameterValue, "Network interface %s (zone %s) and instance %s (zone %s) are not in the same availability zone.", eniID, n.zone, id, in.zone)
@@ -201,6 +201,7 @@ func (s *state) handleDetachENI(r request) (any, []Event, *APIError) {
 			events = append(events, Event{IP: ip, VPC: n.vpc, Interface: n.id, PrevInstance: in.id, PrevInterface: n.id})
 		}
 		n.instance, n.attachment, n.device, n.card, n.deleteOnTermination = "", "", 0, 0, false
+		n.detachedAt = s.now.Add(s.detachDelay)
 		s.enis[id] = n
 		return okResponse("DetachNetworkInterface"), events, nil
 	}
@@ -212,7 +213,7 @@ func (s *state) handleDeleteENI(r request) (any, []Event, *APIError) {
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	if n.attachment != "" {
+	if n.status(s.now) != "available" {
 		return nil, nil, apiErr(CodeENIInUse, "The network interface '%s' is currently in use.", n.id)
 	}
 	return okResponse("DeleteNetworkInterface"), s.deleteENI(n, ""), nil

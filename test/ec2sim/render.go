@@ -51,7 +51,7 @@ func (s *state) instanceXML(in instance) instanceXML {
 
 func (s *state) instanceENIXML(n eni) instanceENIXML {
 	out := instanceENIXML{
-		NetworkInterfaceID: n.id, SubnetID: n.subnet, VpcID: n.vpc, OwnerID: s.account, Status: n.status(),
+		NetworkInterfaceID: n.id, SubnetID: n.subnet, VpcID: n.vpc, OwnerID: s.account, Status: n.status(s.now),
 		MacAddress: n.mac, PrivateIPAddress: n.ips[0].String(), SourceDestCheck: true, Groups: groupsXML(n.vpc, n.groups),
 		Description: n.description, InterfaceType: "interface", Prefixes: prefixesXML(n.prefixes),
 		Attachment: instanceAttachmentXML{AttachmentID: n.attachment, DeviceIndex: n.device, NetworkCardIndex: n.card,
@@ -73,7 +73,7 @@ func (s *state) instanceENIXML(n eni) instanceENIXML {
 func (s *state) eniXML(n eni) eniXML {
 	out := eniXML{
 		NetworkInterfaceID: n.id, SubnetID: n.subnet, VpcID: n.vpc, AvailabilityZone: n.zone, OwnerID: s.account,
-		Status: n.status(), MacAddress: n.mac, PrivateIPAddress: n.ips[0].String(), SourceDestCheck: true,
+		Status: n.status(s.now), MacAddress: n.mac, PrivateIPAddress: n.ips[0].String(), SourceDestCheck: true,
 		Groups: groupsXML(n.vpc, n.groups), Description: n.description, InterfaceType: "interface", Tags: tagsXML(n.tags),
 		Prefixes: prefixesXML(n.prefixes),
 	}
@@ -184,7 +184,7 @@ func (s *state) eniFields(n eni) fields {
 	f := fields{
 		"network-interface-id": {n.id}, "subnet-id": {n.subnet}, "vpc-id": {n.vpc}, "availability-zone": {n.zone},
 		"addresses.private-ip-address": ips, "private-ip-address": ips, "addresses.primary": {"true", "false"},
-		"status": {n.status()}, "description": {n.description}, "group-id": n.groups, "mac-address": {n.mac},
+		"status": {n.status(s.now)}, "description": {n.description}, "group-id": n.groups, "mac-address": {n.mac},
 		"interface-type": {"interface"}, "ipv4-prefix.ipv4-prefix": nil, "owner-id": {s.account},
 		"attachment.instance-id": nil, "attachment.device-index": nil, "attachment.network-card-index": nil,
 		"attachment.attachment-id": nil, "attachment.status": nil, "attachment.delete-on-termination": nil,

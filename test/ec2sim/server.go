@@ -182,9 +182,19 @@ func (s *Server) serve(r request) (any, *APIError) {
 	if h.read != nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return h.read(s.visible(), r)
+		st := s.visible()
+		st.now = s.now()
+		return h.read(st, r)
 	}
 	return s.write(r, h.write)
+}
+
+// SetDetachDelay makes a detached interface stay "detaching" for d, as EC2 detaches asynchronously: until
+// then it can be neither attached again nor deleted (InvalidNetworkInterface.InUse).
+func (s *Server) SetDetachDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.detachDelay = d
 }
 
 // write applies a mutation to the true state, records it for delayed visibility, then reports the events.
@@ -192,6 +202,7 @@ func (s *Server) write(r request, fn func(*state, request) (any, []Event, *APIEr
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
+	s.st.now = s.now()
 	body, events, aerr := fn(s.st, r)
 	if aerr == nil && s.faults.visibility > 0 {
 		s.history = append(s.history, snapshot{at: s.now(), st: s.st.clone()})

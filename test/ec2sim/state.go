@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"time"
 )
 
 // state is the simulated VPC. It is copied whole for delayed visibility, so it holds values, not pointers
@@ -25,6 +26,8 @@ type state struct {
 	groups          map[string]string    // security group ID -> its VPC
 	tokens          map[string]tokenUse  // ClientToken of CreateNetworkInterface -> what it created
 	nextID          int
+	detachDelay     time.Duration // how long a detaching interface stays "detaching"
+	now             time.Time     // the time of the request being served, set by the server
 }
 
 // tokenUse remembers an idempotent create: the request's parameters and the interface it made.
@@ -54,17 +57,21 @@ type eni struct {
 	description                          string
 	groups                               []string
 	tags                                 map[string]string
-	attachment                           string // attachment ID while attached
+	attachment                           string    // attachment ID while attached
+	detachedAt                           time.Time // until this the interface is still detaching
 	deleteOnTermination                  bool
 }
 
 // slots is how many of the interface's address slots are used: every address and every prefix.
 func (e eni) slots() int { return len(e.ips) + len(e.prefixes) }
 
-// status is the interface's state as EC2 reports it.
-func (e eni) status() string {
-	if e.attachment != "" {
+// status is the interface's state as EC2 reports it at now: EC2 detaches asynchronously.
+func (e eni) status(now time.Time) string {
+	switch {
+	case e.attachment != "":
 		return "in-use"
+	case now.Before(e.detachedAt):
+		return "detaching"
 	}
 	return "available"
 }

@@ -152,4 +152,10 @@ type Attacher interface {
 	// whose instance is gone is fine: the cloud deleted the NIC with it.
 	// Errors: ErrPermanent, ErrUnsupportedNode, ErrThrottled, ErrUnavailable.
 	RemoveAttachment(ctx context.Context, node Node) error
+
+	// Attachments lists the instances that have an egress NIC egressgw created (attached or left over), so
+	// that a new leader can remove those of nodes that stopped being gateways while no manager ran. Each is
+	// a Node as the cloud knows it: Name is the instance ID, ProviderID a providerID naming it.
+	// Errors: ErrThrottled, ErrUnavailable, ErrPermanent.
+	Attachments(ctx context.Context) ([]Node, error)
 }

@@ -115,3 +115,40 @@ func (c *Controller) removeAttachment(ctx context.Context, a providers.Attacher,
 	c.log.Info("removed the egress interface of a node that is no longer a gateway", "node", name, "interface", nc.info.Interface)
 	delete(c.nodes, name)
 }
+
+// adoptLeftovers finds, when a leader starts, the egress NICs of instances that are no gateway node now
+// (the node left while no manager led), and records them so that dueRemovals removes them. A failure only
+// postpones that to the next leader. Caller must not hold c.mu.
+func (c *Controller) adoptLeftovers(ctx context.Context, snap *snapshot) {
+	a, ok := c.provider.(providers.Attacher)
+	if !ok {
+		return
+	}
+	callCtx, cancel := context.WithTimeout(ctx, c.cfg.CloudTimeout)
+	defer cancel()
+	start := time.Now()
+	owners, err := a.Attachments(callCtx)
+	c.metrics.observeCloud("Attachments", start, err)
+	if err != nil {
+		c.log.Error(err, "cannot list the egress interfaces; those of former gateway nodes stay for now")
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, owner := range owners {
+		name := c.nodeOfInstance(snap, owner.Name)
+		if slices.Contains(snap.gatewayNodes, name) {
+			continue
+		}
+		node := owner
+		if n := snap.nodes[name]; n != nil {
+			node = providerNode(n)
+		} else {
+			name = "instance " + owner.Name
+		}
+		if _, known := c.nodes[name]; !known {
+			c.nodes[name] = &nodeCloud{node: node, info: providers.NodeInfo{Instance: owner.Name, Dedicated: true}}
+			c.log.Info("found the egress interface of a node that is no gateway any more", "node", name, "instance", owner.Name)
+		}
+	}
+}

@@ -130,6 +130,31 @@ func TestInterfaceRemovedWhenTheNodeStopsBeingAGateway(t *testing.T) {
 	}
 }
 
+// TestLeftoverInterfaceRemovedAfterARestart: a node stops being a gateway while no manager runs; the next
+// leader finds its interface among the cluster's and removes it.
+func TestLeftoverInterfaceRemovedAfterARestart(t *testing.T) {
+	vpc := newSimVPC(t, []simNode{{"gw-1", 1, "m5.large"}, {"gw-2", 1, "m5.large"}}, ec2sim.Options{})
+	c := newCluster(t, vpc.provider)
+	c.addSimNodes(vpc)
+	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"}, Spec: gatewaySpec("10.0.1.50")})
+	stop, _ := c.startManager("m1", nil)
+	<-c.moves
+	c.eventually("an interface on every gateway node", func() (bool, string) { return vpc.everyNodeHasOneInterface(t) })
+	stop()
+	idle := map[string]string{"gw-1": "gw-2", "gw-2": "gw-1"}[vpc.holder("10.0.1.50")]
+	c.updateNode(idle, func(n *corev1.Node) { delete(n.Labels, "egressgw.io/gateway") })
+	c.cloud = vpc.freshProvider(t)
+	c.startManager("m2", nil)
+	idx := map[string]int{"gw-1": 0, "gw-2": 1}[idle]
+	c.eventually("the interface of "+idle+" removed by the new leader", func() (bool, string) {
+		enis := vpc.egressENIs(t, idx)
+		return len(enis) == 0, fmt.Sprintf("%d interfaces", len(enis))
+	})
+	if got := vpc.holder("10.0.1.50"); got == idle || got == "" {
+		t.Fatalf("the IP is on %q", got)
+	}
+}
+
 // TestNodeWithoutRoomForAnInterfaceIsReported: a gateway node whose instance has all the interfaces its
 // type allows gets no egress IP; an Event on the node and on the gateway says why, and placement names
 // the reason.

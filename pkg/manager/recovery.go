@@ -27,6 +27,7 @@ func (c *Controller) recover(ctx context.Context) error {
 	targets := c.probeTargets(snap)
 	c.prober.SetTargets(ctx, targets)
 	c.describeNodes(ctx, snap, snap.gatewayNodes)
+	c.adoptLeftovers(ctx, snap)
 	ips := snap.knownIPs()
 	readAt := time.Now()
 	locs, err := c.locateUntilDone(ctx, ips)

@@ -284,6 +284,32 @@ func (p *Provider) RemoveAttachment(ctx context.Context, node providers.Node) er
 	return nil
 }
 
+// Attachments implements providers.Attacher: the instances named by the node tag of the cluster's
+// interfaces, in one paginated DescribeNetworkInterfaces.
+func (p *Provider) Attachments(ctx context.Context) ([]providers.Node, error) {
+	if !p.dedicated() {
+		return nil, nil
+	}
+	ctx, cancel := p.bound(ctx)
+	defer cancel()
+	ours, err := p.describeENIs(ctx, filter("tag:"+TagCluster, p.opts.ClusterName), filter("tag-key", TagNode))
+	if err != nil {
+		return nil, fmt.Errorf("list the egress interfaces: %w", err)
+	}
+	var ids []string
+	for _, n := range ours {
+		if id := n.tags[TagNode]; validInstanceID(id) && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	out := make([]providers.Node, len(ids))
+	for i, id := range ids {
+		out[i] = providers.Node{Name: id, ProviderID: "aws:///" + id}
+	}
+	return out, nil
+}
+
 func (p *Provider) removeENI(ctx context.Context, node string, nic nicView) error {
 	if n := nic.secondaries(); n > 0 {
 		return fmt.Errorf("egress interface %s of node %s still holds %d addresses or prefixes besides its own (%v %v): move them first: %w",

@@ -296,6 +296,20 @@ func TestRemovalWaitsForTheDetach(t *testing.T) {
 	}
 }
 
+func TestAttachmentsListTheInstancesWithAnInterface(t *testing.T) {
+	e := newEnv(t, ec2sim.Options{})
+	p := e.provider(t, dedicated())
+	for _, n := range []providers.Node{gwA2, gwA1} {
+		_, err := p.EnsureAttachment(t.Context(), n)
+		must(t, err)
+	}
+	got, err := e.provider(t, dedicated()).Attachments(t.Context())
+	must(t, err)
+	if len(got) != 2 || got[0].Name != "i-0a000000000000001" || got[1].Name != "i-0a000000000000002" || got[0].ProviderID != "aws:///i-0a000000000000001" {
+		t.Fatalf("attachments: %+v", got)
+	}
+}
+
 func TestTerminationDeletesTheInterfaceWithTheInstance(t *testing.T) {
 	e := newEnv(t, ec2sim.Options{})
 	p := e.provider(t, dedicated())

@@ -192,8 +192,9 @@ func (p *Provider) clientToken(instance, after string) string {
 // that attached it first is success; a device index another tool took meanwhile is tried again.
 func (p *Provider) attach(ctx context.Context, node string, inst types.Instance, nic nicView, limits typeLimits) (nicView, error) {
 	id := sdkaws.ToString(inst.InstanceId)
+	refused := map[int]bool{} // indexes EC2 said are taken, which a lagging Describe may still show free
 	for try := 1; ; try++ {
-		device := freeDevice(inst)
+		device := freeDevice(inst, refused)
 		out, err := call(ctx, p, "AttachNetworkInterface", func(ctx context.Context) (*ec2.AttachNetworkInterfaceOutput, error) {
 			return p.ec2.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: sdkaws.String(nic.id),
 				InstanceId: sdkaws.String(id), DeviceIndex: sdkaws.Int32(int32(device)), NetworkCardIndex: sdkaws.Int32(0)})
@@ -211,6 +212,7 @@ func (p *Provider) attach(ctx context.Context, node string, inst types.Instance,
 				return p.keepWithInstance(ctx, node, found) // another manager attached it: the same ENI, thanks to the token
 			}
 		case try < attachTries && hasCode(err, codeInvalidParameterValue) && strings.Contains(err.Error(), "device index"):
+			refused[device] = true
 			if inst, err = p.describeInstance(ctx, node, id); err == nil {
 				continue
 			}
@@ -219,9 +221,10 @@ func (p *Provider) attach(ctx context.Context, node string, inst types.Instance,
 	}
 }
 
-// freeDevice is the lowest device index of network card 0 that no interface of the instance uses.
-func freeDevice(inst types.Instance) int {
-	used := map[int]bool{}
+// freeDevice is the lowest device index of network card 0 that no interface of the instance uses and
+// that EC2 has not refused.
+func freeDevice(inst types.Instance, refused map[int]bool) int {
+	used := maps.Clone(refused)
 	for _, n := range inst.NetworkInterfaces {
 		if a := n.Attachment; a != nil && sdkaws.ToInt32(a.NetworkCardIndex) == 0 {
 			used[int(sdkaws.ToInt32(a.DeviceIndex))] = true

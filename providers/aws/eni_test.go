@@ -296,6 +296,29 @@ func TestRemovalWaitsForTheDetach(t *testing.T) {
 	}
 }
 
+// TestDeviceIndexTakenMeanwhileIsRetried: another tool (the VPC CNI) attaches its own interface at the
+// index the provider chose, and Describe does not show it yet; the next free index is used.
+func TestDeviceIndexTakenMeanwhileIsRetried(t *testing.T) {
+	e := newEnv(t, ec2sim.Options{})
+	p := e.provider(t, dedicated())
+	cni, err := p.ec2.CreateNetworkInterface(t.Context(), &ec2.CreateNetworkInterfaceInput{SubnetId: sdkaws.String("subnet-0a000000000000001"),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeNetworkInterface, Tags: []types.Tag{
+			{Key: sdkaws.String(TagCluster), Value: sdkaws.String(testCluster)}, {Key: sdkaws.String(TagNoManage), Value: sdkaws.String("true")}}}}})
+	must(t, err)
+	e.sim.SetVisibilityDelay(time.Hour)
+	_, err = p.ec2.AttachNetworkInterface(t.Context(), &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: cni.NetworkInterface.NetworkInterfaceId,
+		InstanceId: sdkaws.String("i-0a000000000000001"), DeviceIndex: sdkaws.Int32(1)})
+	must(t, err)
+	info, err := p.EnsureAttachment(t.Context(), gwA1)
+	must(t, err)
+	e.sim.SetVisibilityDelay(0)
+	out, err := p.ec2.DescribeNetworkInterfaces(t.Context(), &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{info.Interface}})
+	must(t, err)
+	if a := out.NetworkInterfaces[0].Attachment; a == nil || *a.DeviceIndex != 2 || e.calls("AttachNetworkInterface") != 3 {
+		t.Fatalf("want the egress interface at device index 2 after one refused try (3 attach calls with the other tool's): %+v, %d", a, e.calls("AttachNetworkInterface"))
+	}
+}
+
 func TestAttachmentsListTheInstancesWithAnInterface(t *testing.T) {
 	e := newEnv(t, ec2sim.Options{})
 	p := e.provider(t, dedicated())

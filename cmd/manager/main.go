@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
-	"strings"
 	"syscall"
 	"time"
 
@@ -21,17 +19,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/egressgw/egressgw/pkg/manager"
-	"github.com/egressgw/egressgw/providers"
-	"github.com/egressgw/egressgw/providers/aws"
 )
 
 type options struct {
-	cloud       string
-	awsVPCID    string
-	aws         aws.Options
-	awsSubnets  keyValues // zone=subnet-id
-	awsTags     keyValues // key=value
-	awsGroups   string
+	cloudOptions
 	logLevel    string
 	metricsAddr string
 	probeAddr   string
@@ -45,8 +36,7 @@ func newOptions() *options {
 		ns = "egressgw-system"
 	}
 	return &options{
-		cloud: "aws", logLevel: "info", metricsAddr: ":8080", probeAddr: ":8081",
-		aws: aws.Options{EgressInterface: aws.InterfaceDedicated}, awsSubnets: keyValues{}, awsTags: keyValues{},
+		cloudOptions: cloudOptions{cloud: "aws"}, logLevel: "info", metricsAddr: ":8080", probeAddr: ":8081",
 		leader: manager.LeaderElection{Namespace: ns, ID: "egressgw-manager", ReleaseOnCancel: true,
 			LeaseDuration: 8 * time.Second, RenewDeadline: 6 * time.Second, RetryPeriod: time.Second},
 		cfg: manager.DefaultConfig(),
@@ -54,14 +44,7 @@ func newOptions() *options {
 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.cloud, "cloud", o.cloud, "cloud provider: aws")
-	fs.StringVar(&o.awsVPCID, "aws-vpc-id", o.awsVPCID, "limit the search for egress IPs to this VPC (recommended when the account has several)")
-	fs.StringVar((*string)(&o.aws.EgressInterface), "aws-egress-interface", string(o.aws.EgressInterface),
-		"where egress IPs live: dedicated (a secondary ENI per gateway that the VPC CNI does not manage) or primary (the node's primary ENI; only without the VPC CNI)")
-	fs.StringVar(&o.aws.ClusterName, "aws-cluster-name", o.aws.ClusterName, "cluster name in the egressgw.io/cluster tag of the gateway ENIs (required with --aws-egress-interface=dedicated)")
-	fs.Var(o.awsSubnets, "aws-egress-subnet", "zone=subnet-id: create the gateways' ENIs of that zone in this subnet (repeat, or separate with commas)")
-	fs.Var(o.awsTags, "aws-egress-subnet-tag", "key=value: create the gateways' ENIs in the subnet of their zone with these tags (repeat, or separate with commas)")
-	fs.StringVar(&o.awsGroups, "aws-security-groups", "", "comma-separated security groups of the gateways' ENIs (default: those of the node's primary ENI)")
+	o.cloudOptions.addFlags(fs)
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", o.metricsAddr, "address of the Prometheus metrics endpoint (0 disables it)")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", o.probeAddr, "address of /healthz and /readyz (0 disables it)")
@@ -83,10 +66,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 }
 
 func (o *options) validate() error {
-	var errs []error
-	if o.cloud != "aws" {
-		errs = append(errs, fmt.Errorf("--cloud=%q: only aws is supported so far", o.cloud))
-	}
+	errs := []error{o.cloudOptions.validate()}
 	if _, err := parseLevel(o.logLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -98,42 +78,8 @@ func (o *options) validate() error {
 		errs = append(errs, fmt.Errorf("leader election needs 0 < --retry-period (%s) < --renew-deadline (%s) < --lease-duration (%s)",
 			le.RetryPeriod, le.RenewDeadline, le.LeaseDuration))
 	}
-	errs = append(errs, o.cfg.Validate(), o.awsOptions().Validate())
+	errs = append(errs, o.cfg.Validate())
 	return errors.Join(errs...)
-}
-
-func (o *options) awsOptions() aws.Options {
-	opts := o.aws
-	opts.VPCID, opts.EgressSubnets, opts.EgressSubnetTags = o.awsVPCID, o.awsSubnets, o.awsTags
-	for _, g := range strings.Split(o.awsGroups, ",") {
-		if g = strings.TrimSpace(g); g != "" {
-			opts.SecurityGroups = append(opts.SecurityGroups, g)
-		}
-	}
-	return opts
-}
-
-// keyValues is a flag of key=value pairs, repeated or comma-separated.
-type keyValues map[string]string
-
-func (kv keyValues) String() string {
-	var parts []string
-	for k, v := range kv {
-		parts = append(parts, k+"="+v)
-	}
-	slices.Sort(parts)
-	return strings.Join(parts, ",")
-}
-
-func (kv keyValues) Set(s string) error {
-	for _, pair := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
-		if !ok || k == "" || v == "" {
-			return fmt.Errorf("%q is not key=value", pair)
-		}
-		kv[k] = v
-	}
-	return nil
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -152,7 +98,7 @@ func (o *options) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes API configuration: %w", err)
 	}
-	provider, err := o.provider(ctx, log)
+	provider, err := o.cloudOptions.provider(ctx, slog.New(logr.ToSlogHandler(log)))
 	if err != nil {
 		return err
 	}
@@ -160,16 +106,6 @@ func (o *options) run(ctx context.Context) error {
 		Config: o.cfg, LeaderElection: o.leader, Provider: provider, Log: log,
 		Registry: metrics.Registry, MetricsAddr: o.metricsAddr, ProbeAddr: o.probeAddr,
 	})
-}
-
-func (o *options) provider(ctx context.Context, log logr.Logger) (providers.Provider, error) {
-	opts := o.awsOptions()
-	opts.Logger = slog.New(logr.ToSlogHandler(log))
-	p, err := aws.New(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("AWS provider: %w", err)
-	}
-	return p, nil
 }
 
 func main() {

@@ -268,7 +268,7 @@ func (p *Provider) RemoveAttachment(ctx context.Context, node providers.Node) er
 	}
 	ctx, cancel := p.bound(ctx)
 	defer cancel()
-	ref, err := parseProviderID(node.ProviderID)
+	ref, err := p.instanceRef(node)
 	if err != nil {
 		return err
 	}

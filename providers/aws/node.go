@@ -73,7 +73,7 @@ func nodeInfo(at attachment, nic nicView) providers.NodeInfo {
 // resolution: a new leader's first failover burst must not spend the Describe bucket on the same few
 // gateways.
 func (p *Provider) attachment(ctx context.Context, node providers.Node) (attachment, error) {
-	ref, err := parseProviderID(node.ProviderID)
+	ref, err := p.instanceRef(node)
 	if err != nil {
 		return attachment{}, err
 	}
@@ -95,12 +95,9 @@ func (p *Provider) attachment(ctx context.Context, node providers.Node) (attachm
 
 // resolve asks EC2 for node's instance and egress interface and caches the attachment.
 func (p *Provider) resolve(ctx context.Context, node providers.Node, create bool) (attachment, nicView, error) {
-	ref, err := parseProviderID(node.ProviderID)
+	ref, err := p.instanceRef(node)
 	if err != nil {
 		return attachment{}, nicView{}, err
-	}
-	if ref.zone != "" && !strings.HasPrefix(ref.zone, p.region) {
-		return attachment{}, nicView{}, fmt.Errorf("node %s is in zone %s, outside region %s of this provider: %w", node.Name, ref.zone, p.region, providers.ErrUnsupportedNode)
 	}
 	inst, err := p.describeInstance(ctx, node.Name, ref.id)
 	if err != nil {
@@ -122,6 +119,19 @@ func (p *Provider) resolve(ctx context.Context, node providers.Node, create bool
 	}
 	remember(p, p.nodes, at.instance, at)
 	return at, nic, nil
+}
+
+// instanceRef is the instance node's providerID names, refused when it is not of this provider's region
+// (before any cache is consulted: the same instance ID in another region is another instance).
+func (p *Provider) instanceRef(node providers.Node) (instanceRef, error) {
+	ref, err := parseProviderID(node.ProviderID)
+	if err != nil {
+		return instanceRef{}, err
+	}
+	if ref.zone != "" && !strings.HasPrefix(ref.zone, p.region) {
+		return instanceRef{}, fmt.Errorf("node %s is in zone %s, outside region %s of this provider: %w", node.Name, ref.zone, p.region, providers.ErrUnsupportedNode)
+	}
+	return ref, nil
 }
 
 func (p *Provider) newAttachment(ctx context.Context, node string, inst types.Instance, nic nicView) (attachment, error) {

@@ -70,7 +70,12 @@ func call[T any](ctx context.Context, p *Provider, group, method string, fn func
 			return out, nil
 		}
 		if ctx.Err() != nil {
-			return zero, giveUp(method, last, err)
+			// The answer may have arrived as the deadline passed: keep the cloud's error, and say that
+			// the deadline ended the retries either way.
+			if !errors.Is(err, ctx.Err()) {
+				last = classify(method, err)
+			}
+			return zero, giveUp(method, last, ctx.Err())
 		}
 		if last = classify(method, err); !providers.Retryable(last) {
 			return zero, last

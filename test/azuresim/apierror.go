@@ -11,28 +11,28 @@ import (
 // Error codes the simulator answers with, as Azure Resource Manager and the Network resource provider
 // name them.
 const (
-	CodeTooManyRequests          = "TooManyRequests" // ARM throttling (429 with Retry-After)
-	CodeRetryableAnotherOp       = "RetryableErrorDueToAnotherOperation"
-	CodeAnotherOpInProgress      = "AnotherOperationInProgress"
-	CodePreconditionFailed       = "PreconditionFailed"
-	CodeIPInUse                  = "PrivateIPAddressInUse"
-	CodeIPNotInSubnet            = "PrivateIPAddressNotInSubnet"
-	CodeIPInReservedRange        = "PrivateIPAddressInReservedRange"
-	CodePublicIPInUse            = "PublicIPAddressInUse"
-	CodeInvalidReference         = "InvalidResourceReference"
-	CodeAuthorizationFailed      = "AuthorizationFailed"
-	CodeLinkedAuthorization      = "LinkedAuthorizationFailed"
-	CodeAuthenticationFailed     = "AuthenticationFailed"
-	CodeResourceNotFound         = "ResourceNotFound"
-	CodeNotFound                 = "NotFound"
-	CodeInvalidResourceType      = "InvalidResourceType"
-	CodeMissingAPIVersion        = "MissingApiVersionParameter"
-	CodeInvalidRequestFormat     = "InvalidRequestFormat"
-	CodeMethodNotAllowed         = "MethodNotAllowed"
-	CodeInternalServerError      = "InternalServerError"
-	CodeIPConfigLimitReached     = "NetworkInterfaceIpConfigurationCountLimitReached" // exact spelling not verified against Azure
-	CodeOnePrimaryIPConfig       = "OnlyOnePrimaryIpConfigurationAllowedOnNic"
-	CodeDuplicateIPConfigName    = "DuplicateResourceName"
+	CodeTooManyRequests       = "TooManyRequests" // ARM throttling (429 with Retry-After)
+	CodeRetryableAnotherOp    = "RetryableErrorDueToAnotherOperation"
+	CodeAnotherOpInProgress   = "AnotherOperationInProgress"
+	CodePreconditionFailed    = "PreconditionFailed"
+	CodeIPInUse               = "PrivateIPAddressInUse"
+	CodeIPNotInSubnet         = "PrivateIPAddressNotInSubnet"
+	CodeIPInReservedRange     = "PrivateIPAddressInReservedRange"
+	CodePublicIPInUse         = "PublicIPAddressInUse"
+	CodeInvalidReference      = "InvalidResourceReference"
+	CodeAuthorizationFailed   = "AuthorizationFailed"
+	CodeLinkedAuthorization   = "LinkedAuthorizationFailed"
+	CodeAuthenticationFailed  = "AuthenticationFailed"
+	CodeResourceNotFound      = "ResourceNotFound"
+	CodeNotFound              = "NotFound"
+	CodeInvalidResourceType   = "InvalidResourceType"
+	CodeMissingAPIVersion     = "MissingApiVersionParameter"
+	CodeInvalidRequestFormat  = "InvalidRequestFormat"
+	CodeMethodNotAllowed      = "MethodNotAllowed"
+	CodeInternalServerError   = "InternalServerError"
+	CodeIPConfigLimitReached  = "NetworkInterfaceIpConfigurationCountLimitReached" // exact spelling not verified against Azure
+	CodeOnePrimaryIPConfig    = "OnlyOnePrimaryIpConfigurationAllowedOnNic"
+	CodeDuplicateIPConfigName = "DuplicateResourceName"
 )
 
 // MaxIPConfigsPerNIC is Azure's limit of ip configurations on one network interface.

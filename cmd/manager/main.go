@@ -26,6 +26,7 @@ import (
 type options struct {
 	cloud       string
 	awsVPCID    string
+	azure       azureOptions
 	logLevel    string
 	metricsAddr string
 	probeAddr   string
@@ -39,7 +40,7 @@ func newOptions() *options {
 		ns = "egressgw-system"
 	}
 	return &options{
-		cloud: "aws", logLevel: "info", metricsAddr: ":8080", probeAddr: ":8081",
+		cloud: "aws", azure: newAzureOptions(), logLevel: "info", metricsAddr: ":8080", probeAddr: ":8081",
 		leader: manager.LeaderElection{Namespace: ns, ID: "egressgw-manager", ReleaseOnCancel: true,
 			LeaseDuration: 8 * time.Second, RenewDeadline: 6 * time.Second, RetryPeriod: time.Second},
 		cfg: manager.DefaultConfig(),
@@ -47,8 +48,9 @@ func newOptions() *options {
 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.cloud, "cloud", o.cloud, "cloud provider: aws")
+	fs.StringVar(&o.cloud, "cloud", o.cloud, "cloud provider: aws or azure")
 	fs.StringVar(&o.awsVPCID, "aws-vpc-id", o.awsVPCID, "limit the search for egress IPs to this VPC (recommended when the account has several)")
+	o.azure.addFlags(fs)
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", o.metricsAddr, "address of the Prometheus metrics endpoint (0 disables it)")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", o.probeAddr, "address of /healthz and /readyz (0 disables it)")
@@ -71,9 +73,10 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 
 func (o *options) validate() error {
 	var errs []error
-	if o.cloud != "aws" {
-		errs = append(errs, fmt.Errorf("--cloud=%q: only aws is supported so far", o.cloud))
+	if o.cloud != "aws" && o.cloud != "azure" {
+		errs = append(errs, fmt.Errorf("--cloud=%q: want aws or azure", o.cloud))
 	}
+	errs = append(errs, o.azure.validate(o.cloud == "azure"))
 	if _, err := parseLevel(o.logLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -116,6 +119,9 @@ func (o *options) run(ctx context.Context) error {
 }
 
 func (o *options) provider(ctx context.Context, log logr.Logger) (providers.Provider, error) {
+	if o.cloud == "azure" {
+		return o.azure.provider(slog.New(logr.ToSlogHandler(log)))
+	}
 	p, err := aws.New(ctx, aws.Options{VPCID: o.awsVPCID, Logger: slog.New(logr.ToSlogHandler(log))})
 	if err != nil {
 		return nil, fmt.Errorf("AWS provider: %w", err)

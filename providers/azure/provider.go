@@ -29,6 +29,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
@@ -123,12 +124,24 @@ func NewWithDefaultCredential(subscriptionID string, clientOpts *arm.ClientOptio
 	var credOpts azidentity.DefaultAzureCredentialOptions
 	if clientOpts != nil {
 		credOpts.ClientOptions = clientOpts.ClientOptions
+		// Instance discovery asks the public cloud's login service about the authority; a custom cloud
+		// (Azure Stack Hub, AD FS) has its own authority that it does not know.
+		credOpts.DisableInstanceDiscovery = clientOpts.Cloud.ActiveDirectoryAuthorityHost != "" && !knownAuthority(clientOpts.Cloud.ActiveDirectoryAuthorityHost)
 	}
 	cred, err := azidentity.NewDefaultAzureCredential(&credOpts)
 	if err != nil {
 		return nil, fmt.Errorf("Azure credential: %w", err)
 	}
 	return New(subscriptionID, cred, clientOpts, opts)
+}
+
+func knownAuthority(host string) bool {
+	for _, c := range []cloud.Configuration{cloud.AzurePublic, cloud.AzureChina, cloud.AzureGovernment} {
+		if strings.EqualFold(strings.TrimSuffix(host, "/"), strings.TrimSuffix(c.ActiveDirectoryAuthorityHost, "/")) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Provider) setOptions(opts Options) {

@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -65,6 +66,7 @@ type Server struct {
 	faults  faults
 	actions map[string]int
 	callers map[string]int
+	tokens  map[string]int
 	reqs    int
 }
 
@@ -80,15 +82,19 @@ func New(m Model, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, st: st, actions: map[string]int{}, callers: map[string]int{}}
+	s := &Server{opts: opts, st: st, actions: map[string]int{}, callers: map[string]int{}, tokens: map[string]int{}}
 	s.faults = newFaults()
 	return s, nil
 }
 
 func (s *Server) now() time.Time { return s.opts.Clock() }
 
-// ServeHTTP answers one ARM request.
+// ServeHTTP answers one ARM request; paths outside /subscriptions go to the Entra token endpoint.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(strings.ToLower(r.URL.Path), "/subscriptions/") {
+		s.Entra().ServeHTTP(w, r)
+		return
+	}
 	s.settle()
 	w.Header().Set("x-ms-request-id", s.requestID())
 	rt, who, aerr := s.admit(r)

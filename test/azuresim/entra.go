@@ -1,0 +1,52 @@
+package azuresim
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Entra is a minimal Microsoft Entra ID token endpoint for a custom cloud whose authority host is the
+// simulator: the OpenID configuration of a tenant and its token endpoint, which grants any client
+// credentials request (a workload identity's federated token included) a token naming the client ID as
+// the principal. With it, azidentity's default chain runs unchanged against the simulator.
+func (s *Server) Entra() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+		if len(parts) < 2 {
+			http.NotFound(w, r)
+			return
+		}
+		tenant, base := parts[0], "https://"+r.Host+"/"+parts[0]
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration"):
+			writeJSON(w, http.StatusOK, map[string]string{"token_endpoint": base + "/oauth2/v2.0/token",
+				"authorization_endpoint": base + "/oauth2/v2.0/authorize", "issuer": base + "/v2.0", "tenant_region_scope": "WW"})
+		case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token") && r.Method == http.MethodPost:
+			s.token(w, r, tenant)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request, tenant string) {
+	if err := r.ParseForm(); err != nil || r.Form.Get("client_id") == "" || r.Form.Get("client_assertion") == "" && r.Form.Get("client_secret") == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "client_id and a client assertion or secret are required"})
+		return
+	}
+	s.mu.Lock()
+	s.tokens[tenant+"/"+r.Form.Get("client_id")]++
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": r.Form.Get("client_id")})
+}
+
+// Tokens returns how many tokens each tenant/client pair was issued by Entra.
+func (s *Server) Tokens() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range s.tokens {
+		out[k] = v
+	}
+	return out
+}

@@ -95,3 +95,35 @@ func remove(list []string, v string) []string {
 	}
 	return out
 }
+
+// AddIPConfigs adds secondary ip configurations with static addresses to the NIC named nicName at once, as
+// another writer would (one per address, named prefix plus a number), bypassing the API. It refuses what
+// the Network resource provider would refuse.
+func (s *Server) AddIPConfigs(nicName, prefix string, ips []netip.Addr) error {
+	s.fireMu.Lock()
+	defer s.fireMu.Unlock()
+	s.mu.Lock()
+	var n *nic
+	for _, k := range s.st.nicOrder {
+		if strings.EqualFold(s.st.nics[k].name, nicName) {
+			n = s.st.nics[k]
+		}
+	}
+	if n == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("no NIC %q", nicName)
+	}
+	next := cloneConfigs(n.ipconfigs)
+	for i, ip := range ips {
+		next = append(next, ipConfig{name: fmt.Sprintf("%s%d", prefix, i+1), ip: ip, static: true, subnet: n.ipconfigs[0].subnet})
+	}
+	if aerr := s.st.validate(n, next); aerr != nil {
+		s.mu.Unlock()
+		return aerr
+	}
+	events := s.st.changes(n, n.ipconfigs, next)
+	n.ipconfigs, n.etag = next, s.st.newETag()
+	s.mu.Unlock()
+	s.notify(events)
+	return nil
+}

@@ -39,14 +39,3 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, tenant string) {
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": r.Form.Get("client_id")})
 }
-
-// Tokens returns how many tokens each tenant/client pair was issued by Entra.
-func (s *Server) Tokens() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range s.tokens {
-		out[k] = v
-	}
-	return out
-}

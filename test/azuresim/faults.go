@@ -1,6 +1,7 @@
 package azuresim
 
 import (
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
@@ -64,6 +65,7 @@ type faults struct {
 	opFailures     []injection
 	latency        time.Duration
 	opLatency      time.Duration
+	opJitter       time.Duration // extra latency, uniform in [0, opJitter), drawn per operation
 	pollRetryAfter time.Duration
 	busyRetryAfter time.Duration
 }
@@ -134,6 +136,21 @@ func (s *Server) SetOperationLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults.opLatency = d
+}
+
+// SetOperationLatencyRange makes every accepted NIC write take a latency drawn uniformly from [lo, hi).
+func (s *Server) SetOperationLatencyRange(lo, hi time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.opLatency, s.faults.opJitter = lo, max(0, hi-lo)
+}
+
+// operationLatency draws the latency of the next operation. The caller holds s.mu.
+func (s *Server) operationLatency() time.Duration {
+	if s.faults.opJitter <= 0 {
+		return s.faults.opLatency
+	}
+	return s.faults.opLatency + rand.N(s.faults.opJitter)
 }
 
 // SetPollRetryAfter sets the Retry-After header of answers about operations in progress; the Network

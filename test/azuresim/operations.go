@@ -22,15 +22,25 @@ const operationsAPIVersion = "2025-05-01"
 // to fail completes at the next request, so that its failure shows in the operation's status). The caller
 // holds s.mu; the returned events are to be fired after it is released.
 func (s *Server) accept(n *nic, next []ipConfig) []Event {
+	latency := s.operationLatency()
 	op := &operation{id: s.st.newID(), nic: key(n.id), status: statusInProgress, prev: cloneConfigs(n.ipconfigs),
-		next: cloneConfigs(next), failure: s.nextOpFailure(), done: s.now().Add(s.faults.opLatency)}
+		next: cloneConfigs(next), failure: s.nextOpFailure(), done: s.now().Add(latency), latency: latency}
 	n.ipconfigs, n.etag, n.op, n.failed = next, s.st.newETag(), op, false
 	s.st.ops[op.id] = op
-	if s.faults.opLatency <= 0 && op.failure == nil {
+	s.latencies = append(s.latencies, latency)
+	if latency <= 0 && op.failure == nil {
 		return s.complete(op)
 	}
-	time.AfterFunc(s.faults.opLatency, s.settle)
+	time.AfterFunc(latency, s.settle)
 	return nil
+}
+
+// OperationLatencies returns the latency of every NIC write accepted so far, in order of acceptance:
+// the part of a caller's wait that is the cloud's.
+func (s *Server) OperationLatencies() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.latencies)
 }
 
 // settle completes the operations whose time has come and reports their changes.

@@ -2,6 +2,7 @@ package azuresim
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -46,7 +47,7 @@ func (s *Server) authorize(who, action, scope string) *APIError {
 // authorizeLinked checks the join actions a write needs on the resources it references (subnets, public
 // IPs, load balancer pools): ARM's linked access check.
 func (s *Server) authorizeLinked(who, write string, linked map[string]string) *APIError {
-	for _, scope := range sortedKeys(linked) {
+	for _, scope := range slices.Sorted(maps.Keys(linked)) {
 		action := linked[scope]
 		s.actions[action]++
 		if s.opts.Roles == nil || slices.Contains(s.opts.Roles[who], action) {
@@ -57,13 +58,4 @@ func (s *Server) authorizeLinked(who, write string, linked map[string]string) *A
 			who, write, action, scope)
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

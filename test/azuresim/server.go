@@ -22,6 +22,7 @@ package azuresim
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -68,6 +69,8 @@ type Server struct {
 	callers map[string]int
 	tokens  map[string]int
 	reqs    int
+	// latencies of the accepted NIC writes, in order
+	latencies []time.Duration
 }
 
 // New builds a server from a model.
@@ -200,23 +203,16 @@ func (s *Server) read(w http.ResponseWriter, fn func(*state) (any, *APIError)) *
 
 // Actions returns how many times each RBAC action was checked, linked join actions included, whatever
 // the outcome: the permissions the calls needed.
-func (s *Server) Actions() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.actions))
-	for k, v := range s.actions {
-		out[k] = v
-	}
-	return out
-}
+func (s *Server) Actions() map[string]int { return s.counts(s.actions) }
 
 // Callers returns how many requests each principal made.
-func (s *Server) Callers() map[string]int {
+func (s *Server) Callers() map[string]int { return s.counts(s.callers) }
+
+// Tokens returns how many tokens each tenant/client pair was issued by Entra.
+func (s *Server) Tokens() map[string]int { return s.counts(s.tokens) }
+
+func (s *Server) counts(m map[string]int) map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.callers))
-	for k, v := range s.callers {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(m)
 }

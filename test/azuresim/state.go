@@ -75,6 +75,7 @@ type pip struct {
 type operation struct {
 	id, nic    string
 	done       time.Time
+	latency    time.Duration
 	status     string     // InProgress, Succeeded, Failed
 	failure    *APIError  // set when it is to fail (injected)
 	prev, next []ipConfig // the configurations before and after the write

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -56,6 +57,37 @@ func TestAzureFlags(t *testing.T) {
 // Identity would: the webhook's environment, azidentity's default chain, a custom cloud whose ARM and
 // Entra endpoints are the simulator, and its CA from a bundle file.
 func TestAzureProviderThroughWorkloadIdentity(t *testing.T) {
+	p, sim := workloadIdentityProvider(t, "projected-service-account-token")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	info, err := p.DescribeNode(ctx, gw0)
+	must(t, err)
+	if info.Subnet.String() != "10.224.0.0/16" || sim.Callers()["egressgw-manager"] == 0 || sim.Tokens()["72f988bf-0000-4000-8000-000000000001/egressgw-manager"] == 0 {
+		t.Fatalf("want the node described as the workload identity, got %+v, callers %v, tokens %v", info, sim.Callers(), sim.Tokens())
+	}
+}
+
+// TestAzureRefusedCredentialIsPermanent: a federated token Entra refuses (no federated credential for
+// its subject) is reported at once as permanent, not retried until the deadline.
+func TestAzureRefusedCredentialIsPermanent(t *testing.T) {
+	p, sim := workloadIdentityProvider(t, azuresim.RefusedAssertion)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	began := time.Now()
+	_, err := p.DescribeNode(ctx, gw0)
+	if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "AADSTS700213") {
+		t.Fatalf("want ErrPermanent with Entra's reason, got %v", err)
+	}
+	if time.Since(began) > 10*time.Second || len(sim.Callers()) != 0 {
+		t.Fatalf("a refused credential was retried (%s) or reached ARM: %v", time.Since(began), sim.Callers())
+	}
+}
+
+var gw0 = providers.Node{Name: "gw0", ProviderID: "azure:///subscriptions/00000000-0000-4000-8000-0000000000aa/resourceGroups/MC_egressgw_cluster_westeurope/providers/Microsoft.Compute/virtualMachines/aks-gw-12345678-vm0"}
+
+// workloadIdentityProvider builds the manager's provider from flags, as a pod with the Workload Identity
+// webhook's environment would, with the federated token file holding token.
+func workloadIdentityProvider(t *testing.T, token string) (providers.Provider, *azuresim.Server) {
 	m, err := azuresim.LoadModel("../../test/azuresim/testdata/aks.yaml")
 	must(t, err)
 	sim, err := azuresim.New(m, azuresim.Options{Roles: map[string][]string{"egressgw-manager": exampleRole(t)}})
@@ -67,7 +99,7 @@ func TestAzureProviderThroughWorkloadIdentity(t *testing.T) {
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
 	must(t, ca.WritePEM(filepath.Join(dir, "ca.pem")))
-	must(t, os.WriteFile(filepath.Join(dir, "token"), []byte("projected-service-account-token"), 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, "token"), []byte(token), 0o600))
 	for k, v := range map[string]string{"AZURE_CLIENT_ID": "egressgw-manager", "AZURE_TENANT_ID": "72f988bf-0000-4000-8000-000000000001",
 		"AZURE_FEDERATED_TOKEN_FILE": filepath.Join(dir, "token"), "AZURE_CLIENT_SECRET": "", "AZURE_CLIENT_CERTIFICATE_PATH": "", "AZURE_USERNAME": ""} {
 		t.Setenv(k, v)
@@ -78,13 +110,7 @@ func TestAzureProviderThroughWorkloadIdentity(t *testing.T) {
 	must(t, o.validate())
 	p, err := o.provider(context.Background(), logr.Discard())
 	must(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	info, err := p.DescribeNode(ctx, providers.Node{Name: "gw0", ProviderID: "azure:///subscriptions/00000000-0000-4000-8000-0000000000aa/resourceGroups/MC_egressgw_cluster_westeurope/providers/Microsoft.Compute/virtualMachines/aks-gw-12345678-vm0"})
-	must(t, err)
-	if info.Subnet.String() != "10.224.0.0/16" || sim.Callers()["egressgw-manager"] == 0 || sim.Tokens()["72f988bf-0000-4000-8000-000000000001/egressgw-manager"] == 0 {
-		t.Fatalf("want the node described as the workload identity, got %+v, callers %v, tokens %v", info, sim.Callers(), sim.Tokens())
-	}
+	return p, sim
 }
 
 func exampleRole(t *testing.T) []string {

@@ -111,4 +111,3 @@ func BenchmarkSDKPollUntilDone(b *testing.B) {
 	}
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s-per-write")
 }
-

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/egressgw/egressgw/providers"
 )
@@ -48,7 +49,7 @@ func classify(what string, err error) error {
 func sentinel(err error) error {
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
-		return providers.ErrUnavailable // no answer: a connection or TLS failure, worth another try
+		return credentialOrConnection(err)
 	}
 	switch code := re.ErrorCode; {
 	case busy(re):
@@ -69,6 +70,22 @@ func sentinel(err error) error {
 		return providers.ErrUnavailable
 	}
 	return providers.ErrPermanent
+}
+
+// credentialOrConnection classifies an error that is no ARM answer: a credential the token service
+// refused, or that the chain could not find (both marked non-retriable by azidentity), is permanent until
+// an operator fixes it; the token service's own outage, and a connection or TLS failure, are worth
+// another try.
+func credentialOrConnection(err error) error {
+	var af *azidentity.AuthenticationFailedError
+	if errors.As(err, &af) && af.RawResponse != nil && (af.RawResponse.StatusCode >= 500 || af.RawResponse.StatusCode == http.StatusTooManyRequests) {
+		return providers.ErrUnavailable
+	}
+	var nr interface{ NonRetriable() }
+	if errors.As(err, &nr) {
+		return providers.ErrPermanent
+	}
+	return providers.ErrUnavailable
 }
 
 // busy reports whether err says another operation holds the resource: retry once it is done.

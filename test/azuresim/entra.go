@@ -29,9 +29,18 @@ func (s *Server) Entra() http.Handler {
 	})
 }
 
+// RefusedAssertion is a client assertion (a federated token file's content) that Entra refuses, as it does
+// one whose subject has no federated credential.
+const RefusedAssertion = "refused-assertion"
+
 func (s *Server) token(w http.ResponseWriter, r *http.Request, tenant string) {
 	if err := r.ParseForm(); err != nil || r.Form.Get("client_id") == "" || r.Form.Get("client_assertion") == "" && r.Form.Get("client_secret") == "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "client_id and a client assertion or secret are required"})
+		return
+	}
+	if r.Form.Get("client_assertion") == RefusedAssertion {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_client", "error_codes": []int{700213},
+			"error_description": "AADSTS700213: No matching federated identity record found for presented assertion subject."})
 		return
 	}
 	s.mu.Lock()

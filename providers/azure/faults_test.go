@@ -162,3 +162,38 @@ func TestConcurrentEditsShareWrites(t *testing.T) {
 		t.Fatalf("8 concurrent edits of one NIC took %d writes", w)
 	}
 }
+
+// TestLostAnswerOfAWrite: the NIC write takes effect but its answer is lost (the connection is cut). The
+// provider tries again, meets the new ETag (412), reads the NIC, waits for the running write and finds its
+// edit done: one configuration, no second write of it.
+func TestLostAnswerOfAWrite(t *testing.T) {
+	e, p := start(t)
+	e.sim.SetOperationLatency(200 * time.Millisecond)
+	e.sim.LoseAnswers(nicWrite, 1)
+	must(t, p.Assign(timeout(t, time.Minute), gw0, egress))
+	e.wantOn(t, "10.224.0.50", gw0NIC)
+	if w := e.count(nicWrite); w != 2 {
+		t.Fatalf("want the lost write and the refused retry (412), got %d writes", w)
+	}
+	must(t, p.Release(timeout(t, time.Minute), gw0, egress))
+	e.wantOn(t, "10.224.0.50", "")
+}
+
+// TestDeletedGateway: a gateway VM deleted with its NIC frees its egress IPs; releasing there is
+// ErrNotFound, and the IP can go to another gateway at once.
+func TestDeletedGateway(t *testing.T) {
+	e, p := start(t)
+	ctx := timeout(t, time.Minute)
+	must(t, p.Assign(ctx, gw0, egress))
+	must(t, e.sim.DeleteVM("aks-gw-12345678-vm0"))
+	if err := p.Release(ctx, gw0, egress); !errors.Is(err, providers.ErrNotFound) {
+		t.Fatalf("want ErrNotFound, got %v", err)
+	}
+	locs, err := p.Locate(ctx, []netip.Addr{egress.IP})
+	must(t, err)
+	if len(locs) != 0 {
+		t.Fatalf("the deleted gateway's IP is still located: %v", locs)
+	}
+	must(t, p.Assign(ctx, gw1, egress))
+	e.wantOn(t, "10.224.0.50", gw1NIC)
+}

@@ -122,6 +122,9 @@ func (p *Provider) readModifyWrite(ctx context.Context, at attachment, batch []*
 	for attempt := 0; ; attempt++ {
 		nic, err := p.settledNIC(ctx, at)
 		if err != nil {
+			if isNotFound(err) {
+				p.forget(at) // the VM may come back with another NIC: resolve it again next time
+			}
 			return make([]error, len(batch)), err
 		}
 		errs, changed := applyAll(&nic, batch)

@@ -62,6 +62,7 @@ type faults struct {
 	buckets        map[string]*tokenBucket
 	bucketSpecs    map[string]Bucket // "read"/"write" (ARM, per principal), "network-read"/"network-write"
 	etagRaces      map[string]int    // lower-cased NIC name -> writes that find another writer was first
+	lostAnswers    map[string]int    // action -> requests whose answer is lost after they were served
 	opFailures     []injection
 	latency        time.Duration
 	opLatency      time.Duration
@@ -71,7 +72,7 @@ type faults struct {
 }
 
 func newFaults() faults {
-	return faults{inject: map[string][]injection{}, buckets: map[string]*tokenBucket{}, etagRaces: map[string]int{},
+	return faults{inject: map[string][]injection{}, buckets: map[string]*tokenBucket{}, etagRaces: map[string]int{}, lostAnswers: map[string]int{},
 		pollRetryAfter: 10 * time.Second, busyRetryAfter: time.Second}
 }
 
@@ -108,6 +109,23 @@ func (s *Server) RaceETag(nic string, n int) {
 	s.faults.etagRaces[strings.ToLower(nic)] += n
 }
 
+// LoseAnswers makes the next n requests needing action take effect, after which the connection is cut
+// before the answer: the client cannot tell it from a request that never arrived.
+func (s *Server) LoseAnswers(action string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.lostAnswers[action] += n
+}
+
+// loseAnswer reports whether this request's answer is to be lost. The caller holds s.mu.
+func (s *Server) loseAnswer(action string) bool {
+	if s.faults.lostAnswers[action] <= 0 {
+		return false
+	}
+	s.faults.lostAnswers[action]--
+	return true
+}
+
 // FailOperations makes the next n accepted NIC writes end as failed operations with code (their change
 // is rolled back, as the Network resource provider does).
 func (s *Server) FailOperations(code string, n int) {
@@ -121,7 +139,7 @@ func (s *Server) FailOperations(code string, n int) {
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.inject, s.faults.etagRaces, s.faults.opFailures = map[string][]injection{}, map[string]int{}, nil
+	s.faults.inject, s.faults.etagRaces, s.faults.opFailures, s.faults.lostAnswers = map[string][]injection{}, map[string]int{}, nil, map[string]int{}
 }
 
 // SetLatency delays every answer by d.

@@ -28,12 +28,13 @@ const (
 )
 
 type env struct {
-	sim  *Server
-	url  string
-	ca   *CA
-	opts *arm.ClientOptions
-	nics *armnetwork.InterfacesClient
-	vms  *armcompute.VirtualMachinesClient
+	lastLoc string
+	sim     *Server
+	url     string
+	ca      *CA
+	opts    *arm.ClientOptions
+	nics    *armnetwork.InterfacesClient
+	vms     *armcompute.VirtualMachinesClient
 }
 
 // start serves the model file over HTTPS and builds real SDK clients for it, as the caller "tester".
@@ -58,9 +59,10 @@ func start(t *testing.T, opts Options) *env {
 	t.Cleanup(srv.Close)
 	e := &env{sim: sim, url: srv.URL, ca: ca}
 	e.opts = &arm.ClientOptions{ClientOptions: policy.ClientOptions{
-		Cloud:     cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{cloud.ResourceManager: {Endpoint: srv.URL, Audience: "https://management.azure.com"}}},
-		Transport: &http.Client{Transport: ca.Transport()},
-		Retry:     policy.RetryOptions{MaxRetries: -1},
+		Cloud:           cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{cloud.ResourceManager: {Endpoint: srv.URL, Audience: "https://management.azure.com"}}},
+		Transport:       &http.Client{Transport: ca.Transport()},
+		Retry:           policy.RetryOptions{MaxRetries: -1},
+		PerCallPolicies: []policy.Policy{recordLocation{e}},
 	}}
 	cred := Credential{Principal: "tester"}
 	if e.nics, err = armnetwork.NewInterfacesClient(testSub, cred, e.opts); err != nil {
@@ -110,6 +112,39 @@ func withSecondary(nic armnetwork.Interface, name, ip, pip string) armnetwork.In
 	}
 	nic.Properties.IPConfigurations = append(nic.Properties.IPConfigurations, cfg)
 	return nic
+}
+
+// lastLocation is the Location header of the last NIC write's answer.
+func (e *env) lastLocation(t *testing.T) string {
+	t.Helper()
+	if e.lastLoc == "" {
+		t.Fatal("no NIC write answered yet")
+	}
+	return e.lastLoc
+}
+
+// rawGet GETs url as the caller "tester" and returns the status.
+func (e *env) rawGet(t *testing.T, url string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer tester")
+	resp, err := (&http.Client{Transport: e.ca.Transport()}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// recordLocation is a pipeline policy that keeps the Location header of NIC write answers.
+type recordLocation struct{ e *env }
+
+func (p recordLocation) Do(req *policy.Request) (*http.Response, error) {
+	resp, err := req.Next()
+	if err == nil && req.Raw().Method == http.MethodPut && resp.Header.Get("Location") != "" {
+		p.e.lastLoc = resp.Header.Get("Location")
+	}
+	return resp, err
 }
 
 // wantCode fails unless err is an ARM error with status and code.

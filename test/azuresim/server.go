@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
@@ -104,6 +105,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if aerr == nil {
 		aerr = s.wait(r)
 	}
+	if aerr == nil && s.lose(rt, r) {
+		s.opts.Logger.Debug("azuresim: losing the answer", "method", r.Method, "path", r.URL.Path)
+		_ = s.serve(httptest.NewRecorder(), r, rt, who)
+		cutConnection(w)
+		return
+	}
 	if aerr == nil {
 		aerr = s.serve(w, r, rt, who)
 	}
@@ -148,6 +155,28 @@ func (s *Server) admit(r *http.Request) (route, string, *APIError) {
 		return rt, who, aerr
 	}
 	return rt, who, s.fault(who, action, r.Method)
+}
+
+// lose reports whether the answer to this admitted request is to be lost.
+func (s *Server) lose(rt route, r *http.Request) bool {
+	action := kinds[rt.kind].action + "/read"
+	if r.Method != http.MethodGet {
+		action = kinds[rt.kind].action + "/write"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loseAnswer(action)
+}
+
+// cutConnection closes the client's connection without an answer.
+func cutConnection(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			_ = conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
 }
 
 // wait applies the injected answer latency, ending early when the client gives up.

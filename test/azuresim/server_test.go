@@ -154,3 +154,22 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestLocationPolling: the Location resource of a running write answers 202 until it completes, then the
+// NIC.
+func TestLocationPolling(t *testing.T) {
+	clock := ec2sim.NewManualClock(time.Now())
+	e := start(t, Options{Clock: clock.Now})
+	e.sim.SetOperationLatency(time.Second)
+	nic := e.getNIC(t, gw0NIC)
+	_, err := e.nics.BeginCreateOrUpdate(context.Background(), testRG, gw0NIC, withSecondary(nic, "egressgw-10-224-0-50", "10.224.0.50", ""), nil)
+	must(t, err)
+	loc := e.lastLocation(t)
+	if got := e.rawGet(t, loc); got != http.StatusAccepted {
+		t.Fatalf("running operation: want 202, got %d", got)
+	}
+	clock.Step(time.Second)
+	if got := e.rawGet(t, loc); got != http.StatusOK {
+		t.Fatalf("completed operation: want 200, got %d", got)
+	}
+}

@@ -173,3 +173,21 @@ func TestLocationPolling(t *testing.T) {
 		t.Fatalf("completed operation: want 200, got %d", got)
 	}
 }
+
+// TestTokenBuckets: ARM's buckets are per principal; an empty one answers 429 with the time until the
+// next token as Retry-After.
+func TestTokenBuckets(t *testing.T) {
+	clock := ec2sim.NewManualClock(time.Now())
+	e := start(t, Options{Clock: clock.Now})
+	e.sim.SetBuckets(map[string]Bucket{"read": {Capacity: 2, RefillPerSecond: 0.5}})
+	for range 2 {
+		e.getNIC(t, gw0NIC)
+	}
+	_, err := e.nics.Get(context.Background(), testRG, gw0NIC, nil)
+	re := wantCode(t, err, http.StatusTooManyRequests, CodeTooManyRequests)
+	if got := re.RawResponse.Header.Get("Retry-After"); got != "2" {
+		t.Fatalf("want Retry-After 2 (one token at 0.5/s), got %q", got)
+	}
+	clock.Step(2 * time.Second)
+	e.getNIC(t, gw0NIC)
+}

@@ -48,7 +48,27 @@ type EgressPolicySpec struct {
 	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip.isCanonical(self)",message="egressIP must be an IP address written in canonical form, for example 10.0.1.50, and one of the gateway's egressIPs"
 	EgressIP string `json:"egressIP,omitempty"`
+
+	// whenUnavailable says what the selected pods' traffic toward the destinations does while the policy
+	// has no usable egress IP (not placed yet, moving, its gateway gone, its namespace not admitted):
+	// Drop (the default) drops it, so that nothing ever reaches a destination with another source
+	// address; UseNodeIP lets it leave with the node's own address, for teams that prefer availability
+	// over identity.
+	// +optional
+	// +kubebuilder:default=Drop
+	// +kubebuilder:validation:Enum=Drop;UseNodeIP
+	WhenUnavailable UnavailableAction `json:"whenUnavailable,omitempty"`
 }
+
+// UnavailableAction is what a policy's traffic does while the policy has no usable egress IP.
+type UnavailableAction string
+
+const (
+	// UnavailableDrop drops the traffic (fail closed).
+	UnavailableDrop UnavailableAction = "Drop"
+	// UnavailableUseNodeIP lets the traffic leave with the node's address (fail open).
+	UnavailableUseNodeIP UnavailableAction = "UseNodeIP"
+)
 
 // EgressPolicyStatus is what the manager decided for the policy.
 type EgressPolicyStatus struct {

@@ -94,6 +94,8 @@ var rejectCases = []rejectCase{
 		"spec.gatewayName", "gatewayName must be the name of an EgressGateway"},
 	{"gateway name missing", basePolicy, `{"spec":{"gatewayName":null}}`,
 		"spec.gatewayName", "Required value"},
+	{"unknown unavailable action", basePolicy, `{"spec":{"whenUnavailable":"Allow"}}`,
+		"spec.whenUnavailable", `supported values: "Drop", "UseNodeIP"`},
 }
 
 func manyEgressIPs(n int) string {

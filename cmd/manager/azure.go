@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -20,9 +19,9 @@ import (
 	"github.com/egressgw/egressgw/providers/azure"
 )
 
-// azureOptions are the flags of --cloud=azure. Credentials are azidentity's default chain: Workload
-// Identity (the webhook's AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE), environment,
-// managed identity.
+// azureOptions are the flags of --cloud=azure; the zero value is their defaults. Credentials are
+// azidentity's default chain: Workload Identity (the webhook's AZURE_CLIENT_ID, AZURE_TENANT_ID,
+// AZURE_FEDERATED_TOKEN_FILE), environment, managed identity. --ca-bundle applies as for every cloud.
 type azureOptions struct {
 	subscription   string
 	resourceGroups string
@@ -30,35 +29,37 @@ type azureOptions struct {
 	armEndpoint    string
 	armAudience    string
 	authorityHost  string
-	caBundle       string
 	allowSharedNIC bool
 }
 
-func newAzureOptions() azureOptions {
-	return azureOptions{subscription: os.Getenv("AZURE_SUBSCRIPTION_ID"), cloud: "public"}
+// subscriptionID is --azure-subscription, or AZURE_SUBSCRIPTION_ID.
+func (a *azureOptions) subscriptionID() string {
+	if a.subscription != "" {
+		return a.subscription
+	}
+	return os.Getenv("AZURE_SUBSCRIPTION_ID")
 }
 
 func (a *azureOptions) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&a.subscription, "azure-subscription", a.subscription, "Azure subscription of the gateway VMs (default: $AZURE_SUBSCRIPTION_ID)")
 	fs.StringVar(&a.resourceGroups, "azure-resource-group", a.resourceGroups, "comma-separated resource groups where the gateways' NICs live, searched for egress IPs (AKS: the node resource group, MC_...); default: the whole subscription")
-	fs.StringVar(&a.cloud, "azure-cloud", a.cloud, "Azure cloud: public, china, usgov, or custom (Azure Stack Hub: set --azure-arm-endpoint, --azure-arm-audience and --azure-authority-host)")
+	fs.StringVar(&a.cloud, "azure-cloud", "public", "Azure cloud: public, china, usgov, or custom (Azure Stack Hub: set --azure-arm-endpoint, --azure-arm-audience and --azure-authority-host)")
 	fs.StringVar(&a.armEndpoint, "azure-arm-endpoint", a.armEndpoint, "Resource Manager endpoint of a custom cloud, e.g. https://management.local.azurestack.external")
 	fs.StringVar(&a.armAudience, "azure-arm-audience", a.armAudience, "token audience of a custom cloud's Resource Manager")
 	fs.StringVar(&a.authorityHost, "azure-authority-host", a.authorityHost, "Microsoft Entra (or AD FS) authority of a custom cloud, e.g. https://login.microsoftonline.com/")
-	fs.StringVar(&a.caBundle, "azure-ca-bundle", a.caBundle, "PEM file of CA certificates the Azure endpoints are trusted with, besides the system's (Azure Stack Hub, a TLS-inspecting proxy)")
 	fs.BoolVar(&a.allowSharedNIC, "azure-allow-shared-nic", a.allowSharedNIC, "accept gateway NICs with secondary ip configurations egressgw did not create (refused by default: Azure CNI node-subnet mode hands them to pods)")
 }
 
 // validate checks the flags of --cloud=azure; any --azure-* flag with another cloud is a mistake.
 func (a *azureOptions) validate(selected bool) error {
 	if !selected {
-		if *a != (azureOptions{subscription: a.subscription, cloud: "public"}) {
+		if *a != (azureOptions{cloud: a.cloud}) || a.cloud != "" && a.cloud != "public" {
 			return errors.New("--azure-* flags need --cloud=azure")
 		}
 		return nil
 	}
 	var errs []error
-	if a.subscription == "" {
+	if a.subscriptionID() == "" {
 		errs = append(errs, errors.New("--cloud=azure needs --azure-subscription (or AZURE_SUBSCRIPTION_ID)"))
 	}
 	if _, err := a.cloudConfig(); err != nil {
@@ -71,11 +72,11 @@ func (a *azureOptions) validate(selected bool) error {
 func (a *azureOptions) cloudConfig() (cloud.Configuration, error) {
 	custom := a.armEndpoint != "" || a.armAudience != "" || a.authorityHost != ""
 	switch a.cloud {
-	case "public", "china", "usgov":
+	case "", "public", "china", "usgov":
 		if custom {
 			return cloud.Configuration{}, fmt.Errorf("--azure-arm-endpoint, --azure-arm-audience and --azure-authority-host need --azure-cloud=custom")
 		}
-		return map[string]cloud.Configuration{"public": cloud.AzurePublic, "china": cloud.AzureChina, "usgov": cloud.AzureGovernment}[a.cloud], nil
+		return map[string]cloud.Configuration{"": cloud.AzurePublic, "public": cloud.AzurePublic, "china": cloud.AzureChina, "usgov": cloud.AzureGovernment}[a.cloud], nil
 	case "custom":
 		for name, v := range map[string]string{"--azure-arm-endpoint": a.armEndpoint, "--azure-authority-host": a.authorityHost} {
 			if u, err := url.Parse(v); err != nil || u.Scheme != "https" || u.Host == "" {
@@ -91,28 +92,23 @@ func (a *azureOptions) cloudConfig() (cloud.Configuration, error) {
 	return cloud.Configuration{}, fmt.Errorf("--azure-cloud=%q: want public, china, usgov or custom", a.cloud)
 }
 
-// clientOptions are the SDK's options for the chosen cloud and CA bundle; the credential uses them too.
-func (a *azureOptions) clientOptions() (*arm.ClientOptions, error) {
+// clientOptions are the SDK's options for the chosen cloud, trusting pool (--ca-bundle) when it is not
+// nil; the credential uses them too.
+func (a *azureOptions) clientOptions(pool *x509.CertPool) (*arm.ClientOptions, error) {
 	cfg, err := a.cloudConfig()
 	if err != nil {
 		return nil, err
 	}
 	opts := &arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: cfg}}
 	opts.Telemetry.ApplicationID = "egressgw"
-	if a.caBundle != "" {
-		pool, err := certPool(a.caBundle)
-		if err != nil {
-			return nil, err
-		}
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		opts.Transport = &http.Client{Transport: t}
+	if pool != nil {
+		opts.Transport = &http.Client{Transport: transportWith(pool)}
 	}
 	return opts, nil
 }
 
-func (a *azureOptions) provider(log *slog.Logger) (providers.Provider, error) {
-	co, err := a.clientOptions()
+func (a *azureOptions) provider(log *slog.Logger, pool *x509.CertPool) (providers.Provider, error) {
+	co, err := a.clientOptions(pool)
 	if err != nil {
 		return nil, err
 	}
@@ -122,25 +118,9 @@ func (a *azureOptions) provider(log *slog.Logger) (providers.Provider, error) {
 			groups = append(groups, g)
 		}
 	}
-	p, err := azure.NewWithDefaultCredential(a.subscription, co, azure.Options{ResourceGroups: groups, AllowSharedNIC: a.allowSharedNIC, Logger: log})
+	p, err := azure.NewWithDefaultCredential(a.subscriptionID(), co, azure.Options{ResourceGroups: groups, AllowSharedNIC: a.allowSharedNIC, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("Azure provider: %w", err)
 	}
 	return p, nil
-}
-
-// certPool is the system pool plus the PEM certificates in path.
-func certPool(path string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--azure-ca-bundle: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("--azure-ca-bundle %s: no PEM certificate in it", path)
-	}
-	return pool, nil
 }

@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/go-logr/logr"
 
 	"github.com/egressgw/egressgw/providers"
 	"github.com/egressgw/egressgw/test/azuresim"
@@ -43,7 +42,9 @@ func TestAzureFlags(t *testing.T) {
 		{[]string{"--cloud=azure", "--azure-subscription=s", "--azure-cloud=custom", "--azure-arm-endpoint=http://x", "--azure-arm-audience=a", "--azure-authority-host=https://l/"}, "--azure-arm-endpoint as an https:// URL"},
 		{[]string{"--cloud=azure", "--azure-subscription=s", "--azure-arm-endpoint=https://x"}, "need --azure-cloud=custom"},
 		{[]string{"--cloud=aws", "--azure-resource-group=rg"}, "--azure-* flags need --cloud=azure"},
-		{[]string{"--cloud=gce"}, "want aws or azure"},
+		{[]string{"--cloud=gce"}, "want aws, gcp or azure"},
+		{[]string{"--cloud=azure", "--azure-subscription=s", "--gcp-project=p"}, "--gcp-* flags need"},
+		{[]string{"--cloud=gcp", "--gcp-project=p", "--azure-cloud=china"}, "--azure-* flags need --cloud=azure"},
 	}
 	for _, c := range cases {
 		err := parse(t, c.args...).validate()
@@ -106,9 +107,9 @@ func workloadIdentityProvider(t *testing.T, token string) (providers.Provider, *
 	}
 	o := parse(t, "--cloud=azure", "--azure-subscription=00000000-0000-4000-8000-0000000000aa", "--azure-cloud=custom",
 		"--azure-arm-endpoint="+srv.URL, "--azure-arm-audience=https://management.azure.com", "--azure-authority-host="+srv.URL+"/",
-		"--azure-ca-bundle="+filepath.Join(dir, "ca.pem"), "--azure-resource-group=MC_egressgw_cluster_westeurope")
+		"--ca-bundle="+filepath.Join(dir, "ca.pem"), "--azure-resource-group=MC_egressgw_cluster_westeurope")
 	must(t, o.validate())
-	p, err := o.provider(context.Background(), logr.Discard())
+	p, err := o.cloudOptions.provider(context.Background(), slog.New(slog.DiscardHandler))
 	must(t, err)
 	return p, sim
 }
@@ -119,11 +120,4 @@ func exampleRole(t *testing.T) []string {
 	var r struct{ Actions []string }
 	must(t, json.Unmarshal(data, &r))
 	return r.Actions
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }

@@ -30,7 +30,23 @@ func newBuilder(view View, cfg Config, self netip.Addr, nodeIPs map[string]netip
 	}
 	b.gateways, b.d.Warnings = allocateGateways(b.remoteGateways(), cfg.maxGateways())
 	b.addSharedSets()
+	b.addEgressLink()
 	return b
+}
+
+// addEgressLink takes the node's dedicated egress interface into the desired state, if it is usable.
+func (b *builder) addEgressLink() {
+	e := b.view.EgressLink
+	switch {
+	case e == nil:
+	case len(e.MAC) != 6 || !e.Address.Addr().Is4() || !e.Router.Is4() || !e.Address.Contains(e.Router):
+		b.d.Warnings = append(b.d.Warnings, Warning{Reason: ReasonEgressLinkIncomplete, Message: fmt.Sprintf(
+			"egress interface (MAC %s, address %s, router %s) is incomplete: SNATed traffic leaves through the uplink",
+			e.MAC, e.Address, e.Router)})
+	default:
+		link := *e
+		b.d.Egress = &link
+	}
 }
 
 // remoteGateways lists the IPs of the gateway nodes that this node's own selected pods are steered to.
@@ -48,13 +64,14 @@ func (b *builder) remoteGateways() []netip.Addr {
 // allocateGateways gives each gateway a mark index in 1..max: a hash of its IP, probing upward on a
 // collision, in IP order. A gateway keeps its index while others come and go (unless they collide), so
 // marks stay stable across restarts and view changes.
-func allocateGateways(ips []netip.Addr, max uint32) (map[netip.Addr]uint32, []string) {
+func allocateGateways(ips []netip.Addr, max uint32) (map[netip.Addr]uint32, []Warning) {
 	out := make(map[netip.Addr]uint32, len(ips))
 	used := map[uint32]bool{}
-	var warnings []string
+	var warnings []Warning
 	for _, ip := range ips {
 		if uint32(len(used)) >= max {
-			warnings = append(warnings, fmt.Sprintf("gateway %s: no steering mark left (the steer mask allows %d gateways)", ip, max))
+			warnings = append(warnings, Warning{Reason: ReasonNoSteeringMark,
+				Message: fmt.Sprintf("gateway %s: no steering mark left (the steer mask allows %d gateways)", ip, max)})
 			continue
 		}
 		h := fnv.New32a()
@@ -93,14 +110,14 @@ func (b *builder) addSet(name, typ string, members []string) {
 }
 
 // addPolicy adds the steering rule (this node has selected pods, the IP lives elsewhere) or the SNAT
-// rule (the IP lives here) of one policy.
+// rule (the IP lives here) of one policy, or its fail-closed rule when it has no usable egress IP.
 func (b *builder) addPolicy(p PolicyView) {
 	gw, ok := b.nodeIPs[p.GatewayNode]
 	switch {
 	case !p.EgressIP.Is4():
-		b.warn(p, "no IPv4 egress IP decided yet")
+		b.block(p, ReasonNoEgressIP, "no IPv4 egress IP placed yet")
 	case !ok:
-		b.warn(p, fmt.Sprintf("gateway node %q is unknown", p.GatewayNode))
+		b.block(p, ReasonUnknownGateway, fmt.Sprintf("gateway node %q is unknown", p.GatewayNode))
 	case gw == b.self:
 		b.addSNAT(p)
 	case len(b.localPods(p)) > 0:
@@ -108,8 +125,23 @@ func (b *builder) addPolicy(p PolicyView) {
 	}
 }
 
-func (b *builder) warn(p PolicyView, why string) {
-	b.d.Warnings = append(b.d.Warnings, fmt.Sprintf("policy %s: %s", p.Key, why))
+func (b *builder) warn(p PolicyView, reason, why string) {
+	b.d.Warnings = append(b.d.Warnings, Warning{Policy: p.Key, Reason: reason, Message: why})
+}
+
+// block fails p closed for its local pods (or, with FailOpen, lets them keep the node's address) and
+// says so in a warning.
+func (b *builder) block(p PolicyView, reason, why string) {
+	pods := b.localPods(p)
+	switch {
+	case len(pods) == 0:
+		b.warn(p, reason, why)
+	case p.FailOpen:
+		b.warn(p, reason, why+"; the policy fails open: its pods leave with their node's address")
+	default:
+		b.warn(p, reason, why+fmt.Sprintf("; traffic of its %d pods on this node toward its destinations is dropped", len(pods)))
+		b.d.Blocks = append(b.d.Blocks, b.policyMatch(p, pods))
+	}
 }
 
 func (b *builder) localPods(p PolicyView) []string {
@@ -125,7 +157,7 @@ func (b *builder) localPods(p PolicyView) []string {
 func (b *builder) addSteer(p PolicyView, gwIP netip.Addr) {
 	index, ok := b.gateways[gwIP]
 	if !ok {
-		b.warn(p, "its gateway has no steering mark")
+		b.block(p, ReasonNoSteeringMark, "its gateway has no steering mark")
 		return
 	}
 	r := b.policyMatch(p, b.localPods(p))
@@ -141,7 +173,7 @@ func (b *builder) addSNAT(p PolicyView) {
 	for _, pod := range p.Pods {
 		node, ok := b.nodeIPs[pod.Node]
 		if !ok || !pod.IP.Is4() {
-			b.warn(p, fmt.Sprintf("pod %s: node %q unknown, not SNATed (its replies could not return)", pod.IP, pod.Node))
+			b.warn(p, ReasonUnknownPodNode, fmt.Sprintf("pod %s: node %q unknown, not SNATed (its replies could not return)", pod.IP, pod.Node))
 			continue
 		}
 		pods = append(pods, pod.IP.String())

@@ -19,6 +19,12 @@ const (
 	ownSetPrefix   = "egressgw-"
 )
 
+// Comments of the drop rules whose counters the agent exports.
+const (
+	failClosedComment      = "fail closed: no egress IP for policy "
+	unmatchedTunnelComment = "tunnelled packets that no SNAT rule takes"
+)
+
 // jump is a rule in a built-in chain that enters one of ours, first or last in that chain.
 type jump struct {
 	table, from, to string
@@ -83,7 +89,7 @@ func renderChains(k *kernelState, d *Desired, cfg Config, mtu int) {
 	k.table("mangle").chains[chainMSS] = mssRules(cfg, mtu)
 	k.table("nat").chains[chainSNAT] = snatRules(d, cfg)
 	k.table("filter").chains[chainInput] = inputRules(cfg)
-	k.table("filter").chains[chainForward] = forwardRules(d)
+	k.table("filter").chains[chainForward] = forwardRules(d, cfg)
 	k.table("filter").chains[chainAccept] = acceptRules(cfg)
 	orderJumps(k)
 }
@@ -122,10 +128,20 @@ func inputRules(cfg Config) []string {
 		fmt.Sprintf("-p udp -m udp --dport %d", cfg.Port), "-m set ! --match-set "+setNodes+" src")}
 }
 
-// forwardRules drops traffic to the egress IPs held here that conntrack did not turn back into a reply
-// for a pod: the IP is routed to this node but is not an address of it, so anything else would loop.
-func forwardRules(d *Desired) []string {
+// forwardRules is the filter FORWARD chain, first in FORWARD, where egressgw drops what must never
+// leave: traffic of selected pods whose policy has no usable egress IP (fail closed); tunnelled packets
+// that no SNAT rule of this gateway takes (a source node that has not re-steered after a move, or a
+// packet forced into the tunnel), which would otherwise leave with the gateway's own address; and
+// traffic to the egress IPs held here that conntrack did not turn back into a reply for a pod: the IP
+// is routed to this node but is not an address of it, so anything else would loop.
+func forwardRules(d *Desired, cfg Config) []string {
 	var out []string
+	for _, b := range d.Blocks {
+		matches := append(matchSets(b), "-m set ! --match-set "+setCluster+" dst")
+		out = append(out, rule(failClosedComment+b.Policy, "-j DROP", matches...))
+	}
+	out = append(out, rule(unmatchedTunnelComment, "-j DROP", "-i "+cfg.Device, "-m conntrack --ctdir ORIGINAL",
+		"-m mark ! --mark "+hexMark(cfg.steerMark(cfg.egressIndex()), cfg.SteerMask)))
 	seen := map[netip.Addr]bool{}
 	for _, s := range d.SNATs {
 		if !seen[s.EgressIP] {

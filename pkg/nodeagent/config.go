@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+
+	"github.com/vishvananda/netlink"
 )
 
 // Config is the datapath's tunable part. Every field has a safe default (DefaultConfig); the defaults
@@ -28,7 +30,9 @@ type Config struct {
 	// ReturnTable holds the gateway side's per-pod return routes.
 	ReturnTable uint32
 	// RulePriority is the priority of the rules that keep the tunnel's own packets out of the tunnel;
-	// the steering and return rules use RulePriority+1. Every rule at these two priorities is egressgw's.
+	// the steering and return rules use RulePriority+1. Other owners may have rules at the same
+	// priorities (Cilium moves the kernel's local-table rule to 100): only rules with egressgw's masks
+	// and tables are egressgw's.
 	RulePriority int
 	// MTU of the tunnel device; 0 means the uplink's MTU minus the 50 bytes of VXLAN overhead.
 	MTU int
@@ -36,12 +40,27 @@ type Config struct {
 	Uplink string
 }
 
-// Marks and ports that belong to others and that the defaults (and validation) stay clear of.
+// Marks that well-known owners use by default, on every node they run on; the defaults and validation
+// stay clear of them (docs/datapath.md has the survey). What a node really runs, custom values
+// included, is checked at start by CheckMarks.
 const (
 	kubernetesProxyMarks = 0x4000 | 0x8000 // masquerade and drop marks of the Kubernetes service proxy
-	commonCNIMarks       = 0xffff0000 | 0x0f00
+	awsVPCCNIConnmark    = 0x80            // the AWS VPC CNI's connmark and fwmark (AWS_VPC_K8S_CNI_CONNMARK)
+	calicoMarkMask       = 0xffff0000      // Calico's default IptablesMarkMask
+	ciliumMagicMarks     = 0x0f00          // Cilium's magic marks (proxy, host, overlay, encryption)
 	vxlanHeaderOverhead  = 50
 )
+
+// knownMarkOwners names the owners of the bits above, for validation messages.
+var knownMarkOwners = []struct {
+	bits  uint32
+	owner string
+}{
+	{kubernetesProxyMarks, "the Kubernetes service proxy's masquerade/drop marks"},
+	{awsVPCCNIConnmark, "the AWS VPC CNI's default connmark"},
+	{calicoMarkMask, "Calico's default mark mask"},
+	{ciliumMagicMarks, "Cilium's magic marks"},
+}
 
 // reservedPorts are VXLAN ports that CNI overlays and other egress tunnels already use.
 var reservedPorts = map[uint16]string{
@@ -50,19 +69,21 @@ var reservedPorts = map[uint16]string{
 	7789: "a port used by another egress tunnel implementation",
 }
 
-// DefaultConfig returns the defaults: device egressgw0, VNI 6464, UDP 4866, steering marks 0x000000ff,
-// reply mark 0x2000, tables 41000+ (gateways) and 40999 (returns), rule priorities 100/101, MTU from the
-// uplink.
+// DefaultConfig returns the defaults: device egressgw0, VNI 6464, UDP 4866, steering marks 0x0000003f
+// (62 gateways and the egress interface), reply mark 0x40 — all in the low seven bits, which no surveyed
+// owner uses — tables 41000+ (gateways) and 40999 (returns), rule priorities 105/106 (after the local
+// table's rule, which Cilium moves to 100, and before Cilium's ENI rules at 109-112 and the AWS VPC CNI's
+// at 512-1536), MTU from the uplink.
 func DefaultConfig() Config {
 	return Config{
 		Device:       "egressgw0",
 		VNI:          6464,
 		Port:         4866,
-		SteerMask:    0x000000ff,
-		ReplyMark:    0x00002000,
+		SteerMask:    0x0000003f,
+		ReplyMark:    0x00000040,
 		TableBase:    41000,
 		ReturnTable:  40999,
-		RulePriority: 100,
+		RulePriority: 105,
 	}
 }
 
@@ -98,8 +119,8 @@ func (c Config) validateTunnel() error {
 
 func (c Config) validateMarks() error {
 	var errs []error
-	if c.SteerMask == 0 || !contiguous(c.SteerMask) {
-		errs = append(errs, fmt.Errorf("steer mask %#x: want one contiguous run of bits", c.SteerMask))
+	if bits.OnesCount32(c.SteerMask) < 2 || !contiguous(c.SteerMask) {
+		errs = append(errs, fmt.Errorf("steer mask %#x: want one contiguous run of at least two bits", c.SteerMask))
 	}
 	if bits.OnesCount32(c.ReplyMark) != 1 {
 		errs = append(errs, fmt.Errorf("reply mark %#x: want exactly one bit", c.ReplyMark))
@@ -108,18 +129,17 @@ func (c Config) validateMarks() error {
 		errs = append(errs, fmt.Errorf("reply mark %#x overlaps steer mask %#x", c.ReplyMark, c.SteerMask))
 	}
 	ours := c.SteerMask | c.ReplyMark
-	if ours&kubernetesProxyMarks != 0 {
-		errs = append(errs, fmt.Errorf("marks %#x overlap the Kubernetes service proxy's masquerade/drop marks %#x", ours, kubernetesProxyMarks))
-	}
-	if ours&commonCNIMarks != 0 {
-		errs = append(errs, fmt.Errorf("marks %#x overlap bits %#x that CNI plugins use by default", ours, uint32(commonCNIMarks)))
+	for _, o := range knownMarkOwners {
+		if ours&o.bits != 0 {
+			errs = append(errs, fmt.Errorf("marks %#x overlap %s %#x", ours, o.owner, o.bits))
+		}
 	}
 	return errors.Join(errs...)
 }
 
 func (c Config) validateTables() error {
 	var errs []error
-	last := uint64(c.TableBase) + uint64(c.maxGateways())
+	last := uint64(c.TableBase) + uint64(c.maxIndex())
 	if c.TableBase == 0 || last >= 1<<32 || overlapsSystemTables(uint64(c.TableBase)+1, last) {
 		errs = append(errs, fmt.Errorf("table base %d: tables %d..%d must avoid 0 and 253..255 and fit in 32 bits", c.TableBase, uint64(c.TableBase)+1, last))
 	}
@@ -135,6 +155,22 @@ func (c Config) validateTables() error {
 	return errors.Join(errs...)
 }
 
+// ownRule reports whether an ip rule is one of egressgw's: at its priorities, with its masks, looking
+// up its tables or (the tunnel's own packets) the main table from lo. Another owner's rule at the same
+// priority is never touched.
+func (c Config) ownRule(r netlink.Rule) bool {
+	if r.Priority != c.RulePriority && r.Priority != c.RulePriority+1 {
+		return false
+	}
+	if r.Mask == nil || (*r.Mask != c.SteerMask && *r.Mask != c.ReplyMark) {
+		return false
+	}
+	if r.Table == mainTable {
+		return r.Priority == c.RulePriority && r.IifName == "lo"
+	}
+	return r.Priority == c.RulePriority+1 && c.ownTable(uint32(r.Table))
+}
+
 func overlapsSystemTables(first, last uint64) bool { return first <= 255 && last >= 253 }
 
 // contiguous reports whether the set bits of m form one run.
@@ -143,13 +179,21 @@ func contiguous(m uint32) bool {
 	return shifted&(shifted+1) == 0
 }
 
-// maxGateways is how many gateway nodes the steer mask can name (index 0 means "not steered").
-func (c Config) maxGateways() uint32 {
+// maxIndex is the largest value the steer mask holds. Index 0 means "not steered", 1..maxIndex-1 name
+// gateway nodes, and maxIndex marks packets a gateway SNATs, which leave through its egress interface.
+func (c Config) maxIndex() uint32 {
 	if c.SteerMask == 0 {
 		return 0
 	}
 	return c.SteerMask >> bits.TrailingZeros32(c.SteerMask)
 }
+
+// maxGateways is how many gateway nodes the steer mask can name.
+func (c Config) maxGateways() uint32 { return max(c.maxIndex(), 1) - 1 }
+
+// egressIndex is the steering value of packets that leave through this gateway's egress interface; its
+// table is TableBase+egressIndex.
+func (c Config) egressIndex() uint32 { return c.maxIndex() }
 
 // steerMark is the fwmark of gateway index i.
 func (c Config) steerMark(i uint32) uint32 { return i << bits.TrailingZeros32(c.SteerMask) }

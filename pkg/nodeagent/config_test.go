@@ -27,8 +27,9 @@ func TestConfigValidation(t *testing.T) {
 		{"two reply bits", func(c *Config) { c.ReplyMark = 0x3000 }, "exactly one bit"},
 		{"reply inside steer", func(c *Config) { c.ReplyMark = 0x1 }, "overlaps steer mask"},
 		{"proxy mark", func(c *Config) { c.ReplyMark = 0x4000 }, "Kubernetes service proxy"},
-		{"CNI high marks", func(c *Config) { c.SteerMask = 0x00ff0000 }, "CNI plugins"},
-		{"CNI 0x0f00 marks", func(c *Config) { c.SteerMask = 0x0300 }, "CNI plugins"},
+		{"Calico's marks", func(c *Config) { c.SteerMask = 0x00ff0000 }, "Calico's default mark mask"},
+		{"Cilium's magic marks", func(c *Config) { c.SteerMask = 0x0300 }, "Cilium's magic marks"},
+		{"the old default beside the VPC CNI", func(c *Config) { c.SteerMask = 0xff }, "AWS VPC CNI's default connmark 0x80"},
 		{"table in system range", func(c *Config) { c.TableBase = 200 }, "253..255"},
 		{"return table main", func(c *Config) { c.ReturnTable = 254 }, "return table 254"},
 		{"return table inside gateways", func(c *Config) { c.ReturnTable = c.TableBase + 3 }, "inside the gateway tables"},
@@ -61,8 +62,11 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 func TestSteerMarks(t *testing.T) {
 	c := DefaultConfig()
 	c.SteerMask = 0x00f0
-	if got := c.maxGateways(); got != 15 {
-		t.Errorf("maxGateways = %d, want 15", got)
+	if got := c.maxGateways(); got != 14 {
+		t.Errorf("maxGateways = %d, want 14 (15 is the egress interface's)", got)
+	}
+	if got := c.steerMark(c.egressIndex()); got != 0xf0 {
+		t.Errorf("egress mark = %#x, want 0xf0", got)
 	}
 	if got := c.steerMark(3); got != 0x30 {
 		t.Errorf("steerMark(3) = %#x, want 0x30", got)

@@ -52,6 +52,19 @@ var (
 
 func inputDrops(t *testing.T, n *netlab.Node) int { return ruleCounter(t, n, "filter", inputDropRE) }
 
+var (
+	unmatchedTunnelRE = regexp.MustCompile(`(?m)^\[(\d+):\d+\] -A ` + chainForward + ` .*` + unmatchedTunnelComment + `.*-j DROP$`)
+	failClosedRE      = regexp.MustCompile(`(?m)^\[(\d+):\d+\] -A ` + chainForward + ` .*` + failClosedComment + `.*-j DROP$`)
+)
+
+func unmatchedTunnelDrops(t *testing.T, n *netlab.Node) int {
+	return ruleCounter(t, n, "filter", unmatchedTunnelRE)
+}
+
+func failClosedDrops(t *testing.T, n *netlab.Node) int {
+	return ruleCounter(t, n, "filter", failClosedRE)
+}
+
 func snatPackets(t *testing.T, n *netlab.Node) int { return ruleCounter(t, n, "nat", snatRE) }
 
 // steerIndex is the gateway index node uses for its (single) gateway, read from the desired state.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -20,10 +21,19 @@ type Datapath struct {
 	exec Exec
 	log  *slog.Logger
 
-	mu   sync.Mutex
-	last *kernelState // what the last successful Apply or Update left, for Update's fast path
-	link netlink.Link
-	mtu  int // the tunnel MTU the last Apply set (the cached link's attributes may predate it)
+	mu      sync.Mutex
+	last    *kernelState // what the last successful Apply or Update left, for Update's fast path
+	link    netlink.Link
+	applied basis // the devices the last Apply set up, which Update's fast path relies on
+}
+
+// basis is what the last Apply built on: when any of it changed, Update's fast path would program
+// stale devices, so it takes the full path instead.
+type basis struct {
+	links              links
+	egress             *EgressLink
+	nodeIP             netip.Addr
+	uplinkIndex, upMTU int
 }
 
 // Changes counts what an Apply, Update or Uninstall changed in the kernel; all zero means the kernel
@@ -72,37 +82,63 @@ func (dp *Datapath) Apply(ctx context.Context, want *Desired) (Changes, error) {
 	if ch.Link += n; err != nil {
 		return ch, err
 	}
-	if ch.Sysctls, err = dp.ensureSysctls(ctx); err != nil {
+	egress, n, err := dp.ensureEgressLink(want.Egress)
+	if ch.Link += n; err != nil {
+		return ch, err
+	}
+	if ch.Sysctls, err = dp.ensureSysctls(ctx, egress); err != nil {
 		return ch, err
 	}
 	have, err := dp.observe(ctx, link)
 	if err != nil {
 		return ch, err
 	}
-	target := render(want, dp.cfg, wantLink.MTU)
+	l := links{mtu: wantLink.MTU}
+	if egress != nil {
+		l.egressIfindex = egress.Attrs().Index
+	}
+	target := render(want, dp.cfg, l)
 	err = dp.converge(ctx, link, have, target, &ch)
 	dp.remember(link, target, err)
-	dp.mtu = wantLink.MTU
+	dp.applied = basis{links: l, egress: want.Egress, nodeIP: want.NodeIP,
+		uplinkIndex: uplink.Attrs().Index, upMTU: uplink.Attrs().MTU}
 	return ch, err
 }
 
 // Update is Apply's fast path for a node this Datapath has programmed: it diffs want against what the
 // last Apply or Update left instead of reading the kernel, so adding or removing a pod costs one
-// `ipset restore` and a netlink call or two. Without a previous success it falls back to Apply. The agent
-// calls Update on every change and Apply periodically, which repairs anything changed behind its back.
+// `ipset restore` and a netlink call or two. Without a previous success, or when what the last Apply
+// built on changed (the node IP, the uplink or its MTU, the tunnel device, the egress interface), it
+// takes Apply's full path. The agent calls Update on every change and Apply periodically, which repairs
+// anything changed behind its back.
 func (dp *Datapath) Update(ctx context.Context, want *Desired) (Changes, error) {
 	dp.mu.Lock()
 	last, link := dp.last, dp.link
-	if last == nil {
+	if last == nil || !dp.basisHolds(link, want) {
 		dp.mu.Unlock()
 		return dp.Apply(ctx, want)
 	}
 	defer dp.mu.Unlock()
 	var ch Changes
-	target := render(want, dp.cfg, dp.mtu)
+	target := render(want, dp.cfg, dp.applied.links)
 	err := dp.converge(ctx, link, last, target, &ch)
 	dp.remember(link, target, err)
 	return ch, err
+}
+
+// basisHolds checks, with two netlink reads, that the devices the last Apply set up are still as it
+// left them and that want asks for the same node IP and egress interface.
+func (dp *Datapath) basisHolds(link netlink.Link, want *Desired) bool {
+	b := dp.applied
+	if want.NodeIP != b.nodeIP || !sameEgressLink(b.egress, want.Egress) {
+		return false
+	}
+	up, err := dp.nl.LinkByIndex(b.uplinkIndex)
+	if err != nil || up.Attrs().MTU != b.upMTU {
+		return false
+	}
+	tun, err := dp.nl.LinkByIndex(link.Attrs().Index)
+	return err == nil && tun.Attrs().Name == dp.cfg.Device && tun.Attrs().MTU == b.links.mtu
 }
 
 func (dp *Datapath) remember(link netlink.Link, state *kernelState, err error) {
@@ -120,7 +156,7 @@ func (dp *Datapath) observe(ctx context.Context, link netlink.Link) (*kernelStat
 			return nil, err
 		}
 	}
-	if err := dp.observeRouting(k); err != nil {
+	if err := dp.observeRouting(k, link); err != nil {
 		return nil, err
 	}
 	if err := dp.observeSets(ctx, k); err != nil {
@@ -203,7 +239,9 @@ func (dp *Datapath) Uninstall(ctx context.Context) (Changes, error) {
 	err = dp.converge(ctx, nil, have, newKernelState(), &ch)
 	n, lerr := dp.deleteLink()
 	ch.Link += n
-	return ch, errors.Join(err, lerr)
+	n, aerr := dp.removeEgressAddresses()
+	ch.Link += n
+	return ch, errors.Join(err, lerr, aerr)
 }
 
 // deleteLink deletes our device (and with it its neighbour and FDB entries) if it exists.

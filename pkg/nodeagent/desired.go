@@ -27,8 +27,41 @@ type Desired struct {
 	Returns []ReturnRoute
 	// Sets are the ipsets the rules match on.
 	Sets []IPSet
-	// Warnings say what the view asked for that cannot be programmed, and why.
-	Warnings []string
+	// Blocks are the fail-closed rules: local selected pods of policies without a usable egress IP, whose
+	// traffic toward the policy's destinations is dropped rather than sent with the node's address.
+	Blocks []PolicyRule
+	// Egress is the dedicated interface SNATed traffic leaves through; nil means the uplink.
+	Egress *EgressLink
+	// Warnings say what the view asked for that cannot be programmed as asked, and why.
+	Warnings []Warning
+}
+
+// Warning is one thing the view asked for that the datapath cannot do as asked. The agent turns it
+// into a log line, a metric and the policy's status.
+type Warning struct {
+	// Policy is the policy's key ("namespace/name"); empty for node-wide warnings.
+	Policy string
+	// Reason is a CamelCase cause, stable for metrics: NoEgressIP, UnknownGateway, NoSteeringMark,
+	// UnknownPodNode, EgressLinkIncomplete.
+	Reason string
+	// Message says what happens and why, for a person.
+	Message string
+}
+
+// Reasons of warnings.
+const (
+	ReasonNoEgressIP           = "NoEgressIP"
+	ReasonUnknownGateway       = "UnknownGateway"
+	ReasonNoSteeringMark       = "NoSteeringMark"
+	ReasonUnknownPodNode       = "UnknownPodNode"
+	ReasonEgressLinkIncomplete = "EgressLinkIncomplete"
+)
+
+func (w Warning) String() string {
+	if w.Policy == "" {
+		return w.Reason + ": " + w.Message
+	}
+	return "policy " + w.Policy + ": " + w.Reason + ": " + w.Message
 }
 
 // Peer is a node at the other end of the tunnel; MAC is the deterministic address of its egressgw device.

@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"net"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -159,7 +160,7 @@ func TestGatewayIndexesAreStable(t *testing.T) {
 		}
 	}
 	full, warnings := allocateGateways(ips, 2)
-	if len(full) != 2 || len(warnings) != 1 || !strings.Contains(warnings[0], "no steering mark left") {
+	if len(full) != 2 || len(warnings) != 1 || !strings.Contains(warnings[0].String(), "no steering mark left") {
 		t.Errorf("2 marks for 3 gateways: %v %v", full, warnings)
 	}
 }
@@ -178,4 +179,22 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestDesiredEgressLink(t *testing.T) {
+	view := View{Node: "gw", Nodes: []NodeInfo{{Name: "gw", IP: netip.MustParseAddr("10.0.0.12")}}}
+	good := &EgressLink{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Address: netip.MustParsePrefix("10.0.1.17/24"),
+		Router: netip.MustParseAddr("10.0.1.1")}
+	view.EgressLink = good
+	d, err := DesiredState(view, DefaultConfig())
+	if err != nil || d.Egress == nil || d.Egress.MAC.String() != good.MAC.String() {
+		t.Fatalf("DesiredState = %+v, %v; want the egress link taken over", d, err)
+	}
+	bad := *good
+	bad.Router = netip.MustParseAddr("10.0.2.1") // outside the interface's subnet
+	view.EgressLink = &bad
+	d, _ = DesiredState(view, DefaultConfig())
+	if d.Egress != nil || len(d.Warnings) != 1 || d.Warnings[0].Reason != ReasonEgressLinkIncomplete {
+		t.Errorf("an egress link with its router outside its subnet: Egress %+v, warnings %q", d.Egress, d.Warnings)
+	}
 }

@@ -22,7 +22,7 @@ COMMIT
 func TestPlanIptablesTouchesOnlyOurs(t *testing.T) {
 	have := newKernelState()
 	parseIptablesSave([]byte(foreignSave), have)
-	want := render(&Desired{}, DefaultConfig(), 1450)
+	want := render(&Desired{}, DefaultConfig(), links{mtu: 1450})
 	plan := string(planIptables(have, want))
 	for _, line := range strings.Split(plan, "\n") {
 		if strings.Contains(line, "CNI-NAT") {
@@ -46,7 +46,7 @@ func TestPlanIptablesTouchesOnlyOurs(t *testing.T) {
 }
 
 func TestPlanIptablesIsEmptyWhenInPlace(t *testing.T) {
-	want := render(&Desired{}, DefaultConfig(), 1450)
+	want := render(&Desired{}, DefaultConfig(), links{mtu: 1450})
 	if plan := planIptables(want, want); len(plan) != 0 {
 		t.Errorf("plan against itself: %s", plan)
 	}
@@ -72,7 +72,7 @@ func TestJumpsInPlace(t *testing.T) {
 
 func TestEveryRuleHasAComment(t *testing.T) {
 	d, _ := DesiredState(testView("n3", webPolicy), DefaultConfig())
-	k := render(d, DefaultConfig(), 1450)
+	k := render(d, DefaultConfig(), links{mtu: 1450})
 	for name, tbl := range k.tables {
 		for chain, rules := range tbl.chains {
 			for _, r := range rules {

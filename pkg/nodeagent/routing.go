@@ -14,12 +14,11 @@ import (
 
 // ownTable reports whether a route table is one of ours.
 func (c Config) ownTable(t uint32) bool {
-	return t == c.ReturnTable || (t > c.TableBase && t <= c.TableBase+c.maxGateways())
+	return t == c.ReturnTable || (t > c.TableBase && t <= c.TableBase+c.maxIndex())
 }
 
-// observeRouting reads the routes of our tables (one dump of all tables) and the rules at our two
-// priorities.
-func (dp *Datapath) observeRouting(k *kernelState) error {
+// observeRouting reads the routes of our tables (one dump of all tables) and our rules.
+func (dp *Datapath) observeRouting(k *kernelState, tunnel netlink.Link) error {
 	routes, err := dp.nl.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: syscall.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return fmt.Errorf("list routes: %w", err)
@@ -27,7 +26,11 @@ func (dp *Datapath) observeRouting(k *kernelState) error {
 	for _, r := range routes {
 		if dp.cfg.ownTable(uint32(r.Table)) {
 			gw, _ := netip.AddrFromSlice(r.Gw.To4())
-			k.routes = append(k.routes, route{table: uint32(r.Table), dst: prefixOf(r.Dst), gw: gw})
+			ifindex := r.LinkIndex
+			if tunnel != nil && ifindex == tunnel.Attrs().Index {
+				ifindex = 0
+			}
+			k.routes = append(k.routes, route{table: uint32(r.Table), dst: prefixOf(r.Dst), gw: gw, ifindex: ifindex})
 		}
 	}
 	slices.SortFunc(k.routes, compareRoutes)
@@ -36,7 +39,7 @@ func (dp *Datapath) observeRouting(k *kernelState) error {
 		return fmt.Errorf("list rules: %w", err)
 	}
 	for _, r := range rules {
-		if r.Priority == dp.cfg.RulePriority || r.Priority == dp.cfg.RulePriority+1 {
+		if dp.cfg.ownRule(r) {
 			k.rules[keyOfRule(r)] = true
 		}
 	}
@@ -118,7 +121,7 @@ func changedRoutes(have, want []route) []route {
 		for i < len(have) && compareRoutes(have[i], w) < 0 {
 			i++
 		}
-		if i < len(have) && compareRoutes(have[i], w) == 0 && have[i].gw != w.gw {
+		if i < len(have) && compareRoutes(have[i], w) == 0 && (have[i].gw != w.gw || have[i].ifindex != w.ifindex) {
 			out = append(out, w)
 		}
 	}
@@ -126,11 +129,17 @@ func changedRoutes(have, want []route) []route {
 }
 
 // tunnelRoute is "dst via gw dev <tunnel> onlink table T": gw is the peer node's IP, which is not on the
-// tunnel's subnet (it has none), hence onlink; the static neighbour entry resolves it.
+// tunnel's subnet (it has none), hence onlink; the static neighbour entry resolves it. A route with its
+// own ifindex goes out of that link instead (the egress interface, whose router is onlink too: the
+// interface holds its address as a /32).
 func tunnelRoute(link netlink.Link, r route) *netlink.Route {
+	ifindex := r.ifindex
+	if ifindex == 0 {
+		ifindex = link.Attrs().Index
+	}
 	return &netlink.Route{
 		Table: int(r.table), Dst: ipNet(r.dst), Gw: r.gw.AsSlice(),
-		LinkIndex: link.Attrs().Index, Flags: int(netlink.FLAG_ONLINK),
+		LinkIndex: ifindex, Flags: int(netlink.FLAG_ONLINK),
 	}
 }
 

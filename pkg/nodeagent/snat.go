@@ -11,12 +11,14 @@ import (
 // snatRules is the nat POSTROUTING chain. Cluster destinations leave it untouched; steered packets are
 // accepted as they are (the outer tunnel packet and the inner packet must keep their addresses, so
 // nothing after us, such as a CNI masquerade, may rewrite them); then, per policy whose egress IP lives
-// here, its selected pods toward its destinations are SNATed to the egress IP. Nothing else ever gets an
-// egress IP: unselected pods and host processes fall through to the node's usual NAT.
+// here, its selected pods toward its destinations are SNATed to the egress IP (packets with the egress
+// mark are on their way to that SNAT). Nothing else ever gets an egress IP: unselected pods and host
+// processes fall through to the node's usual NAT.
 func snatRules(d *Desired, cfg Config) []string {
 	out := []string{
 		rule("cluster destinations keep their source", "-j RETURN", "-m set --match-set "+setCluster+" dst"),
-		rule("steered packets are not masqueraded", "-j ACCEPT", "-m mark ! --mark "+hexMark(0, cfg.SteerMask)),
+		rule("steered packets are not masqueraded", "-j ACCEPT", "-m mark ! --mark "+hexMark(0, cfg.SteerMask),
+			"-m mark ! --mark "+hexMark(cfg.steerMark(cfg.egressIndex()), cfg.SteerMask)),
 	}
 	for _, s := range d.SNATs {
 		out = append(out, rule(fmt.Sprintf("policy %s leaves as %s", s.Policy, s.EgressIP),

@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"cmp"
+	"net"
 	"net/netip"
 	"slices"
 )
@@ -10,9 +11,9 @@ import (
 // rendered from a Desired value. Apply diffs the two.
 type kernelState struct {
 	// neigh maps a peer IP to the MAC of its tunnel device (neighbour entries on our device).
-	neigh map[netip.Addr]string
+	neigh map[netip.Addr]macAddr
 	// fdb maps a peer IP to the MAC whose frames are tunnelled to it (FDB entries on our device).
-	fdb map[netip.Addr]string
+	fdb map[netip.Addr]macAddr
 	// routes are the routes of our tables, sorted by table and destination.
 	routes []route
 	// rules holds our policy-routing rules.
@@ -23,11 +24,28 @@ type kernelState struct {
 	tables map[string]*tableState
 }
 
-// route is "dst via gw dev <tunnel> onlink" in table.
+// macAddr is an Ethernet address as a comparable value; other lengths (never ours) are the zero value.
+type macAddr [6]byte
+
+func macOf(hw net.HardwareAddr) macAddr {
+	var m macAddr
+	if len(hw) == len(m) {
+		copy(m[:], hw)
+	}
+	return m
+}
+
+func (m macAddr) hardwareAddr() net.HardwareAddr { return net.HardwareAddr(m[:]) }
+
+func (m macAddr) String() string { return m.hardwareAddr().String() }
+
+// route is "dst via gw dev <tunnel> onlink" in table, or through the link with index ifindex when that
+// is not 0 (the egress interface).
 type route struct {
-	table uint32
-	dst   netip.Prefix
-	gw    netip.Addr
+	table   uint32
+	dst     netip.Prefix
+	gw      netip.Addr
+	ifindex int
 }
 
 func compareRoutes(a, b route) int {
@@ -56,8 +74,8 @@ type tableState struct {
 
 func newKernelState() *kernelState {
 	return &kernelState{
-		neigh:  map[netip.Addr]string{},
-		fdb:    map[netip.Addr]string{},
+		neigh:  map[netip.Addr]macAddr{},
+		fdb:    map[netip.Addr]macAddr{},
 		rules:  map[ruleKey]bool{},
 		sets:   map[string]*setState{},
 		tables: map[string]*tableState{},
@@ -73,24 +91,31 @@ func (k *kernelState) table(name string) *tableState {
 	return t
 }
 
-// render turns the desired datapath into the kernel state that implements it; mtu is the tunnel's. The
-// result shares d's member slices, so d must not change afterwards.
-func render(d *Desired, cfg Config, mtu int) *kernelState {
+// links are the facts about the node's devices that rendering needs: the tunnel's MTU and the index of
+// the egress interface (0: none).
+type links struct {
+	mtu           int
+	egressIfindex int
+}
+
+// render turns the desired datapath into the kernel state that implements it. The result shares d's
+// member slices, so d must not change afterwards.
+func render(d *Desired, cfg Config, l links) *kernelState {
 	k := newKernelState()
 	for _, p := range d.Peers {
-		k.neigh[p.IP] = p.MAC.String()
-		k.fdb[p.IP] = p.MAC.String()
+		k.neigh[p.IP] = macOf(p.MAC)
+		k.fdb[p.IP] = macOf(p.MAC)
 	}
-	renderRouting(k, d, cfg)
+	renderRouting(k, d, cfg, l.egressIfindex)
 	for _, s := range d.Sets {
 		k.sets[s.Name] = &setState{typ: s.Type, members: s.Members}
 	}
-	renderChains(k, d, cfg, mtu)
+	renderChains(k, d, cfg, l.mtu)
 	return k
 }
 
-// renderRouting adds the exemption, steering and return rules and the routes of our tables.
-func renderRouting(k *kernelState, d *Desired, cfg Config) {
+// renderRouting adds the exemption, steering, egress and return rules and the routes of our tables.
+func renderRouting(k *kernelState, d *Desired, cfg Config, egressIfindex int) {
 	p := cfg.RulePriority
 	for _, g := range d.Gateways {
 		mark, table := cfg.steerMark(g.Index), cfg.TableBase+g.Index
@@ -100,6 +125,13 @@ func renderRouting(k *kernelState, d *Desired, cfg Config) {
 	}
 	k.rules[ruleKey{priority: p, mark: cfg.ReplyMark, mask: cfg.ReplyMark, iifLo: true, table: mainTable}] = true
 	k.rules[ruleKey{priority: p + 1, mark: cfg.ReplyMark, mask: cfg.ReplyMark, table: cfg.ReturnTable}] = true
+	if d.Egress != nil && egressIfindex > 0 {
+		// SNATed packets carry the egress mark from mangle PREROUTING: routing happens before the SNAT, so
+		// the mark, not the source address, is what can send them out of the egress interface.
+		table := cfg.TableBase + cfg.egressIndex()
+		k.rules[ruleKey{priority: p + 1, mark: cfg.steerMark(cfg.egressIndex()), mask: cfg.SteerMask, table: table}] = true
+		k.routes = append(k.routes, route{table: table, dst: defaultRoute, gw: d.Egress.Router, ifindex: egressIfindex})
+	}
 	for _, r := range d.Returns {
 		k.routes = append(k.routes, route{table: cfg.ReturnTable, dst: netip.PrefixFrom(r.Pod, 32), gw: r.Node})
 	}

@@ -8,7 +8,10 @@ import "fmt"
 //  2. flows arriving through the tunnel are remembered with the reply bit in their connmark;
 //  3. cluster destinations leave the chain untouched;
 //  4. per policy, new and established original-direction packets of selected local pods toward its
-//     destinations get their gateway's mark. A packet already marked keeps its first policy's mark.
+//     destinations get their gateway's mark. A packet already marked keeps its first policy's mark;
+//  5. per policy whose egress IP lives here, the packets it will SNAT get the egress mark: it routes them
+//     out of the egress interface when the gateway has one, and it is what lets a tunnelled packet pass
+//     the gateway's FORWARD filter.
 func markRules(d *Desired, cfg Config) []string {
 	reply := hexMark(cfg.ReplyMark, cfg.ReplyMark)
 	out := []string{
@@ -25,6 +28,13 @@ func markRules(d *Desired, cfg Config) []string {
 			matchSets(s)...)
 		out = append(out, rule(fmt.Sprintf("steer policy %s to gateway %s", s.Policy, s.Gateway.IP),
 			"-j MARK --set-xmark "+mark, matches...))
+	}
+	egress := hexMark(cfg.steerMark(cfg.egressIndex()), cfg.SteerMask)
+	for _, s := range d.SNATs {
+		matches := append([]string{"-m mark --mark " + hexMark(0, cfg.SteerMask), "-m conntrack --ctdir ORIGINAL"},
+			matchSets(s)...)
+		out = append(out, rule(fmt.Sprintf("policy %s leaves through the egress interface", s.Policy),
+			"-j MARK --set-xmark "+egress, matches...))
 	}
 	return out
 }

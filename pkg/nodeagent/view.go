@@ -1,6 +1,9 @@
 package nodeagent
 
-import "net/netip"
+import (
+	"net"
+	"net/netip"
+)
 
 // View is the cluster as the datapath of one node needs to see it. The agent's controller fills it from
 // Nodes, Pods, EgressPolicies (status.egressIP, status.gatewayNode) and the cluster's CIDRs; the datapath
@@ -14,6 +17,21 @@ type View struct {
 	ClusterCIDRs []netip.Prefix
 	// Policies are the EgressPolicies with their currently selected pods.
 	Policies []PolicyView
+	// EgressLink is this node's dedicated egress interface, if it has one (AWS: the egress ENI that the
+	// manager attached). SNATed traffic then leaves through it; without one it leaves through the uplink.
+	EgressLink *EgressLink
+}
+
+// EgressLink is a network interface that carries a gateway's egress IPs. The cloud drops a packet that
+// leaves an interface with an address that is not that interface's (AWS's source/destination check
+// works per ENI), so SNATed packets must be routed out of this interface, not the uplink.
+type EgressLink struct {
+	// MAC identifies the interface on the node (its name depends on the OS image).
+	MAC net.HardwareAddr
+	// Address is the interface's own primary address and its subnet, for example 10.0.1.17/24.
+	Address netip.Prefix
+	// Router is the subnet's router, the next hop of everything leaving through the interface.
+	Router netip.Addr
 }
 
 // NodeInfo is one node.
@@ -32,10 +50,15 @@ type PolicyView struct {
 	DestinationCIDRs []netip.Prefix
 	// ExcludedCIDRs keep the node's own source address even inside DestinationCIDRs.
 	ExcludedCIDRs []netip.Prefix
-	// EgressIP is the address the pods leave with; GatewayNode is the node that holds it. A policy
-	// with either unset is not programmed anywhere (its pods keep their node's address).
+	// EgressIP is the address the pods leave with; GatewayNode is the node that holds it. While either
+	// is unset, or names a node the view does not have, the policy has no usable egress IP: its local
+	// pods' traffic toward its destinations is dropped (see FailOpen).
 	EgressIP    netip.Addr
 	GatewayNode string
+	// FailOpen lets the policy's pods leave with their node's address while it has no usable egress IP
+	// (the policy's explicit choice of availability over identity). By default their traffic toward the
+	// policy's destinations is dropped until the egress IP is back.
+	FailOpen bool
 }
 
 // PodRef is a selected pod: its IP and the node it runs on.

@@ -164,7 +164,7 @@ func (dp *Datapath) observePeers(link netlink.Link, k *kernelState) error {
 	}
 	for _, n := range neigh {
 		if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok && n.State&netlink.NUD_PERMANENT != 0 {
-			k.neigh[ip] = n.HardwareAddr.String()
+			k.neigh[ip] = macOf(n.HardwareAddr)
 		}
 	}
 	fdb, err := dp.nl.NeighList(link.Attrs().Index, syscall.AF_BRIDGE)
@@ -173,7 +173,7 @@ func (dp *Datapath) observePeers(link netlink.Link, k *kernelState) error {
 	}
 	for _, n := range fdb {
 		if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok {
-			k.fdb[ip] = n.HardwareAddr.String()
+			k.fdb[ip] = macOf(n.HardwareAddr)
 		}
 	}
 	return nil
@@ -181,13 +181,13 @@ func (dp *Datapath) observePeers(link netlink.Link, k *kernelState) error {
 
 // addPeers writes every wanted neighbour and FDB entry that is missing or different.
 func (dp *Datapath) addPeers(link netlink.Link, have, want *kernelState) (int, error) {
-	return bothPeerTables(have, want, func(h, w map[netip.Addr]string, entry peerEntry) (int, error) {
+	return bothPeerTables(have, want, func(h, w map[netip.Addr]macAddr, entry peerEntry) (int, error) {
 		return dp.writeEntries(link, h, w, entry)
 	})
 }
 
 // bothPeerTables runs op on the neighbour entries, then on the FDB entries, and adds up the changes.
-func bothPeerTables(have, want *kernelState, op func(h, w map[netip.Addr]string, entry peerEntry) (int, error)) (int, error) {
+func bothPeerTables(have, want *kernelState, op func(h, w map[netip.Addr]macAddr, entry peerEntry) (int, error)) (int, error) {
 	n, err := op(have.neigh, want.neigh, neighEntry)
 	if err != nil {
 		return n, err
@@ -196,7 +196,7 @@ func bothPeerTables(have, want *kernelState, op func(h, w map[netip.Addr]string,
 	return n + m, err
 }
 
-func (dp *Datapath) writeEntries(link netlink.Link, have, want map[netip.Addr]string, entry peerEntry) (int, error) {
+func (dp *Datapath) writeEntries(link netlink.Link, have, want map[netip.Addr]macAddr, entry peerEntry) (int, error) {
 	changed := 0
 	for ip, mac := range want {
 		if have[ip] == mac {
@@ -212,12 +212,12 @@ func (dp *Datapath) writeEntries(link netlink.Link, have, want map[netip.Addr]st
 
 // removePeers deletes entries of our device that are no longer wanted.
 func (dp *Datapath) removePeers(link netlink.Link, have, want *kernelState) (int, error) {
-	return bothPeerTables(have, want, func(h, w map[netip.Addr]string, entry peerEntry) (int, error) {
+	return bothPeerTables(have, want, func(h, w map[netip.Addr]macAddr, entry peerEntry) (int, error) {
 		return dp.deleteEntries(link, h, w, entry)
 	})
 }
 
-func (dp *Datapath) deleteEntries(link netlink.Link, have, want map[netip.Addr]string, entry peerEntry) (int, error) {
+func (dp *Datapath) deleteEntries(link netlink.Link, have, want map[netip.Addr]macAddr, entry peerEntry) (int, error) {
 	changed := 0
 	for ip, mac := range have {
 		if want[ip] == mac {
@@ -232,16 +232,15 @@ func (dp *Datapath) deleteEntries(link netlink.Link, have, want map[netip.Addr]s
 }
 
 // peerEntry builds the neighbour or FDB entry that maps a peer's IP and tunnel MAC.
-type peerEntry func(link netlink.Link, ip netip.Addr, mac string) *netlink.Neigh
+type peerEntry func(link netlink.Link, ip netip.Addr, mac macAddr) *netlink.Neigh
 
-func neighEntry(link netlink.Link, ip netip.Addr, mac string) *netlink.Neigh {
-	hw, _ := net.ParseMAC(mac)
+func neighEntry(link netlink.Link, ip netip.Addr, mac macAddr) *netlink.Neigh {
 	return &netlink.Neigh{LinkIndex: link.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
-		IP: ip.AsSlice(), HardwareAddr: hw}
+		IP: ip.AsSlice(), HardwareAddr: mac.hardwareAddr()}
 }
 
 // fdbEntry tunnels frames for mac to the node at ip.
-func fdbEntry(link netlink.Link, ip netip.Addr, mac string) *netlink.Neigh {
+func fdbEntry(link netlink.Link, ip netip.Addr, mac macAddr) *netlink.Neigh {
 	n := neighEntry(link, ip, mac)
 	n.Family, n.Flags = syscall.AF_BRIDGE, netlink.NTF_SELF
 	return n

@@ -15,7 +15,16 @@ const SourceCheckComment = "netlab cloud source/destination check"
 // to it): a reply that tried to bypass the tunnel with an internet source address dies there, as it
 // would on AWS.
 func (t *Topology) attach(ctx context.Context, port string, ns *Namespace, ip netip.Addr) error {
-	if err := Veth(t.Fabric, port, netip.PrefixFrom(RouterIP, 32), ns, Uplink, netip.PrefixFrom(ip, VPCSubnet.Bits())); err != nil {
+	if err := t.attachPort(ctx, port, ns, Uplink, ip, netip.PrefixFrom(ip, VPCSubnet.Bits())); err != nil {
+		return err
+	}
+	return ns.Route(netip.MustParsePrefix("0.0.0.0/0"), RouterIP, "")
+}
+
+// attachPort is attach without the host's default route: the router's new port delivers ip to device dev
+// of ns, which gets hostAddr (none when zero), and accepts only ip as a source until more is allowed.
+func (t *Topology) attachPort(ctx context.Context, port string, ns *Namespace, dev string, ip netip.Addr, hostAddr netip.Prefix) error {
+	if err := Veth(t.Fabric, port, netip.PrefixFrom(RouterIP, 32), ns, dev, hostAddr); err != nil {
 		return err
 	}
 	if err := t.Fabric.Sysctl("net.ipv4.conf."+port+".proxy_arp=1", "net.ipv4.neigh."+port+".proxy_delay=0"); err != nil {
@@ -28,10 +37,7 @@ func (t *Topology) attach(ctx context.Context, port string, ns *Namespace, ip ne
 		return err
 	}
 	t.ports[ip] = port
-	if err := t.allowSource(port, netip.PrefixFrom(ip, 32)); err != nil {
-		return err
-	}
-	return ns.Route(netip.MustParsePrefix("0.0.0.0/0"), RouterIP, "")
+	return t.allowSource(port, netip.PrefixFrom(ip, 32))
 }
 
 func sourceSet(port string) string { return "netlab-src-" + port }

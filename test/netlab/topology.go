@@ -186,13 +186,18 @@ func (t *Topology) AttachHost(ctx context.Context, suffix string, ip netip.Addr)
 // the instance that holds it: the route follows, and so does the source check (node may now send with
 // ip as its source, and no other host may). It replaces any earlier assignment of ip.
 func (t *Topology) RouteToNode(ip netip.Addr, n *Node) error {
+	return t.routeTo(ip, n.IP)
+}
+
+// routeTo delivers ip to the host interface that holds the address at, and lets only that one send from ip.
+func (t *Topology) routeTo(ip, at netip.Addr) error {
 	if err := t.Unroute(ip); err != nil {
 		return err
 	}
-	if err := t.Fabric.Route(netip.PrefixFrom(ip, 32), n.IP, ""); err != nil {
+	if err := t.Fabric.Route(netip.PrefixFrom(ip, 32), at, ""); err != nil {
 		return err
 	}
-	return t.allowSource(t.ports[n.IP], netip.PrefixFrom(ip, 32))
+	return t.allowSource(t.ports[at], netip.PrefixFrom(ip, 32))
 }
 
 // Unroute removes the fabric route for ip and every host's permission to send from it.

@@ -6,7 +6,7 @@
 //	         -operation-latency 5s -on-change 'ip route replace $EGRESSGW_IP/32 via $EGRESSGW_NEXT_HOP'
 //
 // Point the manager at it with --azure-cloud=custom --azure-arm-endpoint=https://127.0.0.1:8996
-// --azure-ca-bundle=/tmp/azuresim-ca.pem; any bearer token is accepted (its text names the caller).
+// --ca-bundle=/tmp/azuresim-ca.pem; any bearer token is accepted (its text names the caller).
 package main
 
 import (

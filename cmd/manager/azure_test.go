@@ -44,6 +44,7 @@ func TestAzureFlags(t *testing.T) {
 		{[]string{"--cloud=aws", "--azure-resource-group=rg"}, "--azure-* flags need --cloud=azure"},
 		{[]string{"--cloud=gce"}, "want aws, gcp or azure"},
 		{[]string{"--cloud=azure", "--azure-subscription=s", "--gcp-project=p"}, "--gcp-* flags need"},
+		{[]string{"--cloud=azure", "--azure-subscription=s", "--aws-cluster-name=c"}, "--aws-* and --gcp-* flags need"},
 		{[]string{"--cloud=gcp", "--gcp-project=p", "--azure-cloud=china"}, "--azure-* flags need --cloud=azure"},
 	}
 	for _, c := range cases {

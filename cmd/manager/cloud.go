@@ -30,6 +30,10 @@ type cloudOptions struct {
 	cloud          string
 	caBundle       string
 	awsVPCID       string
+	aws            aws.Options
+	awsSubnets     keyValues // zone=subnet-id
+	awsSubnetTags  keyValues // key=value
+	awsGroups      string
 	gcpProject     string
 	gcpNetwork     string
 	gcpEndpoint    string
@@ -42,6 +46,7 @@ func (c *cloudOptions) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.cloud, "provider", c.cloud, "the same as --cloud")
 	fs.StringVar(&c.caBundle, "ca-bundle", c.caBundle, "PEM file of CA certificates the cloud API endpoint is trusted with, besides the system's (a proxy or private endpoint)")
 	fs.StringVar(&c.awsVPCID, "aws-vpc-id", c.awsVPCID, "limit the search for egress IPs to this VPC (recommended when the account has several)")
+	c.addAWSFlags(fs)
 	fs.StringVar(&c.gcpProject, "gcp-project", c.gcpProject, "GCP project of the gateway nodes, where egress IPs are searched (required with --cloud=gcp)")
 	fs.StringVar(&c.gcpNetwork, "gcp-network", c.gcpNetwork, "limit the search for egress IPs to this VPC network (recommended when the project has several)")
 	fs.StringVar(&c.gcpEndpoint, "gcp-endpoint", c.gcpEndpoint, "Compute Engine API endpoint, e.g. a Private Service Connect endpoint https://compute-NAME.p.googleapis.com (default: the public one)")
@@ -53,19 +58,20 @@ func (c *cloudOptions) validate() error {
 	errs := []error{c.azure.validate(c.cloud == "azure")}
 	switch c.cloud {
 	case "azure":
-		if c.awsVPCID != "" || c.gcpProject != "" || c.gcpEndpoint != "" || c.gcpNetwork != "" || c.gcpAccessToken != "" {
+		if c.awsFlagsSet() || c.gcpFlagsSet() {
 			errs = append(errs, errors.New("--aws-* and --gcp-* flags need --cloud=aws or --cloud=gcp"))
 		}
 	case "aws":
-		if c.gcpProject != "" || c.gcpEndpoint != "" || c.gcpNetwork != "" || c.gcpAccessToken != "" {
+		if c.gcpFlagsSet() {
 			errs = append(errs, errors.New("--gcp-* flags need --cloud=gcp"))
 		}
+		errs = append(errs, c.awsOptions(nil).Validate())
 	case "gcp":
 		if c.gcpProject == "" {
 			errs = append(errs, errors.New("--cloud=gcp needs --gcp-project (the project of the gateway nodes)"))
 		}
-		if c.awsVPCID != "" {
-			errs = append(errs, errors.New("--aws-vpc-id needs --cloud=aws"))
+		if c.awsFlagsSet() {
+			errs = append(errs, errors.New("--aws-* flags need --cloud=aws"))
 		}
 		if c.gcpEndpoint != "" {
 			if u, err := url.Parse(c.gcpEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -76,6 +82,14 @@ func (c *cloudOptions) validate() error {
 		errs = append(errs, fmt.Errorf("--cloud=%q: want aws, gcp or azure", c.cloud))
 	}
 	return errors.Join(errs...)
+}
+
+func (c *cloudOptions) awsFlagsSet() bool {
+	return c.awsVPCID != "" || c.aws.ClusterName != "" || len(c.awsSubnets)+len(c.awsSubnetTags) > 0 || c.awsGroups != ""
+}
+
+func (c *cloudOptions) gcpFlagsSet() bool {
+	return c.gcpProject != "" || c.gcpEndpoint != "" || c.gcpNetwork != "" || c.gcpAccessToken != ""
 }
 
 // provider builds the chosen cloud's provider.
@@ -94,7 +108,7 @@ func (c *cloudOptions) provider(ctx context.Context, log *slog.Logger) (provider
 	if c.caBundle != "" {
 		loadOpts = append(loadOpts, config.WithHTTPClient(&http.Client{Transport: transportWith(pool)}))
 	}
-	p, err := aws.New(ctx, aws.Options{VPCID: c.awsVPCID, Logger: log}, loadOpts...)
+	p, err := aws.New(ctx, c.awsOptions(log), loadOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("AWS provider: %w", err)
 	}

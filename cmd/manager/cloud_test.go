@@ -20,13 +20,18 @@ func TestCloudFlagsAreValidated(t *testing.T) {
 		args []string
 		want string // "" for valid
 	}{
-		{[]string{}, ""},
+		{[]string{"--aws-cluster-name=c"}, ""},
+		{[]string{}, "--aws-cluster-name"},
+		{[]string{"--aws-egress-interface=primary"}, ""},
+		{[]string{"--aws-cluster-name=c", "--aws-egress-subnet=us-east-1a=sn-1"}, `EgressSubnets[us-east-1a] = "sn-1"`},
+		{[]string{"--aws-egress-interface=primary", "--aws-egress-subnet-tag=egress=yes"}, "dedicated egress interface only"},
 		{[]string{"--cloud=gcp", "--gcp-project=p"}, ""},
 		{[]string{"--provider=gcp", "--gcp-project=p", "--gcp-endpoint=https://compute-psc.p.googleapis.com"}, ""},
 		{[]string{"--cloud=gcp"}, "--gcp-project"},
 		{[]string{"--cloud=gcp", "--gcp-project=p", "--gcp-endpoint=compute.example"}, "--gcp-endpoint"},
-		{[]string{"--cloud=gcp", "--gcp-project=p", "--aws-vpc-id=vpc-1"}, "--aws-vpc-id"},
-		{[]string{"--gcp-project=p"}, "--gcp-* flags need --cloud=gcp"},
+		{[]string{"--cloud=gcp", "--gcp-project=p", "--aws-vpc-id=vpc-1"}, "--aws-* flags need --cloud=aws"},
+		{[]string{"--cloud=gcp", "--gcp-project=p", "--aws-cluster-name=c"}, "--aws-* flags need --cloud=aws"},
+		{[]string{"--aws-cluster-name=c", "--gcp-project=p"}, "--gcp-* flags need --cloud=gcp"},
 		{[]string{"--cloud=azure"}, "--azure-subscription"},
 		{[]string{"--cloud=oci"}, `--cloud="oci": want aws, gcp or azure`},
 	}

@@ -5,13 +5,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/egressgw/egressgw/test/netlab"
 )
 
 // TestForeignRulesAtOurPriorities: other owners put rules at egressgw's priorities (Cilium moves the
 // kernel's "lookup local" rule from 0 to 100, the first default of egressgw's priority): Apply and
 // Uninstall must keep them, and local delivery must keep working.
 func TestForeignRulesAtOurPriorities(t *testing.T) {
-	l := newLab(t, 2, 1)
+	l := newLab(t, netlab.Profile{}, 2, 1)
 	ctx := context.Background()
 	p := l.cfg.RulePriority
 	foreign := []string{

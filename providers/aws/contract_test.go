@@ -12,10 +12,28 @@ import (
 // TestContract runs the provider contract against EC2's wire protocol in the simulator's model VPC:
 // gw-a1 and gw-a2 share subnet 10.0.1.0/24, gw-b3 (a t3.micro, room for one egress IP) is in 10.0.2.0/24.
 func TestContract(t *testing.T) {
+	contracttest.Run(t, func(t *testing.T) contracttest.Env { return contractEnv(t, Options{}) })
+}
+
+// TestContractDedicated runs the contract in the default mode: each gateway's egress IPs on its dedicated
+// interface, ensured first as the manager does for every gateway candidate.
+func TestContractDedicated(t *testing.T) {
 	contracttest.Run(t, func(t *testing.T) contracttest.Env {
+		env := contractEnv(t, dedicated())
+		for _, g := range []contracttest.Gateway{env.A1, env.A2, env.B} {
+			if _, err := env.Provider.(providers.Attacher).EnsureAttachment(t.Context(), g.Node); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return env
+	})
+}
+
+func contractEnv(t *testing.T, opts Options) contracttest.Env {
+	{
 		e := newEnv(t, ec2sim.Options{})
 		return contracttest.Env{
-			Provider: e.provider(t, Options{}),
+			Provider: e.provider(t, opts),
 			A1:       contracttest.Gateway{Node: gwA1, Instance: "i-0a000000000000001"},
 			A2:       contracttest.Gateway{Node: gwA2, Instance: "i-0a000000000000002"},
 			B:        contracttest.Gateway{Node: gwB3, Instance: "i-0b000000000000003"},
@@ -43,5 +61,5 @@ func TestContract(t *testing.T) {
 				return n
 			},
 		}
-	})
+	}
 }

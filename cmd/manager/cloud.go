@@ -38,10 +38,11 @@ type cloudOptions struct {
 	gcpNetwork     string
 	gcpEndpoint    string
 	gcpAccessToken string
+	azure          azureOptions
 }
 
 func (c *cloudOptions) addFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.cloud, "cloud", c.cloud, "cloud provider: aws or gcp")
+	fs.StringVar(&c.cloud, "cloud", c.cloud, "cloud provider: aws, gcp or azure")
 	fs.StringVar(&c.cloud, "provider", c.cloud, "the same as --cloud")
 	fs.StringVar(&c.caBundle, "ca-bundle", c.caBundle, "PEM file of CA certificates the cloud API endpoint is trusted with, besides the system's (a proxy or private endpoint)")
 	fs.StringVar(&c.awsVPCID, "aws-vpc-id", c.awsVPCID, "limit the search for egress IPs to this VPC (recommended when the account has several)")
@@ -50,13 +51,18 @@ func (c *cloudOptions) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.gcpNetwork, "gcp-network", c.gcpNetwork, "limit the search for egress IPs to this VPC network (recommended when the project has several)")
 	fs.StringVar(&c.gcpEndpoint, "gcp-endpoint", c.gcpEndpoint, "Compute Engine API endpoint, e.g. a Private Service Connect endpoint https://compute-NAME.p.googleapis.com (default: the public one)")
 	fs.StringVar(&c.gcpAccessToken, "gcp-access-token-file", c.gcpAccessToken, "file holding an OAuth access token, read for every token refresh (default: Application Default Credentials, e.g. GKE Workload Identity)")
+	c.azure.addFlags(fs)
 }
 
 func (c *cloudOptions) validate() error {
-	var errs []error
+	errs := []error{c.azure.validate(c.cloud == "azure")}
 	switch c.cloud {
+	case "azure":
+		if c.awsFlagsSet() || c.gcpFlagsSet() {
+			errs = append(errs, errors.New("--aws-* and --gcp-* flags need --cloud=aws or --cloud=gcp"))
+		}
 	case "aws":
-		if c.gcpProject != "" || c.gcpEndpoint != "" || c.gcpNetwork != "" || c.gcpAccessToken != "" {
+		if c.gcpFlagsSet() {
 			errs = append(errs, errors.New("--gcp-* flags need --cloud=gcp"))
 		}
 		errs = append(errs, c.awsOptions(nil).Validate())
@@ -64,7 +70,7 @@ func (c *cloudOptions) validate() error {
 		if c.gcpProject == "" {
 			errs = append(errs, errors.New("--cloud=gcp needs --gcp-project (the project of the gateway nodes)"))
 		}
-		if c.awsVPCID != "" || c.aws.ClusterName != "" || len(c.awsSubnets)+len(c.awsSubnetTags) > 0 || c.awsGroups != "" {
+		if c.awsFlagsSet() {
 			errs = append(errs, errors.New("--aws-* flags need --cloud=aws"))
 		}
 		if c.gcpEndpoint != "" {
@@ -73,9 +79,17 @@ func (c *cloudOptions) validate() error {
 			}
 		}
 	default:
-		errs = append(errs, fmt.Errorf("--cloud=%q: want aws or gcp", c.cloud))
+		errs = append(errs, fmt.Errorf("--cloud=%q: want aws, gcp or azure", c.cloud))
 	}
 	return errors.Join(errs...)
+}
+
+func (c *cloudOptions) awsFlagsSet() bool {
+	return c.awsVPCID != "" || c.aws.ClusterName != "" || len(c.awsSubnets)+len(c.awsSubnetTags) > 0 || c.awsGroups != ""
+}
+
+func (c *cloudOptions) gcpFlagsSet() bool {
+	return c.gcpProject != "" || c.gcpEndpoint != "" || c.gcpNetwork != "" || c.gcpAccessToken != ""
 }
 
 // provider builds the chosen cloud's provider.
@@ -86,6 +100,9 @@ func (c *cloudOptions) provider(ctx context.Context, log *slog.Logger) (provider
 	}
 	if c.cloud == "gcp" {
 		return c.gcpProvider(ctx, log, pool)
+	}
+	if c.cloud == "azure" {
+		return c.azure.provider(log, pool)
 	}
 	var loadOpts []func(*config.LoadOptions) error
 	if c.caBundle != "" {

@@ -32,8 +32,10 @@ func TestCloudFlagsAreValidated(t *testing.T) {
 		{[]string{"--cloud=gcp", "--gcp-project=p", "--aws-vpc-id=vpc-1"}, "--aws-* flags need --cloud=aws"},
 		{[]string{"--cloud=gcp", "--gcp-project=p", "--aws-cluster-name=c"}, "--aws-* flags need --cloud=aws"},
 		{[]string{"--aws-cluster-name=c", "--gcp-project=p"}, "--gcp-* flags need --cloud=gcp"},
-		{[]string{"--cloud=azure"}, `--cloud="azure"`},
+		{[]string{"--cloud=azure"}, "--azure-subscription"},
+		{[]string{"--cloud=oci"}, `--cloud="oci": want aws, gcp or azure`},
 	}
+	t.Setenv("AZURE_SUBSCRIPTION_ID", "")
 	for _, tc := range cases {
 		o := newOptions()
 		fs := flag.NewFlagSet("manager", flag.ContinueOnError)

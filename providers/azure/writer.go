@@ -1,0 +1,214 @@
+package azure
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
+
+	"github.com/egressgw/egressgw/providers"
+)
+
+// edit changes a fresh read of a NIC in place for one Assign or Release. It reports whether it changed
+// anything; an error refuses this edit alone.
+type edit func(nic *armnetwork.Interface) (bool, error)
+
+// change is one edit waiting for a NIC write.
+type change struct {
+	what     string
+	edit     edit
+	deadline time.Time
+	done     chan error
+}
+
+// nicWriter coalesces the edits of one NIC: while a write is in flight, new edits queue, and the next
+// write carries all of them. A NIC takes one write at a time anyway (Azure answers another with
+// RetryableErrorDueToAnotherOperation), and each write is a long-running operation of seconds, so ten IPs
+// failing over to one gateway cost one or two writes, not ten in a row.
+type nicWriter struct {
+	mu      sync.Mutex
+	pending []*change
+	running bool
+}
+
+type nicWriters struct {
+	mu sync.Mutex
+	m  map[string]*nicWriter // by canonical NIC ID; as many as gateway NICs
+}
+
+func (w *nicWriters) get(nicID string) *nicWriter {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m[nicID] == nil {
+		w.m[nicID] = &nicWriter{}
+	}
+	return w.m[nicID]
+}
+
+// submit queues an edit of at's NIC and waits for the write that carries it, or for ctx.
+func (p *Provider) submit(ctx context.Context, at attachment, what string, e edit) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(p.opts.DefaultTimeout)
+	}
+	ch := &change{what: what, edit: e, deadline: deadline, done: make(chan error, 1)}
+	w := p.writers.get(at.nicID)
+	w.mu.Lock()
+	w.pending = append(w.pending, ch)
+	lead := !w.running
+	w.running = true
+	w.mu.Unlock()
+	if lead {
+		go p.drain(at, w)
+	}
+	select {
+	case err := <-ch.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%s on node %s: %w: %w", what, at.node, providers.ErrUnavailable, ctx.Err())
+	}
+}
+
+// drain writes batches of queued edits until none is left. A write runs to the latest deadline of its
+// edits even when a caller gives up: cancelling a NIC write half-way helps nobody.
+func (p *Provider) drain(at attachment, w *nicWriter) {
+	for {
+		w.mu.Lock()
+		batch := w.pending
+		w.pending = nil
+		if len(batch) == 0 {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		p.writeBatch(at, batch)
+	}
+}
+
+func (p *Provider) writeBatch(at attachment, batch []*change) {
+	latest := batch[0].deadline
+	for _, ch := range batch[1:] {
+		if ch.deadline.After(latest) {
+			latest = ch.deadline
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), latest)
+	defer cancel()
+	errs, err := p.readModifyWrite(ctx, at, batch)
+	if err != nil && len(batch) > 1 && !providers.Retryable(err) {
+		// One edit's refusal (an address in use, a missing public IP) must not fail the others: alone, each
+		// meets its own answer.
+		for _, ch := range batch {
+			p.writeBatch(at, []*change{ch})
+		}
+		return
+	}
+	for i, ch := range batch {
+		ch.done <- errors.Join(errs[i], err)
+	}
+}
+
+// readModifyWrite applies the batch to a fresh read of the NIC and writes it with the read's ETag; a
+// write that meets another writer's change (412) or fails as an operation is redone on a fresh read.
+// It returns each edit's own refusal, and the write's error.
+func (p *Provider) readModifyWrite(ctx context.Context, at attachment, batch []*change) ([]error, error) {
+	for attempt := 0; ; attempt++ {
+		nic, err := p.settledNIC(ctx, at)
+		if err != nil {
+			if isNotFound(err) {
+				p.forget(at) // the VM may come back with another NIC: resolve it again next time
+			}
+			return make([]error, len(batch)), err
+		}
+		errs, changed := applyAll(&nic, batch)
+		if !changed {
+			return errs, nil
+		}
+		err = p.writeNIC(ctx, at, nic)
+		switch {
+		case err == nil:
+			p.log.Info("wrote egress ip configurations", "node", at.node, "nic", at.nicNam, "changes", len(batch))
+			return errs, nil
+		case errors.Is(err, errETagConflict):
+			p.log.Debug("network interface changed since it was read; reading it again", "node", at.node, "nic", at.nicNam)
+			continue
+		case !providers.Retryable(err):
+			return errs, err
+		}
+		if serr := sleep(ctx, p.opts.Backoff.delay(attempt)); serr != nil {
+			return errs, fmt.Errorf("%w (gave up: %w)", err, serr)
+		}
+	}
+}
+
+// settledNIC reads the NIC until no write is in progress on it. While one is (provisioningState
+// Updating), the NIC already shows that write's outcome, which is not yet true: an edit that finds itself
+// done there would report success too early, and a new write would be refused as another operation.
+func (p *Provider) settledNIC(ctx context.Context, at attachment) (armnetwork.Interface, error) {
+	for {
+		nic, err := p.getNIC(ctx, at)
+		if err != nil || !updating(nic) {
+			return nic, err
+		}
+		if err := sleep(ctx, p.opts.PollInterval); err != nil {
+			return nic, fmt.Errorf("node %s: NIC %s is still being updated by another operation: %w: %w", at.node, at.nicNam, providers.ErrUnavailable, err)
+		}
+	}
+}
+
+func updating(nic armnetwork.Interface) bool {
+	if nic.Properties == nil {
+		return false
+	}
+	ps := nic.Properties.ProvisioningState
+	return ps != nil && (*ps == armnetwork.ProvisioningStateUpdating || *ps == armnetwork.ProvisioningStateDeleting)
+}
+
+func applyAll(nic *armnetwork.Interface, batch []*change) ([]error, bool) {
+	errs := make([]error, len(batch))
+	changed := false
+	for i, ch := range batch {
+		c, err := ch.edit(nic)
+		errs[i], changed = err, changed || c
+	}
+	return errs, changed
+}
+
+// writeNIC PUTs the NIC with If-Match (armnetwork has no option for it, so the header rides on the
+// request's context) and waits for the operation, polling at the provider's interval.
+func (p *Provider) writeNIC(ctx context.Context, at attachment, nic armnetwork.Interface) error {
+	what := "write network interface " + at.nicNam
+	put := policy.WithHTTPHeader(ctx, http.Header{"If-Match": []string{deref(nic.Etag)}})
+	poller, err := call(put, p, true, what, func(ctx context.Context) (*runtime.Poller[armnetwork.InterfacesClientCreateOrUpdateResponse], error) {
+		return p.nics.BeginCreateOrUpdate(ctx, at.nicRG, at.nicNam, nic, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("node %s: %w", at.node, err)
+	}
+	return p.waitOperation(ctx, at, what, poller)
+}
+
+// waitOperation polls a NIC write every PollInterval until it ends. It does not wait for the Retry-After
+// of 10 s that the Network resource provider sends with every answer about a running operation (the
+// SDK's PollUntilDone would, whatever its Frequency): a failover waits for two such operations.
+func (p *Provider) waitOperation(ctx context.Context, at attachment, what string, poller *runtime.Poller[armnetwork.InterfacesClientCreateOrUpdateResponse]) error {
+	for !poller.Done() {
+		if err := sleep(ctx, p.opts.PollInterval); err != nil {
+			return fmt.Errorf("node %s: %s still running: %w: %w", at.node, what, providers.ErrUnavailable, err)
+		}
+		if _, err := call(ctx, p, false, "poll "+what, poller.Poll); err != nil {
+			return fmt.Errorf("node %s: %w", at.node, err)
+		}
+	}
+	if _, err := poller.Result(ctx); err != nil {
+		return fmt.Errorf("node %s: %w", at.node, classify(what+" (operation)", err))
+	}
+	return nil
+}

@@ -1,0 +1,147 @@
+package agent
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// cniOverlay is what the CNI plugin told the agent before the kubelet wrote it to the API: a pod's IPs
+// arrive with CNI ADD, seconds before the Pod's status has them, and a sandbox's IPs are released at CNI
+// DEL, possibly to another pod, before the old Pod object is gone. The view merges it over the caches.
+// It holds at most one entry per pod of this node.
+type cniOverlay struct {
+	mu sync.Mutex
+	// added are pods whose sandbox CNI ADD programmed, keyed by namespace/name; the Pod carries the labels
+	// the agent read and the IPs CNI gave.
+	added map[string]overlayPod
+	// released are IPs CNI DEL freed, per pod, which the view must no longer attribute to it.
+	released map[string][]netip.Addr
+}
+
+type overlayPod struct {
+	containerID string
+	pod         *corev1.Pod
+}
+
+func newCNIOverlay() *cniOverlay {
+	return &cniOverlay{added: map[string]overlayPod{}, released: map[string][]netip.Addr{}}
+}
+
+// add records a sandbox's pod (labels from the cache or a GET) with the IPs CNI gave it.
+func (o *cniOverlay) add(containerID string, pod *corev1.Pod, ips []netip.Addr) {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, Labels: pod.Labels},
+		Spec:       corev1.PodSpec{NodeName: pod.Spec.NodeName},
+		Status:     corev1.PodStatus{Phase: corev1.PodPending},
+	}
+	for _, ip := range ips {
+		p.Status.PodIPs = append(p.Status.PodIPs, corev1.PodIP{IP: ip.String()})
+	}
+	key := pod.Namespace + "/" + pod.Name
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.added[key] = overlayPod{containerID: containerID, pod: p}
+	delete(o.released, key)
+}
+
+// remove forgets the sandbox containerID of pod key and marks its IPs released: the ones DEL named, or
+// those ADD recorded for that sandbox, or (when neither is known and no newer sandbox was added) the
+// cached pod's. It returns whether anything changed.
+func (o *cniOverlay) remove(key, containerID string, ips []netip.Addr, cached *corev1.Pod) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	cur, hasCur := o.added[key]
+	if hasCur && cur.containerID == containerID {
+		if len(ips) == 0 {
+			ips = podIPv4s(cur.pod)
+		}
+		delete(o.added, key)
+		hasCur = false
+	}
+	if len(ips) == 0 && !hasCur && cached != nil {
+		ips = podIPv4s(cached)
+	}
+	if hasCur {
+		// A newer sandbox of the same pod keeps its own addresses.
+		ips = slices.DeleteFunc(slices.Clone(ips), func(ip netip.Addr) bool { return slices.Contains(podIPv4s(cur.pod), ip) })
+	}
+	if len(ips) == 0 {
+		return false
+	}
+	o.released[key] = append(o.released[key], ips...)
+	return true
+}
+
+// podSeen drops the overlay entry once the kubelet has written the same IPs to the Pod (the cache now
+// says it all), and a release once the Pod shows other IPs (a new sandbox).
+func (o *cniOverlay) podSeen(p *corev1.Pod) {
+	key := podKey(p)
+	ips := podIPv4s(p)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if cur, ok := o.added[key]; ok && len(ips) > 0 && slices.Equal(ips, podIPv4s(cur.pod)) {
+		delete(o.added, key)
+	}
+	if rel, ok := o.released[key]; ok && !slices.ContainsFunc(ips, func(ip netip.Addr) bool { return slices.Contains(rel, ip) }) {
+		delete(o.released, key)
+	}
+}
+
+// podGone forgets a deleted pod.
+func (o *cniOverlay) podGone(ns, name string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.added, ns+"/"+name)
+	delete(o.released, ns+"/"+name)
+}
+
+// merge returns pods with the overlay of namespace ns applied: an added sandbox replaces the cached pod
+// of the same name (its IPs are newer), released IPs are removed.
+func (o *cniOverlay) merge(ns string, pods []*corev1.Pod) []*corev1.Pod {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.added) == 0 && len(o.released) == 0 {
+		return pods
+	}
+	out := make([]*corev1.Pod, 0, len(pods))
+	for _, p := range pods {
+		key := podKey(p)
+		if _, ok := o.added[key]; ok {
+			continue
+		}
+		if rel, ok := o.released[key]; ok {
+			p = withoutIPs(p, rel)
+		}
+		out = append(out, p)
+	}
+	for _, a := range o.added {
+		if a.pod.Namespace == ns {
+			out = append(out, a.pod)
+		}
+	}
+	return out
+}
+
+// withoutIPs is a copy of p without the given IPs (the cached object is never changed).
+func withoutIPs(p *corev1.Pod, ips []netip.Addr) *corev1.Pod {
+	c := *p
+	c.Status.PodIPs = slices.DeleteFunc(slices.Clone(p.Status.PodIPs), func(pi corev1.PodIP) bool {
+		ip, err := netip.ParseAddr(pi.IP)
+		return err == nil && slices.Contains(ips, ip)
+	})
+	if ip, err := netip.ParseAddr(c.Status.PodIP); err == nil && slices.Contains(ips, ip) {
+		c.Status.PodIP = ""
+	}
+	return &c
+}
+
+// size is the number of entries, for tests.
+func (o *cniOverlay) size() (added, released int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.added), len(o.released)
+}

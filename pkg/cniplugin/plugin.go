@@ -56,46 +56,41 @@ func (p *Plugin) prepare(command string, args *skel.CmdArgs) (*call, error) {
 // Add asks the agent to program the pod and, once it did, returns the previous plugin's result unchanged.
 // It fails when the agent is unreachable, slow or refuses: the pod must not start unsteered.
 func (p *Plugin) Add(args *skel.CmdArgs) error {
-	c, err := p.prepare("ADD", args)
-	if err != nil {
-		return err
-	}
-	defer c.close()
-	ips, err := c.requirePrevResult()
-	if err != nil {
-		return err
-	}
-	if !c.k8s {
-		c.log.Info("sandbox is not a Kubernetes pod (no K8S_POD_NAMESPACE/K8S_POD_NAME in CNI_ARGS): passed through")
-		return p.writeResult(c.cfg)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.AddTimeout)
-	defer cancel()
-	if err := c.client.Add(ctx, cnirpc.AddRequest{Pod: c.pod, IPs: ips}); err != nil {
-		c.log.Error("the agent did not program the pod: ADD fails", "ips", ips, "err", err)
-		return addError(c.pod, err)
-	}
-	c.log.Info("pod programmed by the agent", "ips", ips)
-	return p.writeResult(c.cfg)
+	return p.askAboutPod("ADD", args, (*cnirpc.Client).Add)
 }
 
 // Check asks the agent whether the pod's programming is in place.
 func (p *Plugin) Check(args *skel.CmdArgs) error {
-	c, err := p.prepare("CHECK", args)
+	return p.askAboutPod("CHECK", args, (*cnirpc.Client).Check)
+}
+
+// askAboutPod sends ADD or CHECK for the pod in prevResult, bounded by addTimeout; ADD prints prevResult
+// once the agent answered (or at once for a sandbox that is not a Kubernetes pod).
+func (p *Plugin) askAboutPod(command string, args *skel.CmdArgs, send func(*cnirpc.Client, context.Context, cnirpc.AddRequest) error) error {
+	c, err := p.prepare(command, args)
 	if err != nil {
 		return err
 	}
 	defer c.close()
 	ips, err := c.requirePrevResult()
-	if err != nil || !c.k8s {
+	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.AddTimeout)
-	defer cancel()
-	if err := c.client.Check(ctx, cnirpc.AddRequest{Pod: c.pod, IPs: ips}); err != nil {
-		return addError(c.pod, err)
+	if c.k8s {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.AddTimeout)
+		defer cancel()
+		if err := send(c.client, ctx, cnirpc.AddRequest{Pod: c.pod, IPs: ips}); err != nil {
+			c.log.Error("the agent did not confirm the pod's programming: "+command+" fails", "ips", ips, "err", err)
+			return addError(c.pod, err)
+		}
+		c.log.Info("pod programmed by the agent", "ips", ips)
+	} else {
+		c.log.Info("sandbox is not a Kubernetes pod (no K8S_POD_NAMESPACE/K8S_POD_NAME in CNI_ARGS): passed through")
 	}
-	return nil
+	if command != "ADD" {
+		return nil
+	}
+	return p.writeResult(c.cfg)
 }
 
 // Del asks the agent to remove the sandbox's programming. An agent that is unreachable or slow does not fail

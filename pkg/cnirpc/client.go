@@ -125,10 +125,10 @@ func (c *Client) classify(ctx context.Context, start time.Time, err error) error
 }
 
 func readAgentError(resp *http.Response) error {
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxMessageBytes*2))
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, MaxMessageBytes*2))
 	var body ErrorResponse
 	if err := json.Unmarshal(data, &body); err != nil || body.Error == "" {
-		body.Error = boundMessage(string(bytes.TrimSpace(data)))
+		body.Error = BoundMessage(string(bytes.TrimSpace(data)))
 	}
 	return &AgentError{StatusCode: resp.StatusCode, Message: body.Error}
 }

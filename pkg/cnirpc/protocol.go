@@ -11,6 +11,9 @@
 // Any other status carries an ErrorResponse whose message is written for a person; the plugin puts it into
 // the CNI error the kubelet shows in the pod's events. The path is versioned: a change that an older plugin
 // binary cannot read gets /v2, and the agent keeps serving /v1 while old binaries may still be installed.
+//
+// This package holds the wire types and the Client the plugin links (nothing heavier: the plugin is a
+// process per pod start); the agent's side is package cniserver.
 package cnirpc
 
 import (
@@ -34,8 +37,8 @@ const (
 // MaxRequestBytes bounds a request body; a real one is a few hundred bytes.
 const MaxRequestBytes = 64 << 10
 
-// maxMessageBytes bounds an error message that travels back to the plugin and into pod events.
-const maxMessageBytes = 1024
+// MaxMessageBytes bounds an error message that travels back to the plugin and into pod events.
+const MaxMessageBytes = 1024
 
 // PodIdentity names the pod sandbox a request is about.
 type PodIdentity struct {
@@ -51,14 +54,15 @@ type PodIdentity struct {
 
 // String is "namespace/name (container ID)" for logs and messages.
 func (p PodIdentity) String() string {
-	return fmt.Sprintf("%s/%s (sandbox %s)", p.Namespace, p.Name, shortID(p.ContainerID))
+	return fmt.Sprintf("%s/%s (sandbox %s)", p.Namespace, p.Name, p.ShortID())
 }
 
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
+// ShortID is the container ID cut to 12 characters, as runtimes print it.
+func (p PodIdentity) ShortID() string {
+	if len(p.ContainerID) > 12 {
+		return p.ContainerID[:12]
 	}
-	return id
+	return p.ContainerID
 }
 
 // Validate names every missing field.
@@ -112,10 +116,10 @@ type ErrorResponse struct {
 	Error string `json:"error"`
 }
 
-// boundMessage keeps a message short enough for a pod event.
-func boundMessage(msg string) string {
-	if len(msg) <= maxMessageBytes {
+// BoundMessage keeps a message short enough for a pod event.
+func BoundMessage(msg string) string {
+	if len(msg) <= MaxMessageBytes {
 		return msg
 	}
-	return msg[:maxMessageBytes-3] + "..."
+	return msg[:MaxMessageBytes-3] + "..."
 }

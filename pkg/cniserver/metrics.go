@@ -1,4 +1,4 @@
-package cnirpc
+package cniserver
 
 import (
 	"errors"
@@ -26,7 +26,7 @@ func newLatencyHistogram(reg prometheus.Registerer) (*prometheus.HistogramVec, e
 				return existing, nil
 			}
 		}
-		return nil, fmt.Errorf("cnirpc: registering the request histogram: %w", err)
+		return nil, fmt.Errorf("cniserver: registering the request histogram: %w", err)
 	}
 	return h, nil
 }

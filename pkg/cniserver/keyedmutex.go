@@ -1,4 +1,4 @@
-package cnirpc
+package cniserver
 
 import (
 	"context"

@@ -1,4 +1,6 @@
-package cnirpc
+// Package cniserver is the agent's side of the protocol with egressgw-cni (package cnirpc has the wire
+// types and the plugin's client): a Server on the node's unix socket that calls the agent's Programmer.
+package cniserver
 
 import (
 	"context"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/egressgw/egressgw/pkg/cnirpc"
 )
 
 // Programmer is what the agent implements for the CNI path. Calls for different sandboxes run
@@ -25,21 +29,21 @@ type Programmer interface {
 	// it returns. IPs are reused: programming an address replaces whatever was programmed for it before.
 	// It returns an error a person can act on when it cannot; the ADD then fails and the kubelet retries.
 	// ctx ends when the plugin gives up.
-	PodAdded(ctx context.Context, pod PodIdentity, ips []netip.Addr) error
+	PodAdded(ctx context.Context, pod cnirpc.PodIdentity, ips []netip.Addr) error
 	// PodDeleted removes what PodAdded programmed for pod.ContainerID (nothing programmed returns nil). An
 	// error fails the DEL and the kubelet retries it: return one only when a retry can help.
-	PodDeleted(ctx context.Context, pod PodIdentity, ips []netip.Addr) error
+	PodDeleted(ctx context.Context, pod cnirpc.PodIdentity, ips []netip.Addr) error
 }
 
 // PodChecker is optional: a Programmer that implements it answers CHECK; otherwise CHECK succeeds.
 type PodChecker interface {
 	// PodChecked returns an error when pod's programming is not in place.
-	PodChecked(ctx context.Context, pod PodIdentity, ips []netip.Addr) error
+	PodChecked(ctx context.Context, pod cnirpc.PodIdentity, ips []netip.Addr) error
 }
 
 // ServerConfig configures a Server. Zero values take the defaults named on each field.
 type ServerConfig struct {
-	// SocketPath is the unix socket to serve; DefaultSocketPath when empty.
+	// SocketPath is the unix socket to serve; cnirpc.DefaultSocketPath when empty.
 	SocketPath string
 	// RequestTimeout bounds one Programmer call; 9s when zero, under the plugin's default 10s so that the
 	// agent's own message reaches the pod's events rather than the plugin's timeout.
@@ -64,13 +68,13 @@ type Server struct {
 // NewServer validates cfg and registers the latency histogram.
 func NewServer(cfg ServerConfig, prog Programmer) (*Server, error) {
 	if prog == nil {
-		return nil, errors.New("cnirpc: NewServer needs a Programmer")
+		return nil, errors.New("cniserver: NewServer needs a Programmer")
 	}
 	if cfg.SocketPath == "" {
-		cfg.SocketPath = DefaultSocketPath
+		cfg.SocketPath = cnirpc.DefaultSocketPath
 	}
 	if !filepath.IsAbs(cfg.SocketPath) {
-		return nil, fmt.Errorf("cnirpc: socket path %q must be absolute", cfg.SocketPath)
+		return nil, fmt.Errorf("cniserver: socket path %q must be absolute", cfg.SocketPath)
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 9 * time.Second
@@ -85,10 +89,10 @@ func NewServer(cfg ServerConfig, prog Programmer) (*Server, error) {
 	}
 	s.latency = latency
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+PathAdd, s.handleAdd)
-	mux.HandleFunc("POST "+PathCheck, s.handleCheck)
-	mux.HandleFunc("POST "+PathDel, s.handleDel)
-	mux.HandleFunc("GET "+PathStatus, s.handleStatus)
+	mux.HandleFunc("POST "+cnirpc.PathAdd, s.handleAdd)
+	mux.HandleFunc("POST "+cnirpc.PathCheck, s.handleCheck)
+	mux.HandleFunc("POST "+cnirpc.PathDel, s.handleDel)
+	mux.HandleFunc("GET "+cnirpc.PathStatus, s.handleStatus)
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -110,18 +114,18 @@ func (s *Server) SocketPath() string { return s.cfg.SocketPath }
 func (s *Server) Listen() error {
 	path := s.cfg.SocketPath
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("cnirpc: creating the socket directory: %w", err)
+		return fmt.Errorf("cniserver: creating the socket directory: %w", err)
 	}
 	if err := removeStaleSocket(path); err != nil {
 		return err
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return fmt.Errorf("cnirpc: listening on %s: %w", path, err)
+		return fmt.Errorf("cniserver: listening on %s: %w", path, err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		_ = l.Close()
-		return fmt.Errorf("cnirpc: restricting %s to its owner: %w", path, err)
+		return fmt.Errorf("cniserver: restricting %s to its owner: %w", path, err)
 	}
 	s.listener = l
 	return nil
@@ -135,17 +139,17 @@ func removeStaleSocket(path string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("cnirpc: inspecting %s: %w", path, err)
+		return fmt.Errorf("cniserver: inspecting %s: %w", path, err)
 	}
 	if info.Mode().Type() != os.ModeSocket {
-		return fmt.Errorf("cnirpc: %s exists and is not a socket (%s): move it away or choose another socket path", path, info.Mode().Type())
+		return fmt.Errorf("cniserver: %s exists and is not a socket (%s): move it away or choose another socket path", path, info.Mode().Type())
 	}
 	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		_ = conn.Close()
-		return fmt.Errorf("cnirpc: another process serves %s: stop it first", path)
+		return fmt.Errorf("cniserver: another process serves %s: stop it first", path)
 	}
 	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("cnirpc: removing the stale socket %s: %w", path, err)
+		return fmt.Errorf("cniserver: removing the stale socket %s: %w", path, err)
 	}
 	return nil
 }
@@ -163,24 +167,40 @@ func (s *Server) Serve(ctx context.Context) error {
 	go func() { errc <- s.http.Serve(s.listener) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("cnirpc: serving %s: %w", s.cfg.SocketPath, err)
+		return fmt.Errorf("cniserver: serving %s: %w", s.cfg.SocketPath, err)
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
 	defer cancel()
-	if err := s.http.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("cnirpc: shutting down: %w", err)
+	err := s.http.Shutdown(shutdownCtx)
+	<-errc
+	_ = s.listener.Close() // unlinks the socket; http.Serve may not have taken the listener yet
+	if err != nil {
+		return fmt.Errorf("cniserver: shutting down: %w", err)
 	}
 	return nil
 }
 
+// Start is Listen (unless already called) and Serve in the background until ctx ends; wait returns once
+// the server has stopped, with Serve's error.
+func (s *Server) Start(ctx context.Context) (wait func() error, err error) {
+	if s.listener == nil {
+		if err := s.Listen(); err != nil {
+			return nil, err
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	return func() error { return <-done }, nil
+}
+
 func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
-	var req AddRequest
+	var req cnirpc.AddRequest
 	s.serveAdd(w, r, "add", &req, func(ctx context.Context) error { return s.prog.PodAdded(ctx, req.Pod, req.IPs) })
 }
 
 func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
-	var req AddRequest
+	var req cnirpc.AddRequest
 	s.serveAdd(w, r, "check", &req, func(ctx context.Context) error {
 		if checker, ok := s.prog.(PodChecker); ok {
 			return checker.PodChecked(ctx, req.Pod, req.IPs)
@@ -189,13 +209,13 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) serveAdd(w http.ResponseWriter, r *http.Request, op string, req *AddRequest, call func(context.Context) error) {
-	s.serve(w, r, op, req, func() (PodIdentity, error) { return req.Pod, req.Validate() }, call)
+func (s *Server) serveAdd(w http.ResponseWriter, r *http.Request, op string, req *cnirpc.AddRequest, call func(context.Context) error) {
+	s.serve(w, r, op, req, func() (cnirpc.PodIdentity, error) { return req.Pod, req.Validate() }, call)
 }
 
 func (s *Server) handleDel(w http.ResponseWriter, r *http.Request) {
-	var req DelRequest
-	s.serve(w, r, "del", &req, func() (PodIdentity, error) { return req.Pod, req.Pod.Validate() },
+	var req cnirpc.DelRequest
+	s.serve(w, r, "del", &req, func() (cnirpc.PodIdentity, error) { return req.Pod, req.Pod.Validate() },
 		func(ctx context.Context) error { return s.prog.PodDeleted(ctx, req.Pod, req.IPs) })
 }
 
@@ -205,10 +225,10 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 
 // serve decodes a bounded body into req, validates it, runs call under the sandbox's lock and the request
 // timeout, and answers 200, 400 (bad request) or 500 (the Programmer's error), timing it all.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, req any, validate func() (PodIdentity, error), call func(context.Context) error) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, req any, validate func() (cnirpc.PodIdentity, error), call func(context.Context) error) {
 	start := time.Now()
 	if err := decodeBody(w, r, req); err != nil {
-		s.finish(w, op, start, PodIdentity{}, http.StatusBadRequest, err)
+		s.finish(w, op, start, cnirpc.PodIdentity{}, http.StatusBadRequest, err)
 		return
 	}
 	pod, err := validate()
@@ -232,7 +252,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, req an
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, into any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, cnirpc.MaxRequestBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(into); err != nil {
 		return fmt.Errorf("decoding the request body: %w", err)
@@ -243,17 +263,17 @@ func decodeBody(w http.ResponseWriter, r *http.Request, into any) error {
 	return nil
 }
 
-func (s *Server) finish(w http.ResponseWriter, op string, start time.Time, pod PodIdentity, status int, err error) {
+func (s *Server) finish(w http.ResponseWriter, op string, start time.Time, pod cnirpc.PodIdentity, status int, err error) {
 	elapsed := time.Since(start)
 	result := "ok"
 	if err != nil {
 		result = "error"
 	}
 	s.latency.WithLabelValues(op, result).Observe(elapsed.Seconds())
-	attrs := []any{"op", op, "pod", pod.Namespace + "/" + pod.Name, "containerID", shortID(pod.ContainerID), "status", status, "duration", elapsed}
+	attrs := []any{"op", op, "pod", pod.Namespace + "/" + pod.Name, "containerID", pod.ShortID(), "status", status, "duration", elapsed}
 	if err != nil {
 		s.log.Warn("CNI request failed", append(attrs, "err", err)...)
-		writeJSON(w, status, ErrorResponse{Error: boundMessage(err.Error())})
+		writeJSON(w, status, cnirpc.ErrorResponse{Error: cnirpc.BoundMessage(err.Error())})
 		return
 	}
 	s.log.Debug("CNI request served", attrs...)

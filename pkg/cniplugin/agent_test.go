@@ -1,0 +1,93 @@
+package cniplugin
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/egressgw/egressgw/pkg/cnirpc"
+	"github.com/egressgw/egressgw/pkg/cniserver"
+)
+
+// podCall is one call a testAgent received.
+type podCall struct {
+	op  string // add, del
+	pod cnirpc.PodIdentity
+	ips []netip.Addr
+}
+
+// testAgent is the agent's side for the tests: a Programmer that records what it was asked, answers with
+// addErr, and takes addDelay (or until the plugin gives up) to program a pod.
+type testAgent struct {
+	mu       sync.Mutex
+	calls    []podCall
+	addErr   error
+	addDelay time.Duration
+}
+
+func (a *testAgent) PodAdded(ctx context.Context, pod cnirpc.PodIdentity, ips []netip.Addr) error {
+	if a.addDelay > 0 {
+		select {
+		case <-time.After(a.addDelay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	a.record(podCall{op: "add", pod: pod, ips: ips})
+	return a.addErr
+}
+
+func (a *testAgent) PodDeleted(_ context.Context, pod cnirpc.PodIdentity, ips []netip.Addr) error {
+	a.record(podCall{op: "del", pod: pod, ips: ips})
+	return nil
+}
+
+func (a *testAgent) record(c podCall) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls = append(a.calls, c)
+}
+
+func (a *testAgent) recorded() []podCall {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]podCall(nil), a.calls...)
+}
+
+// serveAgent serves a on a socket in a temp dir until the test ends and returns the socket's path.
+func serveAgent(t testing.TB, a cniserver.Programmer) string {
+	t.Helper()
+	socket := filepath.Join(t.TempDir(), "run", "cni.sock")
+	srv, err := cniserver.NewServer(cniserver.ServerConfig{SocketPath: socket, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wait, err := srv.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := wait(); err != nil {
+			t.Errorf("agent server: %v", err)
+		}
+	})
+	return socket
+}
+
+// listenUnixNoUnlink listens on path and leaves the socket file behind on Close.
+func listenUnixNoUnlink(path string) (*net.UnixListener, error) {
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	l.SetUnlinkOnClose(false)
+	return l, nil
+}

@@ -44,6 +44,11 @@ type Options struct {
 	Log *slog.Logger
 	// Registry receives the agent's metrics.
 	Registry prometheus.Registerer
+	// HealthBindAddress is where /healthz, /readyz and /metrics are served: "" is this node's InternalIP
+	// on failover.DefaultAgentHealthPort (where the manager probes), "0" serves nothing.
+	HealthBindAddress string
+	// Gatherer serves /metrics; the Registry when it is a *prometheus.Registry.
+	Gatherer prometheus.Gatherer
 	// OnSync, if set, is called after every sync (tests and benchmarks measure with it).
 	OnSync func(SyncResult)
 }
@@ -91,6 +96,12 @@ func New(c client.WithWatch, o Options) (*Agent, error) {
 	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
+	}
+	if g, ok := o.Registry.(prometheus.Gatherer); ok && o.Gatherer == nil {
+		o.Gatherer = g
+	}
+	if o.Gatherer == nil {
+		o.Gatherer = prometheus.NewRegistry()
 	}
 	a := &Agent{opts: o, log: o.Log.With("node", o.Node), dp: o.Datapath, c: c,
 		dirty: make(chan struct{}, 1), syncSem: make(chan struct{}, 1), ready: make(chan struct{}),
@@ -155,6 +166,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("waiting for the informer caches")
 	if err := waitForSync(ctx, a.baseInformers()...); err != nil {
+		return err
+	}
+	if err := a.serveHTTP(ctx, a.opts.HealthBindAddress, a.opts.Gatherer); err != nil {
 		return err
 	}
 	if err := a.warmClusterPods(ctx); err != nil {

@@ -11,11 +11,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/egressgw/egressgw/pkg/cnirpc"
+	"github.com/egressgw/egressgw/pkg/cniserver"
 )
 
-var _ cnirpc.Programmer = (*Agent)(nil)
+var _ cniserver.Programmer = (*Agent)(nil)
 
-// PodAdded implements cnirpc.Programmer for CNI ADD: the pod's IPs come from the plugin chain before the
+// PodAdded implements cniserver.Programmer for CNI ADD: the pod's IPs come from the plugin chain before the
 // kubelet writes them to the Pod, so the agent records them in its overlay, reads the pod's labels (from
 // its cache, or a GET when the informer has not seen the pod yet) and programs the node through the
 // fast path before it returns: the pod's first packet finds its steering, or its fail-closed drop. It
@@ -37,7 +38,7 @@ func (a *Agent) PodAdded(ctx context.Context, pod cnirpc.PodIdentity, ips []neti
 	return nil
 }
 
-// PodDeleted implements cnirpc.Programmer for CNI DEL: the sandbox's IPs stop counting as the pod's at
+// PodDeleted implements cniserver.Programmer for CNI DEL: the sandbox's IPs stop counting as the pod's at
 // once (the IPAM plugin may give them to another pod), and the node is programmed before it returns.
 func (a *Agent) PodDeleted(ctx context.Context, pod cnirpc.PodIdentity, ips []netip.Addr) error {
 	if err := a.waitReady(ctx); err != nil {

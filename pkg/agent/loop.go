@@ -83,6 +83,9 @@ func (a *Agent) unlockSync() { <-a.syncSem }
 func (a *Agent) syncLocked(ctx context.Context, full bool) error {
 	r := SyncResult{Full: full, Started: time.Now()}
 	gen := a.gen.Load()
+	if full {
+		a.overlay.prune(func(key string) bool { return a.cachedPod(key) != nil }, r.Started)
+	}
 	in := a.inputs()
 	a.manageClusterPods(ctx, in)
 	view, problems := BuildView(in)

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +26,7 @@ type cniOverlay struct {
 type overlayPod struct {
 	containerID string
 	pod         *corev1.Pod
+	at          time.Time
 }
 
 func newCNIOverlay() *cniOverlay {
@@ -44,7 +46,7 @@ func (o *cniOverlay) add(containerID string, pod *corev1.Pod, ips []netip.Addr) 
 	key := pod.Namespace + "/" + pod.Name
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.added[key] = overlayPod{containerID: containerID, pod: p}
+	o.added[key] = overlayPod{containerID: containerID, pod: p, at: time.Now()}
 	delete(o.released, key)
 }
 
@@ -138,6 +140,26 @@ func withoutIPs(p *corev1.Pod, ips []netip.Addr) *corev1.Pod {
 	}
 	return &c
 }
+
+// prune forgets entries of pods the cache does not hold: releases at once, additions once they are
+// older than overlayTTL (a pod the informer has not delivered yet is normal for a few seconds; one that
+// never arrives was deleted while its DEL was lost).
+func (o *cniOverlay) prune(cached func(key string) bool, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for key, a := range o.added {
+		if !cached(key) && now.Sub(a.at) > overlayTTL {
+			delete(o.added, key)
+		}
+	}
+	for key := range o.released {
+		if !cached(key) {
+			delete(o.released, key)
+		}
+	}
+}
+
+const overlayTTL = 5 * time.Minute
 
 // size is the number of entries, for tests.
 func (o *cniOverlay) size() (added, released int) {

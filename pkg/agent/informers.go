@@ -119,4 +119,3 @@ func byNamespace[T any](inf toolscache.SharedIndexInformer, ns string) []T {
 	}
 	return out
 }
-

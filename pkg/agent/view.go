@@ -251,4 +251,3 @@ func sortedPrefixes(ps []netip.Prefix) []netip.Prefix {
 	})
 	return slices.Compact(ps)
 }
-

@@ -33,7 +33,7 @@ import (
 // bound to its node's namespace. The test plays the kubelet (Pod status) and the manager (gateway and
 // policy status).
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	env    *envtest.Env
 	topo   *netlab.Topology
 	srv    *netlab.EchoServer
@@ -65,7 +65,7 @@ func requireRoot(t testing.TB) {
 	}
 }
 
-func newCluster(t *testing.T, nodes, pods int) *cluster {
+func newCluster(t testing.TB, nodes, pods int) *cluster {
 	requireRoot(t)
 	env := envtest.Start(t)
 	ctx := context.Background()

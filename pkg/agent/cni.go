@@ -69,7 +69,7 @@ func (a *Agent) waitReady(ctx context.Context) error {
 
 // podForCNI is the pod a CNI request names, from the cache when it holds that pod (same UID when the
 // runtime passed one), else from the API server.
-func (a *Agent) podForCNI(ctx context.Context, id cnirpc.PodIdentity) (*corev1.Pod, error) {
+func (a *Agent) podForCNI(ctx context.Context, id cnirpc.PodIdentity) (*PodInfo, error) {
 	if p := a.cachedPod(id.Namespace + "/" + id.Name); p != nil && (id.UID == "" || string(p.UID) == id.UID) {
 		return p, nil
 	}
@@ -83,14 +83,14 @@ func (a *Agent) podForCNI(ctx context.Context, id cnirpc.PodIdentity) (*corev1.P
 	case p.Spec.NodeName != a.opts.Node:
 		return nil, fmt.Errorf("pod %s/%s is scheduled on node %q, not on %s", id.Namespace, id.Name, p.Spec.NodeName, a.opts.Node)
 	}
-	return p, nil
+	return newPodInfo(p), nil
 }
 
-func (a *Agent) cachedPod(key string) *corev1.Pod {
+func (a *Agent) cachedPod(key string) *PodInfo {
 	obj, ok, err := a.localPods.GetStore().GetByKey(key)
 	if err != nil || !ok {
 		return nil
 	}
-	p, _ := obj.(*corev1.Pod)
+	p, _ := obj.(*PodInfo)
 	return p
 }

@@ -72,7 +72,8 @@ func serviceCIDRInformer(c client.WithWatch) (toolscache.SharedIndexInformer, er
 		&networkingv1.ServiceCIDR{}, stripMeta)
 }
 
-// podInformer watches the pods of one node (node != "") or of the whole cluster (node == "").
+// podInformer watches the pods of one node (node != "") or of the whole cluster (node == ""). It
+// receives Pods (the reflector checks the type) and stores PodInfos (the transform).
 func podInformer(c client.WithWatch, node string) (toolscache.SharedIndexInformer, error) {
 	var sel fields.Selector
 	if node != "" {

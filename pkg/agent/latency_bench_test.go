@@ -1,7 +1,7 @@
 package agent_test
 
 import (
-		"slices"
+	"slices"
 	"testing"
 	"time"
 

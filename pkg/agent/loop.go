@@ -147,7 +147,7 @@ func (a *Agent) inputs() Inputs {
 	if cluster := a.cluster.synced(); cluster != nil {
 		pods = cluster
 	}
-	in.PodsIn = func(ns string) []*corev1.Pod { return a.overlay.merge(ns, byNamespace[*corev1.Pod](pods, ns)) }
+	in.PodsIn = func(ns string) []*PodInfo { return a.overlay.merge(ns, byNamespace[*PodInfo](pods, ns)) }
 	return in
 }
 

@@ -16,8 +16,8 @@ import (
 // It holds at most one entry per pod of this node.
 type cniOverlay struct {
 	mu sync.Mutex
-	// added are pods whose sandbox CNI ADD programmed, keyed by namespace/name; the Pod carries the labels
-	// the agent read and the IPs CNI gave.
+	// added are pods whose sandbox CNI ADD programmed, keyed by namespace/name, with the labels the agent
+	// read and the IPs CNI gave.
 	added map[string]overlayPod
 	// released are IPs CNI DEL freed, per pod, which the view must no longer attribute to it.
 	released map[string][]netip.Addr
@@ -25,7 +25,7 @@ type cniOverlay struct {
 
 type overlayPod struct {
 	containerID string
-	pod         *corev1.Pod
+	pod         *PodInfo
 	at          time.Time
 }
 
@@ -33,43 +33,39 @@ func newCNIOverlay() *cniOverlay {
 	return &cniOverlay{added: map[string]overlayPod{}, released: map[string][]netip.Addr{}}
 }
 
-// add records a sandbox's pod (labels from the cache or a GET) with the IPs CNI gave it.
-func (o *cniOverlay) add(containerID string, pod *corev1.Pod, ips []netip.Addr) {
-	p := &corev1.Pod{
+// add records a sandbox's pod (labels from the cache or a GET) with the IPs CNI gave it; the pod counts
+// as Pending, which selection treats as running (init containers send while Pending).
+func (o *cniOverlay) add(containerID string, pod *PodInfo, ips []netip.Addr) {
+	p := &PodInfo{
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, Labels: pod.Labels},
-		Spec:       corev1.PodSpec{NodeName: pod.Spec.NodeName},
-		Status:     corev1.PodStatus{Phase: corev1.PodPending},
+		NodeName:   pod.NodeName, Phase: corev1.PodPending, IPs: slices.Clone(ips),
 	}
-	for _, ip := range ips {
-		p.Status.PodIPs = append(p.Status.PodIPs, corev1.PodIP{IP: ip.String()})
-	}
-	key := pod.Namespace + "/" + pod.Name
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.added[key] = overlayPod{containerID: containerID, pod: p, at: time.Now()}
-	delete(o.released, key)
+	o.added[p.key()] = overlayPod{containerID: containerID, pod: p, at: time.Now()}
+	delete(o.released, p.key())
 }
 
 // remove forgets the sandbox containerID of pod key and marks its IPs released: the ones DEL named, or
 // those ADD recorded for that sandbox, or (when neither is known and no newer sandbox was added) the
 // cached pod's. It returns whether anything changed.
-func (o *cniOverlay) remove(key, containerID string, ips []netip.Addr, cached *corev1.Pod) bool {
+func (o *cniOverlay) remove(key, containerID string, ips []netip.Addr, cached *PodInfo) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	cur, hasCur := o.added[key]
 	if hasCur && cur.containerID == containerID {
 		if len(ips) == 0 {
-			ips = podIPv4s(cur.pod)
+			ips = cur.pod.IPs
 		}
 		delete(o.added, key)
 		hasCur = false
 	}
 	if len(ips) == 0 && !hasCur && cached != nil {
-		ips = podIPv4s(cached)
+		ips = cached.IPs
 	}
 	if hasCur {
 		// A newer sandbox of the same pod keeps its own addresses.
-		ips = slices.DeleteFunc(slices.Clone(ips), func(ip netip.Addr) bool { return slices.Contains(podIPv4s(cur.pod), ip) })
+		ips = slices.DeleteFunc(slices.Clone(ips), func(ip netip.Addr) bool { return slices.Contains(cur.pod.IPs, ip) })
 	}
 	if len(ips) == 0 {
 		return false
@@ -80,43 +76,44 @@ func (o *cniOverlay) remove(key, containerID string, ips []netip.Addr, cached *c
 
 // podSeen drops the overlay entry once the kubelet has written the same IPs to the Pod (the cache now
 // says it all), and a release once the Pod shows other IPs (a new sandbox).
-func (o *cniOverlay) podSeen(p *corev1.Pod) {
-	key := podKey(p)
-	ips := podIPv4s(p)
+func (o *cniOverlay) podSeen(p *PodInfo) {
+	key := p.key()
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if cur, ok := o.added[key]; ok && len(ips) > 0 && slices.Equal(ips, podIPv4s(cur.pod)) {
+	if cur, ok := o.added[key]; ok && len(p.IPs) > 0 && slices.Equal(p.IPs, cur.pod.IPs) {
 		delete(o.added, key)
 	}
-	if rel, ok := o.released[key]; ok && !slices.ContainsFunc(ips, func(ip netip.Addr) bool { return slices.Contains(rel, ip) }) {
+	if rel, ok := o.released[key]; ok && !slices.ContainsFunc(p.IPs, func(ip netip.Addr) bool { return slices.Contains(rel, ip) }) {
 		delete(o.released, key)
 	}
 }
 
 // podGone forgets a deleted pod.
-func (o *cniOverlay) podGone(ns, name string) {
+func (o *cniOverlay) podGone(key string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	delete(o.added, ns+"/"+name)
-	delete(o.released, ns+"/"+name)
+	delete(o.added, key)
+	delete(o.released, key)
 }
 
 // merge returns pods with the overlay of namespace ns applied: an added sandbox replaces the cached pod
 // of the same name (its IPs are newer), released IPs are removed.
-func (o *cniOverlay) merge(ns string, pods []*corev1.Pod) []*corev1.Pod {
+func (o *cniOverlay) merge(ns string, pods []*PodInfo) []*PodInfo {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.added) == 0 && len(o.released) == 0 {
 		return pods
 	}
-	out := make([]*corev1.Pod, 0, len(pods))
+	out := make([]*PodInfo, 0, len(pods))
 	for _, p := range pods {
-		key := podKey(p)
+		key := p.key()
 		if _, ok := o.added[key]; ok {
 			continue
 		}
 		if rel, ok := o.released[key]; ok {
-			p = withoutIPs(p, rel)
+			c := *p // the cached object is never changed
+			c.IPs = slices.DeleteFunc(slices.Clone(p.IPs), func(ip netip.Addr) bool { return slices.Contains(rel, ip) })
+			p = &c
 		}
 		out = append(out, p)
 	}
@@ -126,19 +123,6 @@ func (o *cniOverlay) merge(ns string, pods []*corev1.Pod) []*corev1.Pod {
 		}
 	}
 	return out
-}
-
-// withoutIPs is a copy of p without the given IPs (the cached object is never changed).
-func withoutIPs(p *corev1.Pod, ips []netip.Addr) *corev1.Pod {
-	c := *p
-	c.Status.PodIPs = slices.DeleteFunc(slices.Clone(p.Status.PodIPs), func(pi corev1.PodIP) bool {
-		ip, err := netip.ParseAddr(pi.IP)
-		return err == nil && slices.Contains(ips, ip)
-	})
-	if ip, err := netip.ParseAddr(c.Status.PodIP); err == nil && slices.Contains(ips, ip) {
-		c.Status.PodIP = ""
-	}
-	return &c
 }
 
 // prune forgets entries of pods the cache does not hold: releases at once, additions once they are
@@ -160,10 +144,3 @@ func (o *cniOverlay) prune(cached func(key string) bool, now time.Time) {
 }
 
 const overlayTTL = 5 * time.Minute
-
-// size is the number of entries, for tests.
-func (o *cniOverlay) size() (added, released int) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return len(o.added), len(o.released)
-}

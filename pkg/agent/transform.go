@@ -13,19 +13,13 @@ import (
 // fields, container specs, conditions); stripped it is a few hundred bytes, which is what makes a
 // gateway's cache of every pod in the cluster affordable (docs/agent.md).
 
-// stripPod keeps namespace, name, UID, labels, deletionTimestamp, nodeName, hostNetwork, phase and
-// the pod IPs. Anything that is not a Pod (a tombstone of a deleted one) passes unchanged.
+// stripPod turns a Pod into a PodInfo. Anything that is not a Pod (a tombstone of a deleted one)
+// passes unchanged.
 func stripPod(obj any) (any, error) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return obj, nil
+	if pod, ok := obj.(*corev1.Pod); ok {
+		return newPodInfo(pod), nil
 	}
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,
-			ResourceVersion: pod.ResourceVersion, Labels: pod.Labels, DeletionTimestamp: pod.DeletionTimestamp},
-		Spec:   corev1.PodSpec{NodeName: pod.Spec.NodeName, HostNetwork: pod.Spec.HostNetwork},
-		Status: corev1.PodStatus{Phase: pod.Status.Phase, PodIP: pod.Status.PodIP, PodIPs: pod.Status.PodIPs},
-	}, nil
+	return obj, nil
 }
 
 // stripNode keeps name, labels, the InternalIP addresses and the podCIDRs.
@@ -53,14 +47,6 @@ func stripMeta(obj any) (any, error) {
 		o.SetAnnotations(nil)
 	}
 	return obj, nil
-}
-
-// podChanged reports whether a stripped pod changed in anything BuildView reads (the kubelet's status
-// updates of conditions and container states do not count).
-func podChanged(a, b *corev1.Pod) bool {
-	return !sameLabels(a.Labels, b.Labels) || a.Spec.NodeName != b.Spec.NodeName || a.Spec.HostNetwork != b.Spec.HostNetwork || a.Status.Phase != b.Status.Phase ||
-		a.Status.PodIP != b.Status.PodIP || !slices.Equal(a.Status.PodIPs, b.Status.PodIPs) ||
-		(a.DeletionTimestamp == nil) != (b.DeletionTimestamp == nil)
 }
 
 // nodeChanged reports whether a stripped node changed in anything BuildView reads.

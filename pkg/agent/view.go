@@ -26,7 +26,7 @@ type Inputs struct {
 	Gateways []*egressgwv1.EgressGateway
 	// PodsIn returns the known pods of a namespace (this node's own, and on a gateway candidate every
 	// node's), the CNI overlay already merged in.
-	PodsIn func(namespace string) []*corev1.Pod
+	PodsIn func(namespace string) []*PodInfo
 	// ClusterCIDRs are the ranges from the agent's flags; ServiceCIDRs those the cluster's ServiceCIDR
 	// objects name. Node podCIDRs and InternalIPs are added by BuildView.
 	ClusterCIDRs []netip.Prefix
@@ -98,7 +98,7 @@ func nodeInternalIPv4(n *corev1.Node) (netip.Addr, bool) {
 }
 
 // policyView is one policy: its selected pods, its CIDRs, and its egress IP if it is usable.
-func policyView(p *egressgwv1.EgressPolicy, gw *egressgwv1.EgressGateway, podsIn func(string) []*corev1.Pod) (nodeagent.PolicyView, []Problem) {
+func policyView(p *egressgwv1.EgressPolicy, gw *egressgwv1.EgressGateway, podsIn func(string) []*PodInfo) (nodeagent.PolicyView, []Problem) {
 	key := p.Namespace + "/" + p.Name
 	pv := nodeagent.PolicyView{Key: key, FailOpen: p.Spec.WhenUnavailable == egressgwv1.UnavailableUseNodeIP}
 	var problems []Problem
@@ -152,40 +152,18 @@ func usableEgressIP(p *egressgwv1.EgressPolicy, gw *egressgwv1.EgressGateway) (n
 // selectedPods are the pods sel matches that can send traffic: scheduled, not host-network, not finished,
 // with an IPv4 address. Terminating pods stay selected until they are gone: they keep sending during
 // their grace period, and unselecting them would let those packets leave with the node's address.
-func selectedPods(pods []*corev1.Pod, sel labels.Selector) []nodeagent.PodRef {
+func selectedPods(pods []*PodInfo, sel labels.Selector) []nodeagent.PodRef {
 	var out []nodeagent.PodRef
 	for _, pod := range pods {
-		if !podCanSend(pod) || !sel.Matches(labels.Set(pod.Labels)) {
+		if !pod.canSend() || !sel.Matches(labels.Set(pod.Labels)) {
 			continue
 		}
-		for _, ip := range podIPv4s(pod) {
-			out = append(out, nodeagent.PodRef{IP: ip, Node: pod.Spec.NodeName})
+		for _, ip := range pod.IPs {
+			out = append(out, nodeagent.PodRef{IP: ip, Node: pod.NodeName})
 		}
 	}
 	slices.SortFunc(out, func(a, b nodeagent.PodRef) int { return a.IP.Compare(b.IP) })
 	return slices.Compact(out)
-}
-
-func podCanSend(pod *corev1.Pod) bool {
-	return pod.Spec.NodeName != "" && !pod.Spec.HostNetwork &&
-		pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed
-}
-
-// podIPv4s are the pod's IPv4 addresses from status.podIPs (status.podIP when the list is empty).
-func podIPv4s(pod *corev1.Pod) []netip.Addr {
-	var out []netip.Addr
-	add := func(s string) {
-		if ip, err := netip.ParseAddr(s); err == nil && ip.Is4() && !slices.Contains(out, ip) {
-			out = append(out, ip)
-		}
-	}
-	for _, p := range pod.Status.PodIPs {
-		add(p.IP)
-	}
-	if len(pod.Status.PodIPs) == 0 {
-		add(pod.Status.PodIP)
-	}
-	return out
 }
 
 // egressLink is this node's egress interface from the gateways' status.nodes (the manager writes the

@@ -48,12 +48,13 @@ func assigned(ip, node string, state egressgwv1.AssignmentState) egressgwv1.IPAs
 	return egressgwv1.IPAssignment{IP: ip, Node: node, State: state}
 }
 
-func podsByNamespace(pods ...*corev1.Pod) func(string) []*corev1.Pod {
-	m := map[string][]*corev1.Pod{}
+// podsByNamespace caches pods as the informer's transform does.
+func podsByNamespace(pods ...*corev1.Pod) func(string) []*PodInfo {
+	m := map[string][]*PodInfo{}
 	for _, p := range pods {
-		m[p.Namespace] = append(m[p.Namespace], p)
+		m[p.Namespace] = append(m[p.Namespace], newPodInfo(p))
 	}
-	return func(ns string) []*corev1.Pod { return m[ns] }
+	return func(ns string) []*PodInfo { return m[ns] }
 }
 
 var (

@@ -52,8 +52,8 @@ func (a *Agent) watchAll() error {
 
 // podHandler calls onChange for pod changes BuildView can see, and observe (when set) with the old and
 // new pod (nil when absent) before it.
-func podHandler(onChange func(), observe func(old, new *corev1.Pod)) toolscache.ResourceEventHandler {
-	seen := func(o, n *corev1.Pod) {
+func podHandler(onChange func(), observe func(old, new *PodInfo)) toolscache.ResourceEventHandler {
+	seen := func(o, n *PodInfo) {
 		if observe != nil {
 			observe(o, n)
 		}
@@ -61,14 +61,14 @@ func podHandler(onChange func(), observe func(old, new *corev1.Pod)) toolscache.
 	}
 	return toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
-			if p, ok := obj.(*corev1.Pod); ok {
+			if p, ok := obj.(*PodInfo); ok {
 				seen(nil, p)
 			}
 		},
 		UpdateFunc: func(o, n any) {
-			op, ok1 := o.(*corev1.Pod)
-			np, ok2 := n.(*corev1.Pod)
-			if ok1 && ok2 && podChanged(op, np) {
+			op, ok1 := o.(*PodInfo)
+			np, ok2 := n.(*PodInfo)
+			if ok1 && ok2 && op.changed(np) {
 				seen(op, np)
 			}
 		},
@@ -76,7 +76,7 @@ func podHandler(onChange func(), observe func(old, new *corev1.Pod)) toolscache.
 			if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 				obj = t.Obj
 			}
-			if p, ok := obj.(*corev1.Pod); ok {
+			if p, ok := obj.(*PodInfo); ok {
 				seen(p, nil)
 			}
 		},
@@ -84,19 +84,18 @@ func podHandler(onChange func(), observe func(old, new *corev1.Pod)) toolscache.
 }
 
 // localPodEvent keeps the latency bookkeeping and the CNI overlay in step with this node's pods.
-func (a *Agent) localPodEvent(old, new *corev1.Pod) {
+func (a *Agent) localPodEvent(old, new *PodInfo) {
 	if new == nil {
-		a.pending.forget(podKey(old))
-		a.overlay.podGone(old.Namespace, old.Name)
+		a.pending.forget(old.key())
+		a.overlay.podGone(old.key())
 		return
 	}
-	if ips := podIPv4s(new); len(ips) > 0 && (old == nil || !slices.Equal(podIPv4s(old), ips)) {
-		a.pending.known(podKey(new), time.Now())
+	if len(new.IPs) > 0 && (old == nil || !slices.Equal(old.IPs, new.IPs)) {
+		a.pending.known(new.key(), time.Now())
 	}
 	a.overlay.podSeen(new)
 }
 
-func podKey(p *corev1.Pod) string { return p.Namespace + "/" + p.Name }
 
 // pendingPods remembers when this node's pods got a new IP, until a sync has programmed it: the
 // informer path's "IP known → programmed" latency. It holds at most one entry per local pod.

@@ -28,7 +28,8 @@ type Node struct {
 type NodeInfo struct {
 	// Instance is the cloud's instance ID (AWS i-...).
 	Instance string
-	// Interface is the NIC that carries egress IPs (AWS: the primary ENI, device index 0).
+	// Interface is the NIC that carries egress IPs (AWS: the gateway's dedicated ENI, or the primary ENI at
+	// device index 0 in the primary-interface mode).
 	Interface string
 	// Zone is the instance's availability zone.
 	Zone string
@@ -41,11 +42,30 @@ type NodeInfo struct {
 	// Addresses are the IPv4 addresses the NIC holds now, primary first. Other tools' addresses (a CNI's warm
 	// pool) count against Capacity just like egress IPs.
 	Addresses []netip.Addr
+	// Prefixes are address ranges delegated to the NIC as a whole (AWS prefix delegation: /28 prefixes), each
+	// of which takes one address slot of Capacity. Empty on clouds without them.
+	Prefixes []netip.Prefix
+
+	// What the node agent needs to bring the NIC up and route egress traffic out through it. Zero values
+	// where a cloud does not say.
+
+	// Dedicated is true when the NIC is a secondary NIC used for egress IPs only (AWS: the gateway ENI that
+	// the VPC CNI does not manage), which the agent must bring up and route SNATed traffic through; false
+	// when egress IPs sit on the node's primary NIC next to the node's own address.
+	Dedicated bool
+	// MAC is the NIC's hardware address, by which the agent finds its Linux interface.
+	MAC string
+	// PrimaryIP is the NIC's own address (Addresses[0]), never an egress IP; the agent puts it on the
+	// interface as the source of the NIC's own traffic (ARP, the route to the gateway).
+	PrimaryIP netip.Addr
+	// Gateway is the router of the NIC's subnet (AWS: the subnet's network address + 1), the next hop of the
+	// agent's egress route table.
+	Gateway netip.Addr
 }
 
 // Free is how many more addresses the NIC can take.
 func (n NodeInfo) Free() int {
-	return max(0, n.Capacity-len(n.Addresses))
+	return max(0, n.Capacity-len(n.Addresses)-len(n.Prefixes))
 }
 
 // Assignment is one egress IP and, optionally, the public IP that must follow it.
@@ -78,8 +98,8 @@ type Location struct {
 type Provider interface {
 	// DescribeNode returns where node's egress IPs attach and how much room is left there. It always asks
 	// the cloud (no cached addresses), so the result is fit for capacity decisions.
-	// Errors: ErrUnsupportedNode (providerID not of this cloud), ErrNotFound (instance gone or terminated),
-	// ErrThrottled, ErrUnavailable, ErrPermanent.
+	// Errors: ErrUnsupportedNode (providerID not of this cloud), ErrNotFound (instance gone or terminated,
+	// or, on an Attacher, its egress NIC not made yet), ErrThrottled, ErrUnavailable, ErrPermanent.
 	DescribeNode(ctx context.Context, node Node) (NodeInfo, error)
 
 	// Assign makes the cloud hold a.IP on node's egress NIC and, if a.PublicIP is set, associates that
@@ -114,4 +134,28 @@ type Mover interface {
 	// Errors: ErrOutsideSubnet (naming every IP outside node's subnet), ErrCapacityExhausted, ErrNotFound,
 	// ErrUnsupportedNode, ErrThrottled, ErrUnavailable, ErrPermanent.
 	Move(ctx context.Context, node Node, ips []netip.Addr) error
+}
+
+// Attacher is the optional capability of clouds whose egress NIC is a resource of its own that egressgw
+// creates for a gateway node (AWS: a secondary ENI the VPC CNI leaves alone), found by type assertion on a
+// Provider. The manager ensures the NIC on every gateway candidate before placement needs it, so that a
+// failover never waits for a NIC to be created, and removes it when the node stops being a gateway.
+type Attacher interface {
+	// EnsureAttachment makes the node's egress NIC exist and be attached (finding the one it made before,
+	// or one the operator provisioned, before it creates any) and returns what DescribeNode returns. Two
+	// callers at once, or a caller repeating after a crash, never leave two NICs.
+	// Errors: those of DescribeNode, and ErrCapacityExhausted when the instance cannot take another NIC.
+	EnsureAttachment(ctx context.Context, node Node) (NodeInfo, error)
+
+	// RemoveAttachment detaches and deletes the egress NIC that egressgw created for node, when it holds no
+	// egress IPs any more (ErrPermanent naming them otherwise); a NIC the operator provisioned stays. A node
+	// whose instance is gone is fine: the cloud deleted the NIC with it.
+	// Errors: ErrPermanent, ErrUnsupportedNode, ErrThrottled, ErrUnavailable.
+	RemoveAttachment(ctx context.Context, node Node) error
+
+	// Attachments lists the instances that have an egress NIC egressgw created (attached or left over), so
+	// that a new leader can remove those of nodes that stopped being gateways while no manager ran. Each is
+	// a Node as the cloud knows it: Name is the instance ID, ProviderID a providerID naming it.
+	// Errors: ErrThrottled, ErrUnavailable, ErrPermanent.
+	Attachments(ctx context.Context) ([]Node, error)
 }

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that the datapath and lab tests drive (iptables, ipset, iproute2, conntrack,
+# Installs the Debian packages that the datapath and lab tests drive (iptables, ipset, iproute2, conntrack, nftables,
 # iperf3) when one of their commands is missing. Only root can install them and only root can run those
 # tests, so as another user this says what is missing and returns: the tests then skip, each saying why.
 set -euo pipefail
 
 declare -A pkg_of=(
-  [iptables]=iptables [ipset]=ipset [ip]=iproute2 [conntrack]=conntrack [iperf3]=iperf3
+  [iptables]=iptables [ipset]=ipset [ip]=iproute2 [conntrack]=conntrack [iperf3]=iperf3 [nft]=nftables
 )
 missing=()
 for cmd in "${!pkg_of[@]}"; do

@@ -19,13 +19,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/egressgw/egressgw/pkg/manager"
-	"github.com/egressgw/egressgw/providers"
-	"github.com/egressgw/egressgw/providers/aws"
 )
 
 type options struct {
-	cloud       string
-	awsVPCID    string
+	cloudOptions
 	logLevel    string
 	metricsAddr string
 	probeAddr   string
@@ -39,7 +36,7 @@ func newOptions() *options {
 		ns = "egressgw-system"
 	}
 	return &options{
-		cloud: "aws", logLevel: "info", metricsAddr: ":8080", probeAddr: ":8081",
+		cloudOptions: cloudOptions{cloud: "aws"}, logLevel: "info", metricsAddr: ":8080", probeAddr: ":8081",
 		leader: manager.LeaderElection{Namespace: ns, ID: "egressgw-manager", ReleaseOnCancel: true,
 			LeaseDuration: 8 * time.Second, RenewDeadline: 6 * time.Second, RetryPeriod: time.Second},
 		cfg: manager.DefaultConfig(),
@@ -47,8 +44,7 @@ func newOptions() *options {
 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.cloud, "cloud", o.cloud, "cloud provider: aws")
-	fs.StringVar(&o.awsVPCID, "aws-vpc-id", o.awsVPCID, "limit the search for egress IPs to this VPC (recommended when the account has several)")
+	o.cloudOptions.addFlags(fs)
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", o.metricsAddr, "address of the Prometheus metrics endpoint (0 disables it)")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", o.probeAddr, "address of /healthz and /readyz (0 disables it)")
@@ -70,10 +66,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 }
 
 func (o *options) validate() error {
-	var errs []error
-	if o.cloud != "aws" {
-		errs = append(errs, fmt.Errorf("--cloud=%q: only aws is supported so far", o.cloud))
-	}
+	errs := []error{o.cloudOptions.validate()}
 	if _, err := parseLevel(o.logLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -105,7 +98,7 @@ func (o *options) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes API configuration: %w", err)
 	}
-	provider, err := o.provider(ctx, log)
+	provider, err := o.cloudOptions.provider(ctx, slog.New(logr.ToSlogHandler(log)))
 	if err != nil {
 		return err
 	}
@@ -113,14 +106,6 @@ func (o *options) run(ctx context.Context) error {
 		Config: o.cfg, LeaderElection: o.leader, Provider: provider, Log: log,
 		Registry: metrics.Registry, MetricsAddr: o.metricsAddr, ProbeAddr: o.probeAddr,
 	})
-}
-
-func (o *options) provider(ctx context.Context, log logr.Logger) (providers.Provider, error) {
-	p, err := aws.New(ctx, aws.Options{VPCID: o.awsVPCID, Logger: slog.New(logr.ToSlogHandler(log))})
-	if err != nil {
-		return nil, fmt.Errorf("AWS provider: %w", err)
-	}
-	return p, nil
 }
 
 func main() {

@@ -179,11 +179,22 @@ func TestInstallConvertsASingleConfAndUninstallRestoresIt(t *testing.T) {
 		t.Fatalf("second Install = %+v, %v", again, err)
 	}
 
+	// The CNI that owns the .conf writes it again (it sorts before our list): Install converts it again,
+	// and Uninstall brings back that newer .conf.
+	rewritten := strings.Replace(singleConf, "cni0", "cni1", 1)
+	writeConf(t, dir, "10-podnet.conf", []byte(rewritten), 0o600)
+	if again, err := Install(dir, testEntry); err != nil || again.Action != Converted {
+		t.Fatalf("Install after the owner rewrote the .conf = %+v, %v", again, err)
+	}
+	if !bytes.Contains(mustRead(t, listPath), []byte("cni1")) {
+		t.Fatalf("the list does not wrap the rewritten .conf:\n%s", mustRead(t, listPath))
+	}
+
 	changes, err := Uninstall(dir)
 	if err != nil || len(changes) != 1 || changes[0].Action != Restored {
 		t.Fatalf("Uninstall = %+v, %v", changes, err)
 	}
-	if got := mustRead(t, confPath); string(got) != singleConf {
+	if got := mustRead(t, confPath); string(got) != rewritten {
 		t.Fatalf("restored .conf differs:\n%s", got)
 	}
 	if info, _ := os.Stat(confPath); info.Mode().Perm() != 0o600 {

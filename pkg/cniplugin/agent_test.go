@@ -2,17 +2,15 @@ package cniplugin
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/egressgw/egressgw/pkg/cnirpc"
 	"github.com/egressgw/egressgw/pkg/cniserver"
+	"github.com/egressgw/egressgw/pkg/cniserver/cniservertest"
 )
 
 // podCall is one call a testAgent received.
@@ -63,23 +61,8 @@ func (a *testAgent) recorded() []podCall {
 // serveAgent serves a on a socket in a temp dir until the test ends and returns the socket's path.
 func serveAgent(t testing.TB, a cniserver.Programmer) string {
 	t.Helper()
-	socket := filepath.Join(t.TempDir(), "run", "cni.sock")
-	srv, err := cniserver.NewServer(cniserver.ServerConfig{SocketPath: socket, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	wait, err := srv.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := wait(); err != nil {
-			t.Errorf("agent server: %v", err)
-		}
-	})
-	return socket
+	srv, _ := cniservertest.Serve(t, cniserver.ServerConfig{}, a)
+	return srv.SocketPath()
 }
 
 // listenUnixNoUnlink listens on path and leaves the socket file behind on Close.

@@ -57,10 +57,11 @@ func BenchmarkPodAddChain(b *testing.B) {
 	}
 	for _, withEgressgw := range []bool{false, true} {
 		b.Run(fmt.Sprintf("egressgw=%v", withEgressgw), func(b *testing.B) {
-			lab := newChainLab(b, serveAgent(b, &testAgent{}), "10s")
-			if !withEgressgw {
-				lab.withoutEgressgw()
+			socket := "" // the chain without egressgw-cni
+			if withEgressgw {
+				socket = serveAgent(b, &testAgent{})
 			}
+			lab := newChainLab(b, socket, "10s")
 			_, rt := lab.pod("bench")
 			b.ResetTimer()
 			var durations []time.Duration

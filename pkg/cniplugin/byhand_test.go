@@ -94,6 +94,15 @@ func TestPluginRunByHandLikeARuntime(t *testing.T) {
 	if calls := agent.recorded(); len(calls) != 2 || calls[1].op != "del" {
 		t.Fatalf("agent calls = %+v, want add then del", calls)
 	}
+
+	// A configuration broken after the pod started fails ADD but never blocks the pod's deletion.
+	broken := []byte(`{"cniVersion":"1.1.0","name":"egwtest","type":"egressgw-cni","socketPath":"relative.sock"}`)
+	if out, err := lab.runPlugin(PluginType, "ADD", containerID, netnsPath, cniArgs, broken); err == nil || !strings.Contains(string(out), "socketPath") {
+		t.Fatalf("ADD with a relative socketPath = %v, %s; want an error naming socketPath", err, out)
+	}
+	if out, err := lab.runPlugin(PluginType, "DEL", containerID, netnsPath, cniArgs, broken); err != nil {
+		t.Fatalf("DEL with a broken configuration: %v: %s", err, out)
+	}
 }
 
 func TestStatusFailsWithoutAnAgent(t *testing.T) {

@@ -33,8 +33,8 @@ func TestChainedAddProgramsThePodAndReturnsTheBridgeResultUnchanged(t *testing.T
 	if len(got.ips) != 1 || got.ips[0] != ip || !netip.MustParsePrefix("10.250.7.0/24").Contains(ip) {
 		t.Fatalf("agent saw IPs %v, the pod has %v", got.ips, ip)
 	}
-	bridgeOut := lab.exec.lastOutput("bridge", "ADD")
-	ourOut := lab.exec.lastOutput(PluginType, "ADD")
+	bridgeOut := lab.Exec.LastOutput("bridge", "ADD")
+	ourOut := lab.Exec.LastOutput(PluginType, "ADD")
 	if !sameJSON(t, bridgeOut, ourOut) || !sameJSON(t, bridgeOut, result) {
 		t.Fatalf("result changed:\nbridge:      %s\negressgw-cni: %s\nlibcni:      %s", bridgeOut, ourOut, result)
 	}
@@ -49,7 +49,7 @@ func TestChainedAddProgramsThePodAndReturnsTheBridgeResultUnchanged(t *testing.T
 	if len(dels) != 2 || dels[0].op != "del" || dels[0].pod.ContainerID != rt.ContainerID || len(dels[0].ips) != 1 || dels[0].ips[0] != ip {
 		t.Fatalf("agent calls after two DELs = %+v, want two dels, the first with the cached IP %s", dels, ip)
 	}
-	if res := lab.reservations(); len(res) != 0 {
+	if res := lab.Reservations(); len(res) != 0 {
 		t.Fatalf("host-local still holds %v after DEL", res)
 	}
 }
@@ -110,7 +110,7 @@ func TestChainedAddFailsWhileTheAgentCannotProgram(t *testing.T) {
 			if ip := podIPv4(t, podNS); ip.IsValid() {
 				t.Fatalf("pod still has %v after the cleanup DEL", ip)
 			}
-			if res := lab.reservations(); len(res) != 0 {
+			if res := lab.Reservations(); len(res) != 0 {
 				t.Fatalf("host-local still holds %v after the cleanup DEL", res)
 			}
 		})
@@ -126,7 +126,7 @@ func TestChainedAddPassesNonKubernetesSandboxesThrough(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ADD: %v", err)
 	}
-	if !sameJSON(t, lab.exec.lastOutput("bridge", "ADD"), result) || !podIPv4(t, podNS).IsValid() {
+	if !sameJSON(t, lab.Exec.LastOutput("bridge", "ADD"), result) || !podIPv4(t, podNS).IsValid() {
 		t.Fatalf("result %s", result)
 	}
 	if err := lab.del(rt); err != nil {

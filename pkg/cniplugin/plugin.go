@@ -96,12 +96,16 @@ func (p *Plugin) askAboutPod(command string, args *skel.CmdArgs, send func(*cnir
 // Del asks the agent to remove the sandbox's programming. An agent that is unreachable or slow does not fail
 // the DEL (logged): a DEL that fails forever blocks pod deletion and, since the chain is deleted from the last
 // plugin backwards, would keep the interface plugin from releasing the address; the agent's resync removes
-// what it holds for pods that are gone. An agent that answers with an error fails the DEL (the kubelet
-// retries): it only refuses when a retry can help.
+// what it holds for pods that are gone (a configuration egressgw-cni cannot read is handled the same way).
+// An agent that answers with an error fails the DEL (the kubelet retries): it only refuses when a retry can
+// help.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
 	c, err := p.prepare("DEL", args)
 	if err != nil {
-		return err
+		// The same reasoning: a configuration broken after pods started must not keep them from being deleted.
+		slog.New(slog.NewJSONHandler(p.Stderr, nil)).Error("egressgw-cni cannot read its configuration on DEL; DEL succeeds without asking the agent",
+			"plugin", PluginType, "containerID", args.ContainerID, "err", err)
+		return nil
 	}
 	defer c.close()
 	if !c.k8s {

@@ -1,4 +1,4 @@
-package cniserver
+package cniserver_test
 
 import (
 	"bytes"
@@ -20,9 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/egressgw/egressgw/pkg/cnirpc"
+	"github.com/egressgw/egressgw/pkg/cniserver"
+	"github.com/egressgw/egressgw/pkg/cniserver/cniservertest"
 )
 
-// recorder is a Programmer that records the order of calls and can hold an ADD until released.
+// recorder is a cniserver.Programmer that records the order of calls and can hold an ADD until released.
 type recorder struct {
 	mu      sync.Mutex
 	events  []string
@@ -55,27 +57,9 @@ func (r *recorder) PodDeleted(_ context.Context, pod cnirpc.PodIdentity, _ []net
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func startServer(t *testing.T, cfg ServerConfig, p Programmer) *Server {
+func startServer(t *testing.T, cfg cniserver.ServerConfig, p cniserver.Programmer) *cniserver.Server {
 	t.Helper()
-	if cfg.SocketPath == "" {
-		cfg.SocketPath = filepath.Join(t.TempDir(), "egressgw", "cni.sock")
-	}
-	cfg.Logger = quietLogger()
-	srv, err := NewServer(cfg, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	wait, err := srv.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := wait(); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	srv, _ := cniservertest.Serve(t, cfg, p)
 	return srv
 }
 
@@ -83,24 +67,13 @@ var webPod = cnirpc.PodIdentity{Namespace: "shop", Name: "web", UID: "u1", Conta
 
 func TestServerSocketIsPrivateAndGoneAfterShutdown(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "egressgw")
-	srv, err := NewServer(ServerConfig{SocketPath: filepath.Join(dir, "cni.sock"), Logger: quietLogger()}, &recorder{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	wait, err := srv.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, stop := cniservertest.Serve(t, cniserver.ServerConfig{SocketPath: filepath.Join(dir, "cni.sock")}, &recorder{})
 	for path, want := range map[string]os.FileMode{dir: 0o700 | os.ModeDir, srv.SocketPath(): 0o600 | os.ModeSocket} {
 		if info, err := os.Stat(path); err != nil || info.Mode() != want {
 			t.Errorf("%s mode = %v (%v), want %v", path, info.Mode(), err, want)
 		}
 	}
-	cancel()
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if _, err := os.Stat(srv.SocketPath()); !os.IsNotExist(err) {
 		t.Fatalf("socket still there after shutdown: %v", err)
 	}
@@ -115,18 +88,18 @@ func TestListenReplacesAStaleSocketButNotALiveOneOrAFile(t *testing.T) {
 	}
 	l.SetUnlinkOnClose(false)
 	_ = l.Close()
-	startServer(t, ServerConfig{SocketPath: stale}, &recorder{})
+	startServer(t, cniserver.ServerConfig{SocketPath: stale}, &recorder{})
 	if err := cnirpc.NewClient(stale).Status(context.Background()); err != nil {
 		t.Fatalf("status over the replaced stale socket: %v", err)
 	}
 
-	second, _ := NewServer(ServerConfig{SocketPath: stale, Logger: quietLogger()}, &recorder{})
+	second, _ := cniserver.NewServer(cniserver.ServerConfig{SocketPath: stale, Logger: quietLogger()}, &recorder{})
 	if err := second.Listen(); err == nil || !strings.Contains(err.Error(), "another process serves") {
 		t.Fatalf("second Listen on a live socket = %v", err)
 	}
 	file := filepath.Join(dir, "file")
 	_ = os.WriteFile(file, []byte("x"), 0o600)
-	third, _ := NewServer(ServerConfig{SocketPath: file, Logger: quietLogger()}, &recorder{})
+	third, _ := cniserver.NewServer(cniserver.ServerConfig{SocketPath: file, Logger: quietLogger()}, &recorder{})
 	if err := third.Listen(); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Fatalf("Listen on a regular file = %v", err)
 	}
@@ -138,7 +111,7 @@ func TestListenReplacesAStaleSocketButNotALiveOneOrAFile(t *testing.T) {
 func TestAddAndDelRoundTripAndCountLatency(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	rec := &recorder{}
-	srv := startServer(t, ServerConfig{Registerer: reg}, rec)
+	srv := startServer(t, cniserver.ServerConfig{Registerer: reg}, rec)
 	c := cnirpc.NewClient(srv.SocketPath())
 	ip := netip.MustParseAddr("10.244.1.7")
 	if err := c.Add(context.Background(), cnirpc.AddRequest{Pod: webPod, IPs: []netip.Addr{ip}}); err != nil {
@@ -160,7 +133,7 @@ func TestAddAndDelRoundTripAndCountLatency(t *testing.T) {
 
 func TestAgentErrorsReachTheClientWithTheirMessage(t *testing.T) {
 	rec := &recorder{addErr: errors.New("policy shop/egress has no egress IP yet")}
-	srv := startServer(t, ServerConfig{}, rec)
+	srv := startServer(t, cniserver.ServerConfig{}, rec)
 	c := cnirpc.NewClient(srv.SocketPath())
 	err := c.Add(context.Background(), cnirpc.AddRequest{Pod: webPod, IPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})
 	var refused *cnirpc.AgentError
@@ -170,7 +143,7 @@ func TestAgentErrorsReachTheClientWithTheirMessage(t *testing.T) {
 }
 
 func TestBadRequestsAreRefusedWithTheField(t *testing.T) {
-	srv := startServer(t, ServerConfig{}, &recorder{})
+	srv := startServer(t, cniserver.ServerConfig{}, &recorder{})
 	cases := map[string]struct{ body, want string }{
 		"missing fields": {`{"pod":{"namespace":"shop"},"ips":[]}`, "missing name, containerID"},
 		"ipv6":           {`{"pod":{"namespace":"a","name":"b","containerID":"c"},"ips":["fd00::1"]}`, "ips[0] is \\\"fd00::1\\\": only IPv4"},
@@ -207,7 +180,7 @@ func rawPost(t *testing.T, socket, path, body string) (int, string) {
 // DEL must run after the ADD so that nothing stays programmed for a sandbox that is gone.
 func TestDelWaitsForAnOverrunningAddOfTheSameSandbox(t *testing.T) {
 	rec := &recorder{hold: make(chan struct{}), started: make(chan struct{})}
-	srv := startServer(t, ServerConfig{}, rec)
+	srv := startServer(t, cniserver.ServerConfig{}, rec)
 	c := cnirpc.NewClient(srv.SocketPath())
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -226,22 +199,5 @@ func TestDelWaitsForAnOverrunningAddOfTheSameSandbox(t *testing.T) {
 	}
 	if got := strings.Join(rec.events, ","); got != "add c0ffee 10.0.0.9,del c0ffee" {
 		t.Fatalf("events = %s, want the late add before the del", got)
-	}
-}
-
-func TestKeyedMutexForgetsIdleKeys(t *testing.T) {
-	k := newKeyedMutex()
-	unlock, err := k.lock(context.Background(), "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := k.lock(ctx, "a"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("second lock = %v, want deadline", err)
-	}
-	unlock()
-	if len(k.slots) != 0 {
-		t.Fatalf("slots = %d after release", len(k.slots))
 	}
 }

@@ -27,6 +27,7 @@ func (c *Controller) recover(ctx context.Context) error {
 	targets := c.probeTargets(snap)
 	c.prober.SetTargets(ctx, targets)
 	c.describeNodes(ctx, snap, snap.gatewayNodes)
+	c.adoptLeftovers(ctx, snap)
 	ips := snap.knownIPs()
 	readAt := time.Now()
 	locs, err := c.locateUntilDone(ctx, ips)
@@ -174,20 +175,21 @@ func (c *Controller) waitForVerdicts(ctx context.Context, targets []failover.Tar
 	}
 }
 
-// describe reads the cloud's view of one node and records it.
+// describe reads the cloud's view of one node (ensuring its egress NIC, see attachments.go) and records it.
 func (c *Controller) describe(ctx context.Context, node *corev1.Node) {
 	callCtx, cancel := context.WithTimeout(ctx, c.cfg.CloudTimeout)
 	defer cancel()
-	start := time.Now()
-	info, err := c.provider.DescribeNode(callCtx, providerNode(node))
-	c.metrics.observeCloud("DescribeNode", start, err)
+	pn := providerNode(node)
+	info, err := c.readNode(callCtx, pn)
 	if ctx.Err() != nil {
 		return // no longer leading: the answer is of no use
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := c.nodeCloud(node.Name)
-	n.busy, n.at, n.err = false, time.Now(), err
+	_, n.attacher = c.provider.(providers.Attacher)
+	n.busy, n.at, n.err, n.node = false, time.Now(), err, pn
+	c.reportAttachment(node, n, err)
 	if err == nil {
 		n.info, n.read = info, true
 	} else {

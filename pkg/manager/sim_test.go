@@ -28,9 +28,13 @@ type simVPC struct {
 	sim      *ec2sim.Server
 	provider *aws.Provider
 	nodes    []simNode
+	url      string
 }
 
 var quiet = slog.New(slog.DiscardHandler)
+
+// simCluster names the cluster in the tags of the gateways' dedicated interfaces.
+const simCluster = "test-cluster"
 
 func instanceID(i int) string { return fmt.Sprintf("i-%017x", i+1) }
 
@@ -60,12 +64,23 @@ func serveVPC(t testing.TB, m ec2sim.Model, nodes []simNode, opts ec2sim.Options
 	}
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	cfg := sdkaws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")}
-	p, err := aws.NewFromConfig(cfg, aws.Options{Logger: quiet}, func(o *ec2.Options) { o.BaseEndpoint = sdkaws.String(srv.URL) })
+	v := &simVPC{sim: sim, nodes: nodes, url: srv.URL}
+	v.provider = v.freshProvider(t)
+	return v
+}
+
+// simConfig is the SDK configuration of the tests' clients of the simulator.
+var simConfig = sdkaws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")}
+
+// freshProvider is another real AWS provider for the simulator, with empty caches, as a restarted
+// manager has.
+func (v *simVPC) freshProvider(t testing.TB) *aws.Provider {
+	t.Helper()
+	p, err := aws.NewFromConfig(simConfig, aws.Options{ClusterName: simCluster, Logger: quiet}, func(o *ec2.Options) { o.BaseEndpoint = sdkaws.String(v.url) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &simVPC{sim: sim, provider: p, nodes: nodes}
+	return p
 }
 
 // addNodes creates the Node objects of the VPC's gateway nodes, with providerIDs naming their instances.

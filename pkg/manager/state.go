@@ -60,7 +60,13 @@ type nodeCloud struct {
 	read bool      // info holds a successful read
 	err  error     // the error of the last read, if it failed
 	at   time.Time // when the last read finished; zero asks for a new read
-	busy bool      // a read is queued or running
+	busy bool      // a read (or the removal of its egress NIC) is queued or running
+
+	node           providers.Node // as last read, for removing its egress NIC after the Node is gone
+	attacher       bool           // the read ensured the node's own egress NIC (providers.Attacher)
+	attachErr      string         // the last reported failure to make the NIC, to report each once
+	removeAt       time.Time      // no removal of the egress NIC before this
+	removeFailures int
 }
 
 // ineligibility says why placement cannot use the node's cloud info, or "". A transient error of a
@@ -73,6 +79,8 @@ func (n *nodeCloud) ineligibility() string {
 		return "InstanceNotFoundInCloud"
 	case errors.Is(n.err, providers.ErrUnsupportedNode):
 		return "UnsupportedProviderID"
+	case attachFailed(n.err, n.attacher):
+		return IneligibleNoEgressInterface
 	case !n.read:
 		return "CloudInfoUnavailable"
 	}

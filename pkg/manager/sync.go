@@ -43,6 +43,7 @@ func (c *Controller) sync(ctx context.Context) error {
 	moves, other := c.decide(ctx, decisions, now)
 	work = append(work, other...)
 	work = append(work, c.releases(now)...)
+	work = append(work, c.dueRemovals(snap, now)...)
 	c.mu.Unlock()
 
 	c.pushAll(work)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+
+	"github.com/vishvananda/netlink"
 )
 
 // Config is the datapath's tunable part. Every field has a safe default (DefaultConfig); the defaults
@@ -28,7 +30,9 @@ type Config struct {
 	// ReturnTable holds the gateway side's per-pod return routes.
 	ReturnTable uint32
 	// RulePriority is the priority of the rules that keep the tunnel's own packets out of the tunnel;
-	// the steering and return rules use RulePriority+1. Every rule at these two priorities is egressgw's.
+	// the steering and return rules use RulePriority+1. Other owners may have rules at the same
+	// priorities (Cilium moves the kernel's local-table rule to 100): only rules with egressgw's masks
+	// and tables are egressgw's.
 	RulePriority int
 	// MTU of the tunnel device; 0 means the uplink's MTU minus the 50 bytes of VXLAN overhead.
 	MTU int
@@ -66,8 +70,10 @@ var reservedPorts = map[uint16]string{
 }
 
 // DefaultConfig returns the defaults: device egressgw0, VNI 6464, UDP 4866, steering marks 0x0000003f
-// (63 gateways), reply mark 0x40 — all in the low seven bits, which no surveyed owner uses — tables 41000+ (gateways) and 40999 (returns), rule priorities 100/101, MTU from the
-// uplink.
+// (62 gateways and the egress interface), reply mark 0x40 — all in the low seven bits, which no surveyed
+// owner uses — tables 41000+ (gateways) and 40999 (returns), rule priorities 105/106 (after the local
+// table's rule, which Cilium moves to 100, and before Cilium's ENI rules at 109-112 and the AWS VPC CNI's
+// at 512-1536), MTU from the uplink.
 func DefaultConfig() Config {
 	return Config{
 		Device:       "egressgw0",
@@ -77,7 +83,7 @@ func DefaultConfig() Config {
 		ReplyMark:    0x00000040,
 		TableBase:    41000,
 		ReturnTable:  40999,
-		RulePriority: 100,
+		RulePriority: 105,
 	}
 }
 
@@ -147,6 +153,22 @@ func (c Config) validateTables() error {
 		errs = append(errs, fmt.Errorf("rule priority %d: want 1..32000, before the main table's 32766", c.RulePriority))
 	}
 	return errors.Join(errs...)
+}
+
+// ownRule reports whether an ip rule is one of egressgw's: at its priorities, with its masks, looking
+// up its tables or (the tunnel's own packets) the main table from lo. Another owner's rule at the same
+// priority is never touched.
+func (c Config) ownRule(r netlink.Rule) bool {
+	if r.Priority != c.RulePriority && r.Priority != c.RulePriority+1 {
+		return false
+	}
+	if r.Mask == nil || (*r.Mask != c.SteerMask && *r.Mask != c.ReplyMark) {
+		return false
+	}
+	if r.Table == mainTable {
+		return r.Priority == c.RulePriority && r.IifName == "lo"
+	}
+	return r.Priority == c.RulePriority+1 && c.ownTable(uint32(r.Table))
 }
 
 func overlapsSystemTables(first, last uint64) bool { return first <= 255 && last >= 253 }

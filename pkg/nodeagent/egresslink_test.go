@@ -17,8 +17,8 @@ var eniIP = netip.MustParseAddr("10.0.0.50")
 // egressLinkLab is a two-node lab whose gateway node2 carries the egress IP on a second interface,
 // as on AWS with a dedicated ENI: the fabric delivers the egress IP to that interface only and drops a
 // packet with the egress IP as its source from any other (the per-ENI source/destination check).
-func egressLinkLab(t *testing.T) (*lab, *netlab.ENI, PolicyView) {
-	l := newLab(t, 2, 2)
+func egressLinkLab(t *testing.T, prof netlab.Profile) (*lab, *netlab.ENI, PolicyView) {
+	l := newLab(t, prof, 2, 2)
 	eni, err := l.topo.AddENI(context.Background(), l.node(2), "eth1", eniIP)
 	if err != nil {
 		t.Fatal(err)
@@ -48,13 +48,17 @@ func (l *lab) applyWithEgressLink(eni *netlab.ENI, p PolicyView) View {
 // TestEgressLeavesThroughTheEgressInterface: SNATed packets leave through the dedicated interface,
 // which the agent brings up; the node's own and unselected traffic keeps the uplink and the node's IP.
 func TestEgressLeavesThroughTheEgressInterface(t *testing.T) {
-	l, eni, p := egressLinkLab(t)
+	forProfiles(t, egressLinkProfiles, testEgressLeavesThroughTheEgressInterface)
+}
+
+func testEgressLeavesThroughTheEgressInterface(t *testing.T, prof netlab.Profile) {
+	l, eni, p := egressLinkLab(t, prof)
 	v := l.applyWithEgressLink(eni, p)
 	before := linkTX(t, eni)
 	for _, proto := range []string{"tcp", "udp"} {
 		l.expectSource(l.pod(1, 1).NS, proto, serverTCP, egressIP, "selected pod on node1 (tunnel, then the egress interface)")
 		l.expectSource(l.pod(2, 1).NS, proto, serverTCP, egressIP, "selected pod on the gateway node")
-		l.expectSource(l.pod(2, 2).NS, proto, serverTCP, l.node(2).IP, "unselected pod on the gateway node")
+		l.expectOrdinary(l.pod(2, 2), proto, serverTCP, "unselected pod on the gateway node")
 		l.expectSource(l.node(2).NS, proto, serverTCP, l.node(2).IP, "the gateway node itself")
 	}
 	if sent := linkTX(t, eni) - before; sent < 4 {
@@ -80,7 +84,11 @@ func TestEgressLeavesThroughTheEgressInterface(t *testing.T) {
 // TestEgressWithoutTheEgressInterfaceIsDropped shows why the interface matters: SNATed out of the
 // uplink, the packets carry an address that is not the uplink's, and the cloud drops them.
 func TestEgressWithoutTheEgressInterfaceIsDropped(t *testing.T) {
-	l, _, p := egressLinkLab(t)
+	forProfiles(t, egressLinkProfiles, testEgressWithoutTheEgressInterfaceIsDropped)
+}
+
+func testEgressWithoutTheEgressInterfaceIsDropped(t *testing.T, prof netlab.Profile) {
+	l, _, p := egressLinkLab(t, prof)
 	l.apply(l.view(p))
 	if seen := sendUntilSeen(t, l, l.pod(2, 1).NS, "out-of-the-uplink"); len(seen) != 0 {
 		t.Errorf("SNATed out of the uplink, the server still saw %v: the lab's per-interface source check is not working", seen)
@@ -105,8 +113,10 @@ func sourceCheckDropped(save string) bool {
 }
 
 // TestEgressLinkRepairs: an egress interface that went down, or lost its address, is repaired.
-func TestEgressLinkRepairs(t *testing.T) {
-	l, eni, p := egressLinkLab(t)
+func TestEgressLinkRepairs(t *testing.T) { forProfiles(t, egressLinkProfiles, testEgressLinkRepairs) }
+
+func testEgressLinkRepairs(t *testing.T, prof netlab.Profile) {
+	l, eni, p := egressLinkLab(t, prof)
 	v := l.applyWithEgressLink(eni, p)
 	link, err := l.node(2).NS.NL.LinkByName(eni.Name)
 	if err != nil {
@@ -123,7 +133,7 @@ func TestEgressLinkRepairs(t *testing.T) {
 
 // TestEgressLinkMissing: a view naming an interface the node does not have fails the apply with the MAC.
 func TestEgressLinkMissing(t *testing.T) {
-	l, eni, p := egressLinkLab(t)
+	l, eni, p := egressLinkLab(t, netlab.Profile{})
 	v := l.applyWithEgressLink(eni, p)
 	v.EgressLink.MAC = append(v.EgressLink.MAC[:5:5], v.EgressLink.MAC[5]^0xff)
 	v.Node = "node2"
@@ -149,7 +159,11 @@ func linkTX(t *testing.T, eni *netlab.ENI) uint64 {
 // TestEgressIPMovesBetweenEgressInterfaces: the egress IP moves from node3's egress interface to
 // node2's, as a one-call AWS move between two dedicated ENIs does, and traffic follows.
 func TestEgressIPMovesBetweenEgressInterfaces(t *testing.T) {
-	l := newLab(t, 3, 1)
+	forProfiles(t, egressLinkProfiles, testEgressIPMovesBetweenEgressInterfaces)
+}
+
+func testEgressIPMovesBetweenEgressInterfaces(t *testing.T, prof netlab.Profile) {
+	l := newLab(t, prof, 3, 1)
 	ctx := context.Background()
 	enis := map[string]*netlab.ENI{}
 	for i, ip := range map[int]string{2: "10.0.0.52", 3: "10.0.0.53"} {

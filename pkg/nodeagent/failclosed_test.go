@@ -10,8 +10,10 @@ import (
 // TestFailClosed: while a policy has no egress IP, its selected pods' packets toward its destinations
 // reach no server at all and are counted; excluded destinations and unselected pods are untouched; once
 // the IP is placed the same pods leave with it.
-func TestFailClosed(t *testing.T) {
-	l := newLab(t, 2, 2)
+func TestFailClosed(t *testing.T) { forEachProfile(t, testFailClosed) }
+
+func testFailClosed(t *testing.T, p netlab.Profile) {
+	l := newLab(t, p, 2, 2)
 	unplaced := PolicyView{
 		Key: "payments/to-partner", Pods: podRefs(l.pod(1, 1)),
 		DestinationCIDRs: []netip.Prefix{netlab.ExternalSubnet},
@@ -24,8 +26,8 @@ func TestFailClosed(t *testing.T) {
 	if n := failClosedDrops(t, l.node(1)); n == 0 {
 		t.Error("the fail-closed rule counted nothing")
 	}
-	l.expectSource(l.pod(1, 1).NS, "tcp", altServer, l.node(1).IP, "selected pod to an excluded destination")
-	l.expectSource(l.pod(1, 2).NS, "tcp", serverTCP, l.node(1).IP, "unselected pod")
+	l.expectOrdinary(l.pod(1, 1), "tcp", altServer, "selected pod to an excluded destination")
+	l.expectOrdinary(l.pod(1, 2), "tcp", serverTCP, "unselected pod")
 
 	if err := l.topo.RouteToNode(egressIP, l.node(2)); err != nil {
 		t.Fatal(err)
@@ -38,13 +40,15 @@ func TestFailClosed(t *testing.T) {
 	open := unplaced
 	open.FailOpen = true
 	l.apply(l.view(open))
-	l.expectSource(l.pod(1, 1).NS, "tcp", serverTCP, l.node(1).IP, "a fail-open policy without an IP")
+	l.expectOrdinary(l.pod(1, 1), "tcp", serverTCP, "a fail-open policy without an IP")
 }
 
 // TestNoLeakBeforeSourceReSteers: the IP moved from node3 to node2 and node3 already gave it up, but
 // node1 still steers to node3. node3 must drop those packets rather than send them with its own address.
-func TestNoLeakBeforeSourceReSteers(t *testing.T) {
-	l := newLab(t, 3, 1)
+func TestNoLeakBeforeSourceReSteers(t *testing.T) { forEachProfile(t, testNoLeakBeforeSourceReSteers) }
+
+func testNoLeakBeforeSourceReSteers(t *testing.T, p netlab.Profile) {
+	l := newLab(t, p, 3, 1)
 	if err := l.topo.RouteToNode(egressIP, l.node(3)); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +73,7 @@ func TestNoLeakBeforeSourceReSteers(t *testing.T) {
 // TestUpdateNoticesChangedUplink: after the uplink's MTU changes, the event path must not keep the old
 // tunnel MTU (MSS clamping would then be wrong): it takes the full path and fixes the tunnel device.
 func TestUpdateNoticesChangedUplink(t *testing.T) {
-	l := newLab(t, 2, 1)
+	l := newLab(t, netlab.Profile{}, 2, 1)
 	if err := l.topo.RouteToNode(egressIP, l.node(2)); err != nil {
 		t.Fatal(err)
 	}

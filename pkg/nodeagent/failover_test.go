@@ -19,8 +19,10 @@ func movingPolicy(l *lab, gateway string) PolicyView {
 // TestEgressIPMoves moves the egress IP from node3 to node2 the way the manager and the cloud do (the
 // fabric route follows, every node re-applies) and checks that new connections leave with the egress IP
 // again, and that node3 keeps no SNAT rule and no conntrack entry for it.
-func TestEgressIPMoves(t *testing.T) {
-	l := newLab(t, 3, 1)
+func TestEgressIPMoves(t *testing.T) { forEachProfile(t, testEgressIPMoves) }
+
+func testEgressIPMoves(t *testing.T, p netlab.Profile) {
+	l := newLab(t, p, 3, 1)
 	ctx := context.Background()
 	if err := l.topo.RouteToNode(egressIP, l.node(3)); err != nil {
 		t.Fatal(err)
@@ -63,8 +65,10 @@ func conntrackDump(t *testing.T, n *netlab.Node) string {
 
 // TestEgressIPArrivesReady checks the arrival hook: a gateway programmed for an IP before the fabric
 // delivers it has everything in place, so the first packet after the route flips leaves with the IP.
-func TestEgressIPArrivesReady(t *testing.T) {
-	l := newLab(t, 2, 1)
+func TestEgressIPArrivesReady(t *testing.T) { forEachProfile(t, testEgressIPArrivesReady) }
+
+func testEgressIPArrivesReady(t *testing.T, p netlab.Profile) {
+	l := newLab(t, p, 2, 1)
 	l.apply(l.view(movingPolicy(l, "node2")))
 	// The cloud has not moved the IP yet: replies to it cannot arrive, the request must fail rather than
 	// leave with another address.
@@ -79,8 +83,10 @@ func TestEgressIPArrivesReady(t *testing.T) {
 
 // TestSpoofedTunnelTraffic sends what must never leave with the egress IP: VXLAN from an address that is
 // not a node, and a tunnelled packet from a real node whose inner source is not a selected pod.
-func TestSpoofedTunnelTraffic(t *testing.T) {
-	l := newLab(t, 2, 2)
+func TestSpoofedTunnelTraffic(t *testing.T) { forEachProfile(t, testSpoofedTunnelTraffic) }
+
+func testSpoofedTunnelTraffic(t *testing.T, p netlab.Profile) {
+	l := newLab(t, p, 2, 2)
 	ctx := context.Background()
 	if err := l.topo.RouteToNode(egressIP, l.node(2)); err != nil {
 		t.Fatal(err)
@@ -140,21 +146,23 @@ func spoofFromOutsider(t *testing.T, l *lab) {
 // TestPodChangesThroughUpdate drives the event path: a pod joins the policy and then leaves it through
 // Update (netlink set and route changes, no kernel read). Traffic follows each change, and a full Apply
 // afterwards finds nothing to repair, so the fast path left exactly the state a resync wants.
-func TestPodChangesThroughUpdate(t *testing.T) {
-	l := newLab(t, 2, 2)
+func TestPodChangesThroughUpdate(t *testing.T) { forEachProfile(t, testPodChangesThroughUpdate) }
+
+func testPodChangesThroughUpdate(t *testing.T, p netlab.Profile) {
+	l := newLab(t, p, 2, 2)
 	if err := l.topo.RouteToNode(egressIP, l.node(2)); err != nil {
 		t.Fatal(err)
 	}
 	policy := movingPolicy(l, "node2")
 	l.apply(l.view(policy))
-	l.expectSource(l.pod(1, 2).NS, "tcp", serverTCP, l.node(1).IP, "pod 2 before it is selected")
+	l.expectOrdinary(l.pod(1, 2), "tcp", serverTCP, "pod 2 before it is selected")
 
 	grown := policy
 	grown.Pods = podRefs(l.pod(1, 1), l.pod(1, 2))
 	l.update(l.view(grown))
 	l.expectSource(l.pod(1, 2).NS, "tcp", serverTCP, egressIP, "pod 2 once selected")
 	l.update(l.view(policy))
-	l.expectSource(l.pod(1, 2).NS, "udp", serverTCP, l.node(1).IP, "pod 2 after it left the policy")
+	l.expectOrdinary(l.pod(1, 2), "udp", serverTCP, "pod 2 after it left the policy")
 	l.expectSource(l.pod(1, 1).NS, "tcp", serverTCP, egressIP, "pod 1 throughout")
 	for name, ch := range l.apply(l.view(policy)) {
 		if ch.Total() != 0 {

@@ -59,15 +59,41 @@ type lab struct {
 	cfg  Config
 }
 
-// newLab builds nodes×pods, starts the echo server and creates (but does not apply) a Datapath per node.
-func newLab(t testing.TB, nodes, pods int) *lab {
+// forEachProfile runs fn once per netlab profile (CNI and service proxy), each as a parallel subtest
+// named after the profile: `go test -run 'TestEgressThroughGateway/aws-vpc-cni'` runs one. The labs share
+// nothing, and most of a packet test's time is spent waiting for packets that must not arrive, so the
+// subtests overlap (as many at once as -parallel, GOMAXPROCS by default).
+func forEachProfile(t *testing.T, fn func(t *testing.T, p netlab.Profile)) {
+	forProfiles(t, netlab.Profiles(), fn)
+}
+
+// egressLinkProfiles are the profiles of the egress-interface tests: the dedicated ENI is AWS's, so
+// the VPC CNI's, beside the plain baseline.
+var egressLinkProfiles = []netlab.Profile{{}, {CNI: netlab.AWSVPCCNI(netlab.AWSOptions{}), Proxy: netlab.KubeProxyIPTables}}
+
+// forProfiles runs fn as one parallel subtest per profile of ps.
+func forProfiles(t *testing.T, ps []netlab.Profile, fn func(t *testing.T, p netlab.Profile)) {
+	for _, p := range ps {
+		if p.CNI == nil {
+			p.CNI = netlab.PlainMasquerade()
+		}
+		t.Run(p.Name(), func(t *testing.T) {
+			t.Parallel()
+			fn(t, p)
+		})
+	}
+}
+
+// newLab builds nodes×pods under profile p, starts the echo server and creates (but does not apply) a
+// Datapath per node.
+func newLab(t testing.TB, p netlab.Profile, nodes, pods int) *lab {
 	requireRoot(t)
 	ctx := context.Background()
 	bin, err := echoBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	topo, err := netlab.Build(ctx, netlab.Spec{Nodes: nodes, PodsPerNode: pods})
+	topo, err := netlab.Build(ctx, netlab.Spec{Nodes: nodes, PodsPerNode: pods, Profile: p})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +108,11 @@ func newLab(t testing.TB, nodes, pods int) *lab {
 		}
 	}
 	return l
+}
+
+// ciliumLocalRule reports whether p's CNI moves the kernel's local rule to priority 100.
+func ciliumLocalRule(p netlab.Profile) bool {
+	return p.CNI != nil && (p.CNI.Name() == netlab.Cilium().Name() || p.CNI.Name() == netlab.GKEDataplaneV2().Name())
 }
 
 func (l *lab) close() {
@@ -104,9 +135,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// view is the cluster as every node sees it, with the given policies.
+// view is the cluster as every node sees it, with the given policies and the cluster ranges the
+// profile asks the operator to declare.
 func (l *lab) view(policies ...PolicyView) View {
-	v := View{ClusterCIDRs: []netip.Prefix{netlab.PodSupernet, netlab.ServiceCIDR, netlab.VPCSubnet}, Policies: policies}
+	v := View{ClusterCIDRs: l.topo.ClusterRanges(), Policies: policies}
 	for _, n := range l.topo.Nodes {
 		v.Nodes = append(v.Nodes, NodeInfo{Name: n.Name, IP: n.IP})
 	}
@@ -163,6 +195,33 @@ func podRefs(pods ...*netlab.Pod) []PodRef {
 		out = append(out, PodRef{IP: p.IP, Node: p.Node.Name})
 	}
 	return out
+}
+
+// ordinary is the source the server sees for pod p's traffic to server that egressgw leaves alone: the
+// CNI's SNAT or the pod's own address.
+func (l *lab) ordinary(p *netlab.Pod, server netip.AddrPort) netip.Addr {
+	return l.topo.OrdinarySource(p, server.Addr())
+}
+
+// expectOrdinary asserts that pod p's traffic to server over proto is seen as the CNI would have it
+// and, where the CNI SNATs it, went through the CNI's SNAT rule.
+func (l *lab) expectOrdinary(p *netlab.Pod, proto string, server netip.AddrPort, what string) {
+	l.t.Helper()
+	ctx := context.Background()
+	before, err := l.topo.SNATPackets(ctx, p.Node)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	want := l.ordinary(p, server)
+	l.expectSource(p.NS, proto, server, want, what)
+	after, err := l.topo.SNATPackets(ctx, p.Node)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if masq := want == p.Node.IP; masq != (after > before) {
+		l.t.Errorf("%s over %s: the CNI's SNAT rule %+v counted %d packets, want %s", what, proto,
+			l.topo.SNATRule(), after-before, map[bool]string{true: "some", false: "none"}[masq])
+	}
 }
 
 // expectSource asserts the address the echo server saw for a request from ns over proto.

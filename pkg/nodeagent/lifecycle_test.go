@@ -25,7 +25,7 @@ func twoPolicies(l *lab) []PolicyView {
 }
 
 // installForeign sets up state of another owner on a node, in every table we use: it must survive
-// every Apply and Uninstall untouched (the netlab CNI's MASQUERADE rule is there already).
+// every Apply and Uninstall untouched (the profile's CNI rules are there already).
 func installForeign(t *testing.T, n *netlab.Node) {
 	t.Helper()
 	err := n.NS.RunLines(context.Background(),
@@ -78,8 +78,10 @@ var (
 
 // TestLifecycle proves idempotence, kill-and-resume, repair, removal of exactly one policy's state, and
 // an uninstall that restores the node's dumps exactly, with another owner's state in every table.
-func TestLifecycle(t *testing.T) {
-	l := newLab(t, 2, 2)
+func TestLifecycle(t *testing.T) { forEachProfile(t, testLifecycle) }
+
+func testLifecycle(t *testing.T, p netlab.Profile) {
+	l := newLab(t, p, 2, 2)
 	for _, ip := range []netip.Addr{egressIP, egressIP2} {
 		if err := l.topo.RouteToNode(ip, l.node(2)); err != nil {
 			t.Fatal(err)
@@ -157,7 +159,7 @@ func checkPolicyRemoval(t *testing.T, l *lab, full View, ref map[string]map[stri
 	for _, n := range l.topo.Nodes {
 		compareDumps(t, n.Name+": policy b removed vs never there", normalise(dumps(t, n.NS)), removed[n.Name])
 	}
-	l.expectSource(l.pod(1, 2).NS, "tcp", serverTCP, l.node(1).IP, "pod of the removed policy")
+	l.expectOrdinary(l.pod(1, 2), "tcp", serverTCP, "pod of the removed policy")
 	l.apply(full)
 	for _, n := range l.topo.Nodes {
 		compareDumps(t, n.Name+": policy b back", normalise(ref[n.Name]), normalise(dumps(t, n.NS)))

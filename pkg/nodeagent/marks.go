@@ -41,9 +41,10 @@ var ownerBPFMarks = []struct {
 	chainPrefix, owner string
 	bits               uint32
 }{
-	// Cilium carries a security identity in bits 16..31 and the low byte (cluster id, upper identity
-	// bits) of packets it hands to the stack, next to its magic in bits 8..15.
-	{"CILIUM_", "Cilium's eBPF datapath (identity and cluster id in the packet mark)", 0xffff00ff},
+	// Cilium carries a security identity in bits 16..31 of packets it hands to the stack, next to its
+	// magic in bits 8..15. The low byte holds identity bits 16..23, which are zero but with Cluster Mesh
+	// (the cluster id): docs/datapath.md tells Cluster Mesh users to move egressgw's marks.
+	{"CILIUM_", "Cilium's eBPF datapath (identity in the packet mark)", 0xffff0000},
 }
 
 // markTokenRE finds every option that carries a mark value or mask in iptables-save output. MARK's
@@ -84,10 +85,14 @@ func ruleMarkUse(line string) (MarkUse, bool) {
 		if m[3] != "" {
 			mask = parseMarkNumber(m[3])
 		}
-		switch m[1] {
-		case "--set-xmark": // mark = (mark &^ mask) ^ value: it writes both
+		switch {
+		case m[1] == "--set-xmark" && mask == 0xffffffff:
+			// Sets the whole mark to value: it only ever gives our bits value's bits, and it clears
+			// them, which matters only on a path steered packets take (a warning, below).
+			u.Bits |= value
+		case m[1] == "--set-xmark": // mark = (mark &^ mask) ^ value: it writes both
 			u.Bits |= mask | value
-		case "--nfmask", "--ctmask": // restore/save copy these bits between packet and connection
+		case m[1] == "--nfmask" || m[1] == "--ctmask": // restore/save copy these bits between packet and connection
 			u.Bits |= value
 		default: // --mark and --tproxy-mark compare or write value under mask
 			u.Bits |= value & mask
@@ -115,7 +120,7 @@ func ruleMarks(rules []netlink.Rule, cfg Config) []MarkUse {
 		if r.Mark == 0 && r.Mask == nil {
 			continue
 		}
-		if r.Priority == cfg.RulePriority || r.Priority == cfg.RulePriority+1 {
+		if cfg.ownRule(r) {
 			continue
 		}
 		mask := uint32(0xffffffff)

@@ -80,7 +80,7 @@ func TestIptablesMarksWholeMark(t *testing.T) {
 		whole bool
 	}{
 		{"-A AZURE-NPM -m mark --mark 0x3000 -j AZURE-NPM-ACCEPT", 0x3000, true},
-		{"-A PREROUTING -j MARK --set-xmark 0x14d/0xffffffff", 0xffffffff, true},
+		{"-A PREROUTING -j MARK --set-xmark 0x14d/0xffffffff", 0x14d, true},
 		{"-A ISTIO_PRERT -m mark ! --mark 0x539/0xfff -j CONNMARK --set-xmark 0x111/0xfff", 0xfff, false},
 		{"-A PREROUTING -p tcp -j TPROXY --on-port 15006 --on-ip 0.0.0.0 --tproxy-mark 0x539/0xffffffff", 0x539, true},
 		{"-A OUTPUT -m connmark --mark 0x111/0xfff -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff", 0xffffffff, false},
@@ -144,11 +144,14 @@ func TestNFTMarks(t *testing.T) {
 
 func TestBPFMarksWhenCiliumRuns(t *testing.T) {
 	uses := bpfMarks("*mangle\n:CILIUM_PRE_mangle - [0:0]\n")
-	if len(uses) != 1 || uses[0].Bits != 0xffff00ff {
+	if len(uses) != 1 || uses[0].Bits != 0xffff0000 {
 		t.Fatalf("got %v, want Cilium's eBPF identity bits", uses)
 	}
-	if _, err := markConflicts(uses, DefaultConfig().SteerMask); err == nil {
-		t.Error("the default steer mask beside Cilium's identity marks was accepted")
+	if _, err := markConflicts(uses, DefaultConfig().SteerMask); err != nil {
+		t.Errorf("the default steer mask beside Cilium's identity marks: %v", err)
+	}
+	if _, err := markConflicts(uses, 0x00ff0000); err == nil {
+		t.Error("marks inside Cilium's identity bits were accepted")
 	}
 	if len(bpfMarks(kubeProxyRules)) != 0 {
 		t.Error("eBPF marks reported on a node without Cilium")

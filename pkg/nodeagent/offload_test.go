@@ -18,7 +18,7 @@ func TestTunnelCarriesSuperPackets(t *testing.T) {
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		t.Skip("needs iperf3 (make test installs it)")
 	}
-	l := newLab(t, 2, 1)
+	l := newLab(t, netlab.Profile{}, 2, 1)
 	if err := l.topo.RouteToNode(egressIP, l.node(2)); err != nil {
 		t.Fatal(err)
 	}

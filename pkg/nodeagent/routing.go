@@ -17,8 +17,7 @@ func (c Config) ownTable(t uint32) bool {
 	return t == c.ReturnTable || (t > c.TableBase && t <= c.TableBase+c.maxIndex())
 }
 
-// observeRouting reads the routes of our tables (one dump of all tables) and the rules at our two
-// priorities.
+// observeRouting reads the routes of our tables (one dump of all tables) and our rules.
 func (dp *Datapath) observeRouting(k *kernelState, tunnel netlink.Link) error {
 	routes, err := dp.nl.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: syscall.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
@@ -40,7 +39,7 @@ func (dp *Datapath) observeRouting(k *kernelState, tunnel netlink.Link) error {
 		return fmt.Errorf("list rules: %w", err)
 	}
 	for _, r := range rules {
-		if r.Priority == dp.cfg.RulePriority || r.Priority == dp.cfg.RulePriority+1 {
+		if dp.cfg.ownRule(r) {
 			k.rules[keyOfRule(r)] = true
 		}
 	}

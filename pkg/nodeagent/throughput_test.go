@@ -100,7 +100,7 @@ func BenchmarkTunnelThroughput(b *testing.B) {
 // not, and reaches AltServerIP through node2 (Detour) and bareTunnelServer through the lab's tunnel
 // to node2 (TunnelDetour).
 func throughputLab(b *testing.B) *lab {
-	l := newLab(b, 2, 2)
+	l := newLab(b, netlab.Profile{}, 2, 2)
 	t := l.topo
 	err := errors.Join(t.RouteToNode(egressIP, l.node(2)), t.External.LinkUp(netlab.Uplink, netip.PrefixFrom(bareTunnelServer, 24)),
 		t.Detour(l.node(1), l.node(2), netlab.AltServerIP), t.TunnelDetour(l.node(1), l.node(2), bareTunnelServer))

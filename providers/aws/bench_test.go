@@ -22,6 +22,8 @@ import (
 // The failover burst: three gateways in one zone die with 100 egress IPs between them, and the IPs move
 // to three healthy gateways, against EC2's real bucket sizes (Assign: 100, refilled 5/s). The figure is
 // the time from the first call until the simulator has placed the 100th IP (what traffic waits for).
+// Every gateway carries its egress IPs on its dedicated interface (the default mode), ensured before the
+// burst as the manager does for every gateway candidate.
 //
 //	go test -run '^$' -bench FailoverBurst -benchtime 3x ./providers/aws/
 const burstIPs = 100
@@ -37,15 +39,22 @@ func burstNode(id string) providers.Node {
 	return providers.Node{Name: id, ProviderID: "aws:///us-east-1a/" + id}
 }
 
-// burstModel spreads the 100 egress IPs over the dead gateways; c5n.18xlarge holds 50 per interface.
+// egressENIOf is the dedicated interface of a gateway of the burst model.
+func egressENIOf(instance string) string { return "eni-1" + instance[3:] }
+
+// burstModel spreads the 100 egress IPs over the dead gateways' dedicated interfaces; c5n.18xlarge holds
+// 50 per interface.
 func burstModel() ec2sim.Model {
 	m := ec2sim.Model{Subnets: []ec2sim.SubnetSpec{{ID: "subnet-0d0000000000000a", VPC: "vpc-0d0000000000000a", CIDR: "10.0.0.0/16", Zone: "us-east-1a"}}}
+	tags := map[string]string{TagNoManage: "true", TagCluster: testCluster, TagRole: RoleEgress}
 	for g, id := range append(append([]string{}, deadGateways...), healthyGateways...) {
-		nic := ec2sim.InterfaceSpec{ID: "eni-" + id[2:], Subnet: "subnet-0d0000000000000a", IPs: []string{fmt.Sprintf("10.0.0.%d", 10+g)}}
+		primary := ec2sim.InterfaceSpec{ID: "eni-" + id[2:], Subnet: "subnet-0d0000000000000a", IPs: []string{fmt.Sprintf("10.0.0.%d", 10+g)}}
+		egress := ec2sim.InterfaceSpec{ID: egressENIOf(id), Subnet: "subnet-0d0000000000000a", IPs: []string{fmt.Sprintf("10.0.1.%d", 10+g)},
+			Tags: tags, DeleteOnTermination: true}
 		for i := g; g < len(deadGateways) && i < burstIPs; i += len(deadGateways) {
-			nic.IPs = append(nic.IPs, burstIP(i).String())
+			egress.IPs = append(egress.IPs, burstIP(i).String())
 		}
-		m.Instances = append(m.Instances, ec2sim.InstanceSpec{ID: id, Type: "c5n.18xlarge", Interfaces: []ec2sim.InterfaceSpec{nic}})
+		m.Instances = append(m.Instances, ec2sim.InstanceSpec{ID: id, Type: "c5n.18xlarge", Interfaces: []ec2sim.InterfaceSpec{primary, egress}})
 	}
 	return m
 }
@@ -64,7 +73,7 @@ type burst struct {
 func newBurst(b *testing.B, limits map[string]Limit) *burst {
 	bu := &burst{targets: map[string]bool{}}
 	for _, id := range healthyGateways {
-		bu.targets["eni-"+id[2:]] = true
+		bu.targets[egressENIOf(id)] = true
 	}
 	sim, err := ec2sim.New(burstModel(), ec2sim.Options{OnChange: bu.observe})
 	if err != nil {
@@ -73,12 +82,14 @@ func newBurst(b *testing.B, limits map[string]Limit) *burst {
 	srv := httptest.NewServer(sim)
 	b.Cleanup(srv.Close)
 	cfg := sdkaws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")}
-	bu.p, err = NewFromConfig(cfg, Options{Limits: limits, Logger: slog.New(slog.DiscardHandler)}, func(o *ec2.Options) { o.BaseEndpoint = sdkaws.String(srv.URL) })
+	opts := dedicated()
+	opts.Limits, opts.Logger = limits, slog.New(slog.DiscardHandler)
+	bu.p, err = NewFromConfig(cfg, opts, func(o *ec2.Options) { o.BaseEndpoint = sdkaws.String(srv.URL) })
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, id := range healthyGateways { // a manager keeps its standby gateways described
-		if _, err := bu.p.DescribeNode(context.Background(), burstNode(id)); err != nil {
+	for _, id := range healthyGateways { // a manager keeps its standby gateways' interfaces ensured
+		if _, err := bu.p.EnsureAttachment(context.Background(), burstNode(id)); err != nil {
 			b.Fatal(err)
 		}
 	}

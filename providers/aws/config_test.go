@@ -31,12 +31,32 @@ func TestDefaultChainAndEndpointFromEnvironment(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
 	t.Setenv("AWS_ENDPOINT_URL_EC2", e.url)
-	p, err := New(context.Background(), Options{Logger: slog.New(slog.DiscardHandler)})
+	p, err := New(context.Background(), Options{ClusterName: testCluster, Logger: slog.New(slog.DiscardHandler)})
 	must(t, err)
-	info, err := p.DescribeNode(context.Background(), gwA1)
+	info, err := p.EnsureAttachment(context.Background(), gwA1)
 	must(t, err)
-	if info.Interface != eniA1 {
-		t.Fatalf("DescribeNode through the environment's endpoint: %+v", info)
+	if h, _ := e.sim.Where(info.PrimaryIP); !info.Dedicated || info.Interface == eniA1 || h.Interface != info.Interface || h.Instance != info.Instance {
+		t.Fatalf("the default mode gives the gateway a dedicated interface, through the environment's endpoint: %+v (simulator: %+v)", info, h)
+	}
+}
+
+func TestOptionsRefuseWhatCannotWork(t *testing.T) {
+	cases := []struct {
+		opts Options
+		want string
+	}{
+		{Options{}, "ClusterName"},
+		{Options{EgressInterface: "secondary", ClusterName: "c"}, `EgressInterface (--aws-egress-interface) "secondary"`},
+		{Options{EgressInterface: InterfacePrimary, EgressSubnetTags: map[string]string{"egress": "yes"}}, "dedicated egress interface only"},
+		{Options{ClusterName: "c", EgressSubnets: map[string]string{"us-east-1a": "sn-1"}}, `EgressSubnets[us-east-1a] = "sn-1"`},
+	}
+	for _, c := range cases {
+		if err := c.opts.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: want an error naming %q, got %v", c.opts, c.want, err)
+		}
+	}
+	if err := (Options{EgressInterface: InterfacePrimary}).Validate(); err != nil {
+		t.Errorf("the primary mode needs no cluster name: %v", err)
 	}
 }
 

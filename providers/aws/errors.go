@@ -14,8 +14,14 @@ import (
 
 // EC2 error codes the provider reacts to; see "Error codes for the Amazon EC2 API".
 const (
-	codeIPLimitExceeded     = "PrivateIpAddressLimitExceeded"
-	codeAssociationNotFound = "InvalidAssociationID.NotFound"
+	codeIPLimitExceeded       = "PrivateIpAddressLimitExceeded"
+	codeAssociationNotFound   = "InvalidAssociationID.NotFound"
+	codeAttachmentLimit       = "AttachmentLimitExceeded"
+	codeENIInUse              = "InvalidNetworkInterface.InUse"
+	codeENINotFound           = "InvalidNetworkInterfaceID.NotFound"
+	codeAttachmentNotFound    = "InvalidAttachmentID.NotFound"
+	codeInvalidParameterValue = "InvalidParameterValue"
+	codeUnauthorized          = "UnauthorizedOperation"
 )
 
 // serverCodes are EC2's server-side codes that a later try may not meet.
@@ -27,6 +33,10 @@ var serverCodes = map[string]bool{
 func classify(action string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("ec2:%s: %w", action, err)
+	}
+	if hasCode(err, codeUnauthorized) {
+		return fmt.Errorf("ec2:%s: the IAM policy of egressgw's credentials does not allow ec2:%s on this resource (see examples/aws/iam-policy.json): %w: %w",
+			action, action, providers.ErrPermanent, err)
 	}
 	return fmt.Errorf("ec2:%s: %w: %w", action, sentinel(err), err)
 }
@@ -46,7 +56,7 @@ func sentinel(err error) error {
 		return providers.ErrThrottled
 	case strings.HasSuffix(code, ".NotFound"):
 		return providers.ErrNotFound
-	case code == codeIPLimitExceeded:
+	case code == codeIPLimitExceeded, code == codeAttachmentLimit:
 		return providers.ErrCapacityExhausted
 	case serverCodes[code], errors.As(err, &withStatus) && withStatus.HTTPStatusCode() >= 500:
 		return providers.ErrUnavailable

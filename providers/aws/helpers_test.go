@@ -62,8 +62,8 @@ func newEnv(t testing.TB, opts ec2sim.Options) *env {
 func newEnvFrom(t testing.TB, m ec2sim.Model, opts ec2sim.Options) *env {
 	t.Helper()
 	opts.RefuseUnfiltered = true
-	if opts.AllowedActions == nil {
-		opts.AllowedActions = policyActions(t) // every provider test also proves the example policy suffices
+	if opts.AllowedActions == nil && opts.Policy == nil {
+		opts.Policy = examplePolicy(t) // every provider test also proves the example policy suffices
 	}
 	sim, err := ec2sim.New(m, opts)
 	if err != nil {
@@ -88,9 +88,14 @@ func start(t testing.TB) (*env, *Provider) {
 	return e, e.provider(t, Options{})
 }
 
-// provider returns a fresh provider (empty caches, as after a restart) talking to the simulator.
+// provider returns a fresh provider (empty caches, as after a restart) talking to the simulator. Tests of
+// the IP operations themselves run in the primary-interface mode, on the model's ENIs, unless opts choose
+// otherwise; dedicated() gives the default mode's options.
 func (e *env) provider(t testing.TB, opts Options) *Provider {
 	t.Helper()
+	if opts.EgressInterface == "" {
+		opts.EgressInterface = InterfacePrimary
+	}
 	if opts.Backoff == (Backoff{}) {
 		opts.Backoff = testBackoff
 	}
@@ -103,6 +108,14 @@ func (e *env) provider(t testing.TB, opts Options) *Provider {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// testCluster is the cluster name of examples/aws/iam-policy.json.
+const testCluster = "my-cluster"
+
+// dedicated is the default mode's options for the test cluster.
+func dedicated() Options {
+	return Options{EgressInterface: InterfaceDedicated, ClusterName: testCluster}
 }
 
 func ip(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -13,14 +13,15 @@ import (
 	"github.com/egressgw/egressgw/providers"
 )
 
-// attachment is where a node's egress IPs go. An instance's primary ENI (device index 0) cannot be
-// detached, so this stays true for the instance's whole life and is cached: a failover then costs one
-// EC2 call.
+// attachment is where a node's egress IPs go: the gateway's dedicated ENI, or its primary ENI (device index
+// 0) in the primary-interface mode. It is cached for the instance's life (until RemoveAttachment), so that
+// a failover costs one EC2 call.
 type attachment struct {
 	node                               string
 	instance, eni, subnetID, vpc, zone string
 	subnet                             netip.Prefix
 	capacity                           int
+	dedicated                          bool
 }
 
 // check refuses an IP that EC2 could never put on this attachment.
@@ -34,30 +35,45 @@ func (a attachment) check(ip netip.Addr) error {
 	return nil
 }
 
-// DescribeNode implements providers.Provider. It reads the instance afresh (its addresses change), and
-// the subnet and instance type only the first time they are seen.
+// DescribeNode implements providers.Provider. It reads the instance and its egress interface afresh (their
+// addresses change), and the subnet and instance type only the first time they are seen. It creates
+// nothing: a gateway without its dedicated interface is ErrNotFound until EnsureAttachment made one.
 func (p *Provider) DescribeNode(ctx context.Context, node providers.Node) (providers.NodeInfo, error) {
+	return p.describe(ctx, node, false)
+}
+
+// EnsureAttachment implements providers.Attacher: DescribeNode that first finds, adopts or creates the
+// gateway's dedicated interface (eni.go). In the primary-interface mode it is DescribeNode.
+func (p *Provider) EnsureAttachment(ctx context.Context, node providers.Node) (providers.NodeInfo, error) {
+	return p.describe(ctx, node, true)
+}
+
+func (p *Provider) describe(ctx context.Context, node providers.Node, create bool) (providers.NodeInfo, error) {
 	ctx, cancel := p.bound(ctx)
 	defer cancel()
-	at, nic, err := p.resolve(ctx, node)
+	at, nic, err := p.resolve(ctx, node, create)
 	if err != nil {
 		return providers.NodeInfo{}, err
 	}
-	info := providers.NodeInfo{Instance: at.instance, Interface: at.eni, Zone: at.zone, SubnetID: at.subnetID,
-		Subnet: at.subnet, Capacity: at.capacity}
-	for _, a := range nic.PrivateIpAddresses {
-		if ip, err := netip.ParseAddr(sdkaws.ToString(a.PrivateIpAddress)); err == nil {
-			info.Addresses = append(info.Addresses, ip)
-		}
-	}
-	return info, nil
+	return nodeInfo(at, nic), nil
 }
 
-// attachment returns the cached attachment of node, resolving it on first use. Concurrent first uses
-// share one resolution: a new leader's first failover burst must not spend the Describe bucket on the
-// same few gateways.
+func nodeInfo(at attachment, nic nicView) providers.NodeInfo {
+	info := providers.NodeInfo{Instance: at.instance, Interface: at.eni, Zone: at.zone, SubnetID: at.subnetID,
+		Subnet: at.subnet, Capacity: at.capacity, Addresses: nic.addrs, Prefixes: nic.prefixes,
+		Dedicated: at.dedicated, MAC: nic.mac, Gateway: at.subnet.Masked().Addr().Next()}
+	if len(nic.addrs) > 0 {
+		info.PrimaryIP = nic.addrs[0]
+	}
+	return info
+}
+
+// attachment returns the cached attachment of node, resolving it on first use (and creating the dedicated
+// interface if it is still missing: a move must not fail for want of it). Concurrent first uses share one
+// resolution: a new leader's first failover burst must not spend the Describe bucket on the same few
+// gateways.
 func (p *Provider) attachment(ctx context.Context, node providers.Node) (attachment, error) {
-	ref, err := parseProviderID(node.ProviderID)
+	ref, err := p.instanceRef(node)
 	if err != nil {
 		return attachment{}, err
 	}
@@ -66,7 +82,7 @@ func (p *Provider) attachment(ctx context.Context, node providers.Node) (attachm
 		return at, nil
 	}
 	v, err, _ := p.resolving.Do(ref.id, func() (any, error) {
-		at, _, err := p.resolve(ctx, node)
+		at, _, err := p.resolve(ctx, node, true)
 		return at, err
 	})
 	if err != nil {
@@ -77,42 +93,60 @@ func (p *Provider) attachment(ctx context.Context, node providers.Node) (attachm
 	return at, nil
 }
 
-// resolve asks EC2 for node's instance and primary ENI and caches the attachment.
-func (p *Provider) resolve(ctx context.Context, node providers.Node) (attachment, types.InstanceNetworkInterface, error) {
-	ref, err := parseProviderID(node.ProviderID)
+// resolve asks EC2 for node's instance and egress interface and caches the attachment.
+func (p *Provider) resolve(ctx context.Context, node providers.Node, create bool) (attachment, nicView, error) {
+	ref, err := p.instanceRef(node)
 	if err != nil {
-		return attachment{}, types.InstanceNetworkInterface{}, err
-	}
-	if ref.zone != "" && !strings.HasPrefix(ref.zone, p.region) {
-		return attachment{}, types.InstanceNetworkInterface{}, fmt.Errorf("node %s is in zone %s, outside region %s of this provider: %w", node.Name, ref.zone, p.region, providers.ErrUnsupportedNode)
+		return attachment{}, nicView{}, err
 	}
 	inst, err := p.describeInstance(ctx, node.Name, ref.id)
 	if err != nil {
-		return attachment{}, types.InstanceNetworkInterface{}, err
+		return attachment{}, nicView{}, err
 	}
-	nic, err := primaryInterface(node.Name, inst)
+	primary, err := primaryInterface(node.Name, inst)
 	if err != nil {
-		return attachment{}, types.InstanceNetworkInterface{}, err
+		return attachment{}, nicView{}, err
+	}
+	nic := primary
+	if p.dedicated() {
+		if nic, err = p.egressENI(ctx, node.Name, inst, primary, create); err != nil {
+			return attachment{}, nicView{}, err
+		}
 	}
 	at, err := p.newAttachment(ctx, node.Name, inst, nic)
 	if err != nil {
-		return attachment{}, types.InstanceNetworkInterface{}, err
+		return attachment{}, nicView{}, err
 	}
 	remember(p, p.nodes, at.instance, at)
 	return at, nic, nil
 }
 
-func (p *Provider) newAttachment(ctx context.Context, node string, inst types.Instance, nic types.InstanceNetworkInterface) (attachment, error) {
-	at := attachment{node: node, instance: sdkaws.ToString(inst.InstanceId), eni: sdkaws.ToString(nic.NetworkInterfaceId),
-		subnetID: sdkaws.ToString(nic.SubnetId), vpc: sdkaws.ToString(nic.VpcId)}
+// instanceRef is the instance node's providerID names, refused when it is not of this provider's region
+// (before any cache is consulted: the same instance ID in another region is another instance).
+func (p *Provider) instanceRef(node providers.Node) (instanceRef, error) {
+	ref, err := parseProviderID(node.ProviderID)
+	if err != nil {
+		return instanceRef{}, err
+	}
+	if ref.zone != "" && !strings.HasPrefix(ref.zone, p.region) {
+		return instanceRef{}, fmt.Errorf("node %s is in zone %s, outside region %s of this provider: %w", node.Name, ref.zone, p.region, providers.ErrUnsupportedNode)
+	}
+	return ref, nil
+}
+
+func (p *Provider) newAttachment(ctx context.Context, node string, inst types.Instance, nic nicView) (attachment, error) {
+	at := attachment{node: node, instance: sdkaws.ToString(inst.InstanceId), eni: nic.id, subnetID: nic.subnetID, vpc: nic.vpc,
+		dedicated: p.dedicated()}
 	if inst.Placement != nil {
 		at.zone = sdkaws.ToString(inst.Placement.AvailabilityZone)
 	}
-	var err error
-	if at.subnet, err = p.subnetCIDR(ctx, at.subnetID); err != nil {
+	sn, err := p.subnet(ctx, at.subnetID)
+	if err != nil {
 		return attachment{}, err
 	}
-	at.capacity, err = p.typeCapacity(ctx, string(inst.InstanceType))
+	at.subnet = sn.cidr
+	limits, err := p.typeLimits(ctx, string(inst.InstanceType))
+	at.capacity = limits.ipv4PerInterface
 	return at, err
 }
 
@@ -137,56 +171,42 @@ func (p *Provider) describeInstance(ctx context.Context, node, id string) (types
 }
 
 // primaryInterface is the ENI at device index 0 of the first network card: the one that cannot be
-// detached, and the one the VPC CNI also uses first.
-func primaryInterface(node string, inst types.Instance) (types.InstanceNetworkInterface, error) {
+// detached, and the one the VPC CNI always manages, whatever its tags.
+func primaryInterface(node string, inst types.Instance) (nicView, error) {
 	for _, nic := range inst.NetworkInterfaces {
 		a := nic.Attachment
 		if a != nil && sdkaws.ToInt32(a.DeviceIndex) == 0 && sdkaws.ToInt32(a.NetworkCardIndex) == 0 {
-			return nic, nil
+			return viewOfInstanceNIC(nic), nil
 		}
 	}
-	return types.InstanceNetworkInterface{}, fmt.Errorf("node %s: instance %s has no network interface at device index 0: %w",
+	return nicView{}, fmt.Errorf("node %s: instance %s has no network interface at device index 0: %w",
 		node, sdkaws.ToString(inst.InstanceId), providers.ErrNotFound)
 }
 
-func (p *Provider) subnetCIDR(ctx context.Context, id string) (netip.Prefix, error) {
-	if cidr, ok := cached(p, p.subnets, id); ok {
-		return cidr, nil
-	}
-	out, err := call(ctx, p, "DescribeSubnets", func(ctx context.Context) (*ec2.DescribeSubnetsOutput, error) {
-		return p.ec2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []types.Filter{filter("subnet-id", id)}})
-	})
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("subnet %s: %w", id, err)
-	}
-	if len(out.Subnets) == 0 {
-		return netip.Prefix{}, fmt.Errorf("subnet %s: %w", id, providers.ErrNotFound)
-	}
-	cidr, err := netip.ParsePrefix(sdkaws.ToString(out.Subnets[0].CidrBlock))
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("subnet %s has CIDR %q: %w", id, sdkaws.ToString(out.Subnets[0].CidrBlock), providers.ErrPermanent)
-	}
-	remember(p, p.subnets, id, cidr)
-	return cidr, nil
+// typeLimits are the network limits of an instance type.
+type typeLimits struct {
+	ipv4PerInterface, maxInterfaces int
 }
 
-// typeCapacity is how many IPv4 addresses one interface of the instance type holds.
-func (p *Provider) typeCapacity(ctx context.Context, instanceType string) (int, error) {
-	if n, ok := cached(p, p.types, instanceType); ok {
-		return n, nil
+// typeLimits reads how many IPv4 addresses one interface of the instance type holds, and how many
+// interfaces it takes.
+func (p *Provider) typeLimits(ctx context.Context, instanceType string) (typeLimits, error) {
+	if l, ok := cached(p, p.types, instanceType); ok {
+		return l, nil
 	}
 	out, err := call(ctx, p, "DescribeInstanceTypes", func(ctx context.Context) (*ec2.DescribeInstanceTypesOutput, error) {
 		return p.ec2.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: []types.InstanceType{types.InstanceType(instanceType)}})
 	})
 	if err != nil {
-		return 0, fmt.Errorf("instance type %s: %w", instanceType, err)
+		return typeLimits{}, fmt.Errorf("instance type %s: %w", instanceType, err)
 	}
 	if len(out.InstanceTypes) == 0 || out.InstanceTypes[0].NetworkInfo == nil {
-		return 0, fmt.Errorf("instance type %s: no network information: %w", instanceType, providers.ErrNotFound)
+		return typeLimits{}, fmt.Errorf("instance type %s: no network information: %w", instanceType, providers.ErrNotFound)
 	}
-	n := int(sdkaws.ToInt32(out.InstanceTypes[0].NetworkInfo.Ipv4AddressesPerInterface))
-	remember(p, p.types, instanceType, n)
-	return n, nil
+	ni := out.InstanceTypes[0].NetworkInfo
+	l := typeLimits{ipv4PerInterface: int(sdkaws.ToInt32(ni.Ipv4AddressesPerInterface)), maxInterfaces: int(sdkaws.ToInt32(ni.MaximumNetworkInterfaces))}
+	remember(p, p.types, instanceType, l)
+	return l, nil
 }
 
 func filter(name string, values ...string) types.Filter {
@@ -206,4 +226,11 @@ func remember[V any](p *Provider, m map[string]V, key string, v V) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m[key] = v
+}
+
+// forget drops an entry of one of the provider's caches.
+func forget[V any](p *Provider, m map[string]V, key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(m, key)
 }

@@ -1,6 +1,8 @@
 // Package aws is the egressgw provider for Amazon EC2: egress IPs are secondary private IPv4 addresses of
-// a gateway node's primary network interface (device index 0), optionally with an Elastic IP associated.
-// A move is one AssignPrivateIpAddresses call with AllowReassignment, and the Elastic IP follows.
+// a dedicated network interface of each gateway node, optionally with an Elastic IP associated. The
+// interface is tagged so that the AWS VPC CNI never adopts its addresses into its pod IP pool (see
+// eni.go); the primary-interface mode puts them on the node's primary ENI instead, for clusters without
+// that CNI. A move is one AssignPrivateIpAddresses call with AllowReassignment, and the Elastic IP follows.
 //
 // It uses aws-sdk-go-v2 with the default configuration chain, so credentials come from the environment,
 // shared files, IRSA (web identity) or EKS Pod Identity without code, and the EC2 endpoint can be
@@ -12,7 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,8 +28,22 @@ import (
 	"github.com/egressgw/egressgw/providers"
 )
 
-// Options tune a Provider. The zero value is ready to use.
+// Options tune a Provider. ClusterName is required in the default, dedicated-interface mode.
 type Options struct {
+	// EgressInterface is where egress IPs live: InterfaceDedicated (default) or InterfacePrimary.
+	EgressInterface InterfaceMode
+	// ClusterName goes into the egressgw.io/cluster tag of the interfaces egressgw creates and is how it
+	// finds them again; the IAM policy's conditions name it.
+	ClusterName string
+	// EgressSubnets names, per availability zone, the subnet in which a gateway's dedicated interface is
+	// created (for example a public subnet, for Elastic IPs, while the nodes stay private). Zones without
+	// an entry use EgressSubnetTags, then the subnet of the node's primary interface.
+	EgressSubnets map[string]string
+	// EgressSubnetTags selects the egress subnet of a zone by tags: the subnet of the node's VPC and zone
+	// carrying all of them (the lowest ID when several do).
+	EgressSubnetTags map[string]string
+	// SecurityGroups of created interfaces; empty means those of the node's primary interface.
+	SecurityGroups []string
 	// VPCID limits Locate to one VPC. Without it Locate searches every VPC the credentials can see and
 	// refuses to answer for an IP found in two of them.
 	VPCID string
@@ -53,15 +69,54 @@ type Provider struct {
 
 	resolving singleflight.Group
 	mu        sync.Mutex
-	nodes     map[string]attachment   // by instance ID: where its egress IPs go (fixed for its life)
-	subnets   map[string]netip.Prefix // by subnet ID (a subnet's CIDR never changes)
-	types     map[string]int          // IPv4 addresses per interface, by instance type
+	nodes     map[string]attachment // by instance ID: where its egress IPs go (until RemoveAttachment)
+	subnets   map[string]subnetInfo // by subnet ID (a subnet never changes)
+	types     map[string]typeLimits // by instance type
+	zoneNets  map[string]string     // egress subnet chosen by tags, by VPC and zone
 }
 
 var (
 	_ providers.Provider = (*Provider)(nil)
 	_ providers.Mover    = (*Provider)(nil)
+	_ providers.Attacher = (*Provider)(nil)
 )
+
+// InterfaceMode says on which network interface of a gateway egress IPs live.
+type InterfaceMode string
+
+const (
+	// InterfaceDedicated: a secondary ENI per gateway node, tagged node.k8s.amazonaws.com/no_manage=true so
+	// that the VPC CNI neither hands its addresses to pods nor releases them. The default.
+	InterfaceDedicated InterfaceMode = "dedicated"
+	// InterfacePrimary: the node's primary ENI (device index 0). Only for clusters whose CNI does not manage
+	// the ENIs' secondary addresses: the VPC CNI adopts every secondary address of the primary ENI.
+	InterfacePrimary InterfaceMode = "primary"
+)
+
+// Validate reports every option that cannot work, naming it.
+func (o Options) Validate() error {
+	var errs []error
+	switch o.EgressInterface {
+	case "", InterfaceDedicated:
+		if o.ClusterName == "" {
+			errs = append(errs, errors.New("ClusterName (--aws-cluster-name) is required with the dedicated egress interface: it tags and finds the gateway ENIs"))
+		}
+	case InterfacePrimary:
+		if len(o.EgressSubnets)+len(o.EgressSubnetTags)+len(o.SecurityGroups) > 0 {
+			errs = append(errs, errors.New("EgressSubnets, EgressSubnetTags and SecurityGroups apply to the dedicated egress interface only, not to --aws-egress-interface=primary"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("EgressInterface (--aws-egress-interface) %q: want %q or %q", o.EgressInterface, InterfaceDedicated, InterfacePrimary))
+	}
+	for zone, id := range o.EgressSubnets {
+		if !strings.HasPrefix(id, "subnet-") {
+			errs = append(errs, fmt.Errorf("EgressSubnets[%s] = %q is not a subnet ID (subnet-...)", zone, id))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Provider) dedicated() bool { return p.opts.EgressInterface != InterfacePrimary }
 
 // New builds a provider on the SDK's default configuration chain (region, credentials, endpoint). Extra
 // load options (config.WithRegion, ...) are applied after the defaults.
@@ -78,6 +133,9 @@ func New(ctx context.Context, opts Options, loadOpts ...func(*config.LoadOptions
 func NewFromConfig(cfg sdkaws.Config, opts Options, clientOpts ...func(*ec2.Options)) (*Provider, error) {
 	if cfg.Region == "" {
 		return nil, errors.New("no AWS region configured: set AWS_REGION (or region in the shared config)")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("AWS provider options: %w", err)
 	}
 	inner := cfg.HTTPClient
 	if inner == nil {
@@ -105,8 +163,8 @@ func newProvider(client *ec2.Client, region string, opts Options) *Provider {
 	}
 	return &Provider{
 		ec2: client, region: region, opts: opts, backoff: opts.Backoff, limiters: newLimiters(opts.Limits),
-		log: opts.Logger.With("provider", "aws"), nodes: map[string]attachment{}, subnets: map[string]netip.Prefix{},
-		types: map[string]int{},
+		log: opts.Logger.With("provider", "aws"), nodes: map[string]attachment{}, subnets: map[string]subnetInfo{},
+		types: map[string]typeLimits{}, zoneNets: map[string]string{},
 	}
 }
 

@@ -49,6 +49,12 @@ var DefaultLimits = map[string]Limit{
 	"DescribeSubnets":            {Burst: 80, PerSecond: 16},
 	"DescribeInstanceTypes":      {Burst: 80, PerSecond: 16},
 	"DescribeAddresses":          {Burst: 80, PerSecond: 16},
+	// The gateway interface lifecycle: a few calls per gateway node, once.
+	"CreateNetworkInterface":          {Burst: 20, PerSecond: 2},
+	"AttachNetworkInterface":          {Burst: 20, PerSecond: 2},
+	"ModifyNetworkInterfaceAttribute": {Burst: 20, PerSecond: 2},
+	"DetachNetworkInterface":          {Burst: 20, PerSecond: 2},
+	"DeleteNetworkInterface":          {Burst: 20, PerSecond: 2},
 }
 
 func newLimiters(limits map[string]Limit) map[string]*rate.Limiter {

@@ -64,6 +64,13 @@ func TestSDKParsesReferenceExamples(t *testing.T) {
 	n := enis.NetworkInterfaces[0]
 	check(t, "network interface", *n.Attachment.DeviceIndex == 0 && *n.Attachment.InstanceId == "i-0fedcba9876543210" &&
 		len(n.PrivateIpAddresses) == 2 && *n.PrivateIpAddresses[0].Primary && *n.PrivateIpAddresses[1].PrivateIpAddress == "10.20.3.40")
+	created, err := c.CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{SubnetId: ptr("subnet-x")})
+	must(t, err)
+	check(t, "created interface", *created.NetworkInterface.NetworkInterfaceId == "eni-0bb1cc2dd3ee4ff50" && created.NetworkInterface.Status == types.NetworkInterfaceStatusAvailable &&
+		*created.NetworkInterface.MacAddress == "0a:1b:2c:3d:4e:60" && *created.NetworkInterface.PrivateIpAddress == "10.20.3.61")
+	attached, err := c.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: ptr("eni-x"), InstanceId: ptr("i-x"), DeviceIndex: ptr(int32(1))})
+	must(t, err)
+	check(t, "attachment", *attached.AttachmentId == "eni-attach-0cc1dd2ee3ff40516")
 	inst, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
 	must(t, err)
 	in := inst.Reservations[0].Instances[0]
@@ -90,14 +97,21 @@ func TestSimulatorSpeaksReferenceShapes(t *testing.T) {
 		form     url.Values
 		optional []string
 	}{
-		{"AssignPrivateIpAddresses.xml", form("AssignPrivateIpAddresses", "NetworkInterfaceId", eniA1, "PrivateIpAddress.1", "10.0.1.50", "PrivateIpAddress.2", "10.0.1.51"), nil},
+		{"AssignPrivateIpAddresses.xml", form("AssignPrivateIpAddresses", "NetworkInterfaceId", eniA1, "PrivateIpAddress.1", "10.0.1.50", "PrivateIpAddress.2", "10.0.1.51"), []string{"assignedIpv4PrefixSet"}},
 		{"UnassignPrivateIpAddresses.xml", form("UnassignPrivateIpAddresses", "NetworkInterfaceId", eniA1, "PrivateIpAddress.1", "10.0.1.51"), nil},
 		{"AssociateAddress.xml", form("AssociateAddress", "AllocationId", eip1, "NetworkInterfaceId", eniA1, "PrivateIpAddress", "10.0.1.50"), nil},
 		{"AssociateAddress.xml", form("AssociateAddress", "AllocationId", eip2, "NetworkInterfaceId", eniA1), nil},
 		{"DescribeAddresses.xml", form("DescribeAddresses", "AllocationId.1", eip1), nil},
 		{"DescribeSubnets.xml", form("DescribeSubnets", "SubnetId.1", "subnet-0a000000000000001"), nil},
-		{"DescribeNetworkInterfaces.xml", form("DescribeNetworkInterfaces", "NetworkInterfaceId.1", eniA1), associationPaths},
-		{"DescribeInstances.xml", form("DescribeInstances", "InstanceId.1", gwA1), nil},
+		{"DescribeNetworkInterfaces.xml", form("DescribeNetworkInterfaces", "NetworkInterfaceId.1", eniA1), append(newerENIPaths("networkInterfaceSet/item/"), associationPaths...)},
+		{"DescribeInstances.xml", form("DescribeInstances", "InstanceId.1", gwA1), newerENIPaths("reservationSet/item/instancesSet/item/networkInterfaceSet/item/")},
+		{"CreateNetworkInterface.xml", form("CreateNetworkInterface", "SubnetId", "subnet-0a000000000000001", "Description", "x"), newerENIPaths("networkInterface/")},
+		// IDs count on from the two associations above: the interface is the third new ID.
+		{"AttachNetworkInterface.xml", form("AttachNetworkInterface", "NetworkInterfaceId", "eni-00000000000000003", "InstanceId", gwA1, "DeviceIndex", "1"), []string{"networkCardIndex"}},
+		{"ModifyNetworkInterfaceAttribute.xml", form("ModifyNetworkInterfaceAttribute", "NetworkInterfaceId", "eni-00000000000000003", "Description.Value", "y"), nil},
+		{"CreateTags.xml", form("CreateTags", "ResourceId.1", "eni-00000000000000003", "Tag.1.Key", "k", "Tag.1.Value", "v"), nil},
+		{"DetachNetworkInterface.xml", form("DetachNetworkInterface", "AttachmentId", "eni-attach-00000000000000004"), nil},
+		{"DeleteNetworkInterface.xml", form("DeleteNetworkInterface", "NetworkInterfaceId", "eni-00000000000000003"), nil},
 		{"Error.xml", form("DisassociateAddress", "AssociationId", "eipassoc-0000000000000dead"), nil},
 	}
 	for _, step := range steps {
@@ -119,6 +133,12 @@ func TestSimulatorSpeaksReferenceShapes(t *testing.T) {
 // (types NetworkInterfaceAssociation in the reference); the DescribeNetworkInterfaces example has none.
 var associationPaths = []string{
 	"networkInterfaceSet/item/association", "networkInterfaceSet/item/privateIpAddressesSet/item/association",
+}
+
+// newerENIPaths are elements of a network interface that the reference documents but its examples, written
+// before prefix delegation and multi-card instances, do not show.
+func newerENIPaths(at string) []string {
+	return []string{at + "interfaceType", at + "ipv4PrefixSet", at + "attachment/networkCardIndex", at + "tagSet/item"}
 }
 
 func form(action string, kv ...string) url.Values {

@@ -14,7 +14,7 @@ type Bucket struct {
 
 // AWSBuckets are the bucket sizes EC2 documents for the actions the provider calls: Assign/Unassign 100
 // refilled 5/s, the generic mutating bucket (AssociateAddress, DisassociateAddress) 50 refilled 5/s, and
-// filtered non-mutating Describe calls 100 refilled 20/s. UnfilteredBucket is the separate bucket of
+// filtered non-mutating Describe calls 100 refilled 20/s, CreateTags 100 refilled 10/s. UnfilteredBucket is the separate bucket of
 // Describe calls with neither IDs, filters nor pagination: 50 refilled 10/s.
 var (
 	AWSBuckets = map[string]Bucket{
@@ -22,11 +22,18 @@ var (
 		"UnassignPrivateIpAddresses": {100, 5},
 		"AssociateAddress":           {50, 5},
 		"DisassociateAddress":        {50, 5},
-		"DescribeInstances":          {100, 20},
-		"DescribeNetworkInterfaces":  {100, 20},
-		"DescribeSubnets":            {100, 20},
-		"DescribeInstanceTypes":      {100, 20},
-		"DescribeAddresses":          {100, 20},
+		// The interface lifecycle draws on the generic mutating bucket's size; CreateTags has its own.
+		"CreateNetworkInterface":          {50, 5},
+		"AttachNetworkInterface":          {50, 5},
+		"ModifyNetworkInterfaceAttribute": {50, 5},
+		"DetachNetworkInterface":          {50, 5},
+		"DeleteNetworkInterface":          {50, 5},
+		"CreateTags":                      {100, 10},
+		"DescribeInstances":               {100, 20},
+		"DescribeNetworkInterfaces":       {100, 20},
+		"DescribeSubnets":                 {100, 20},
+		"DescribeInstanceTypes":           {100, 20},
+		"DescribeAddresses":               {100, 20},
 	}
 	UnfilteredBucket = Bucket{50, 10}
 )

@@ -28,14 +28,23 @@ type Model struct {
 	InstanceTypes []InstanceTypeSpec `json:"instanceTypes,omitempty"`
 	Instances     []InstanceSpec     `json:"instances"`
 	ElasticIPs    []ElasticIPSpec    `json:"elasticIPs,omitempty"`
+	// SecurityGroups are groups besides each VPC's default one (sg-<vpc suffix>), which always exists.
+	SecurityGroups []SecurityGroupSpec `json:"securityGroups,omitempty"`
+}
+
+// SecurityGroupSpec is a security group that network interfaces may be created in.
+type SecurityGroupSpec struct {
+	ID  string `json:"id"`
+	VPC string `json:"vpc"`
 }
 
 // SubnetSpec is one subnet. AWS subnets live in one zone.
 type SubnetSpec struct {
-	ID   string `json:"id"`
-	VPC  string `json:"vpc"`
-	CIDR string `json:"cidr"`
-	Zone string `json:"zone"`
+	ID   string            `json:"id"`
+	VPC  string            `json:"vpc"`
+	CIDR string            `json:"cidr"`
+	Zone string            `json:"zone"`
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // InstanceTypeSpec is the part of an instance type that limits IP addresses.
@@ -54,19 +63,27 @@ type InstanceSpec struct {
 	Interfaces []InterfaceSpec   `json:"interfaces"`
 }
 
-// InterfaceSpec is one ENI; IPs[0] is its primary private address.
+// InterfaceSpec is one ENI; IPs[0] is its primary private address. The interface at device index 0 is
+// always deleted on termination; the others only when DeleteOnTermination says so (as a launch template
+// may set it).
 type InterfaceSpec struct {
 	ID     string   `json:"id"`
 	Subnet string   `json:"subnet"`
 	IPs    []string `json:"ips"`
+	// Prefixes are delegated /28 prefixes (prefix delegation); each takes one of the interface's slots.
+	Prefixes            []string          `json:"prefixes,omitempty"`
+	Tags                map[string]string `json:"tags,omitempty"`
+	Description         string            `json:"description,omitempty"`
+	DeleteOnTermination bool              `json:"deleteOnTermination,omitempty"`
 }
 
 // ElasticIPSpec is one Elastic IP, optionally associated with a private IP of an interface.
 type ElasticIPSpec struct {
-	AllocationID string `json:"allocationID"`
-	PublicIP     string `json:"publicIP"`
-	Interface    string `json:"interface,omitempty"`
-	PrivateIP    string `json:"privateIP,omitempty"`
+	AllocationID string            `json:"allocationID"`
+	PublicIP     string            `json:"publicIP"`
+	Interface    string            `json:"interface,omitempty"`
+	PrivateIP    string            `json:"privateIP,omitempty"`
+	Tags         map[string]string `json:"tags,omitempty"`
 }
 
 // LoadModel reads a model file (YAML or JSON).

@@ -26,7 +26,7 @@ func (s *state) assignPrivate(eniID string, ips []netip.Addr, allowReassign bool
 	if aerr != nil {
 		return nil, aerr
 	}
-	if len(n.ips)+len(fresh) > s.limit(n) {
+	if n.slots()+len(fresh) > s.limit(n) {
 		return nil, apiErr(CodeIPLimitExceeded, "Number of private addresses will exceed limit.")
 	}
 	var events []Event
@@ -46,6 +46,9 @@ func (s *state) checkAssign(n eni, ips []netip.Addr, allowReassign bool) ([]neti
 	for _, ip := range ips {
 		if why := reservedReason(ip, cidr); why != "" {
 			return nil, apiErr(CodeInvalidParameterValue, "Address %s: %s", ip, why)
+		}
+		if holder, ok := s.prefixHolder(n.vpc, ip); ok {
+			return nil, apiErr(CodeInvalidParameterValue, "Address %s is inside a prefix delegated to %s.", ip, holder)
 		}
 		holder, held := s.owner[vpcAddr{n.vpc, ip}]
 		if held && holder == n.id || slices.Contains(fresh, ip) {
@@ -172,7 +175,8 @@ func uniqueAddrs(ips []netip.Addr) []netip.Addr {
 	return slices.Compact(out)
 }
 
-// terminate ends an instance: its interfaces go, with their addresses and Elastic IP associations.
+// terminate ends an instance: the interfaces marked DeleteOnTermination go, with their addresses and
+// Elastic IP associations; the others are detached and stay, available, with their addresses.
 func (s *state) terminate(id string) ([]Event, *APIError) {
 	in, ok := s.instances[id]
 	if !ok {
@@ -180,17 +184,36 @@ func (s *state) terminate(id string) ([]Event, *APIError) {
 	}
 	var events []Event
 	for _, eniID := range in.enis {
-		for _, ip := range s.enis[eniID].ips {
-			if alloc, ok := s.eipOf(eniID, ip); ok {
-				s.disassociate(alloc)
+		n := s.enis[eniID]
+		if !n.deleteOnTermination {
+			n.instance, n.attachment, n.device, n.card = "", "", 0, 0
+			s.enis[eniID] = n
+			for _, ip := range n.ips {
+				events = append(events, Event{IP: ip, VPC: n.vpc, Interface: n.id, PrevInstance: id, PrevInterface: eniID})
 			}
-			delete(s.owner, vpcAddr{s.enis[eniID].vpc, ip})
-			events = append(events, Event{IP: ip, VPC: in.vpc, PrevInstance: id, PrevInterface: eniID})
+			continue
 		}
-		delete(s.enis, eniID)
-		s.eniOrder = slices.DeleteFunc(slices.Clone(s.eniOrder), func(e string) bool { return e == eniID })
+		events = append(events, s.deleteENI(n, id)...)
 	}
 	in.enis, in.state = nil, "terminated"
 	s.instances[id] = in
 	return events, nil
+}
+
+// deleteENI removes an interface with its addresses, prefixes and Elastic IP associations.
+func (s *state) deleteENI(n eni, instanceID string) []Event {
+	var events []Event
+	for _, ip := range n.ips {
+		if alloc, ok := s.eipOf(n.id, ip); ok {
+			s.disassociate(alloc)
+		}
+		delete(s.owner, vpcAddr{n.vpc, ip})
+		events = append(events, Event{IP: ip, VPC: n.vpc, PrevInstance: instanceID, PrevInterface: n.id})
+	}
+	for _, p := range n.prefixes {
+		delete(s.prefixOwner, vpcPrefix{n.vpc, p})
+	}
+	delete(s.enis, n.id)
+	s.eniOrder = slices.DeleteFunc(slices.Clone(s.eniOrder), func(e string) bool { return e == n.id })
+	return events
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"path"
 	"strconv"
+	"strings"
 )
 
 // request is one parsed EC2 Query request.
@@ -37,6 +38,32 @@ func (r request) addrs(name string) ([]netip.Addr, *APIError) {
 		out = append(out, ip)
 	}
 	return out, nil
+}
+
+// prefixes parses a list of IPv4 prefixes.
+func (r request) prefixes(name string) ([]netip.Prefix, *APIError) {
+	var out []netip.Prefix
+	for _, raw := range r.list(name) {
+		p, err := netip.ParsePrefix(raw)
+		if err != nil || !p.Addr().Is4() {
+			return nil, apiErr(CodeInvalidParameterValue, "Invalid value '%s' for %s: not an IPv4 prefix", raw, name)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// optInt returns a non-negative integer parameter; 0 when absent.
+func (r request) optInt(name string) (int, *APIError) {
+	raw := r.form.Get(name)
+	if raw == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 0 {
+		return 0, apiErr(CodeInvalidParameterValue, "Invalid value '%s' for %s: expected a non-negative integer", raw, name)
+	}
+	return n, nil
 }
 
 // optBool returns a boolean parameter; nil when absent.
@@ -109,7 +136,7 @@ type fields map[string][]string
 func matchAll(fs []filter, have fields) (bool, *APIError) {
 	for _, f := range fs {
 		values, known := have[f.name]
-		if !known {
+		if !known && !strings.HasPrefix(f.name, "tag:") { // a tag filter on an untagged resource matches nothing
 			return false, apiErr(CodeInvalidParameterValue, "The filter '%s' is invalid", f.name)
 		}
 		if !f.matches(values...) {

@@ -13,7 +13,7 @@ import (
 const attachTime = "2024-01-01T00:00:00.000Z"
 
 func defaultGroup(vpc string) list[groupXML] {
-	return list[groupXML]{Items: []groupXML{{GroupID: "sg-" + strings.TrimPrefix(vpc, "vpc-"), GroupName: "default"}}}
+	return list[groupXML]{Items: []groupXML{{GroupID: defaultGroupID(vpc), GroupName: "default"}}}
 }
 
 func (s *state) privateDNS(ip netip.Addr) string {
@@ -42,9 +42,7 @@ func (s *state) instanceXML(in instance) instanceXML {
 		primary := s.enis[in.enis[0]].ips[0]
 		out.PrivateDNSName, out.PrivateIPAddress = s.privateDNS(primary), primary.String()
 	}
-	for _, k := range slices.Sorted(maps.Keys(in.tags)) {
-		out.Tags.Items = append(out.Tags.Items, tagXML{Key: k, Value: in.tags[k]})
-	}
+	out.Tags = tagsXML(in.tags)
 	for _, id := range in.enis {
 		out.Interfaces.Items = append(out.Interfaces.Items, s.instanceENIXML(s.enis[id]))
 	}
@@ -53,13 +51,11 @@ func (s *state) instanceXML(in instance) instanceXML {
 
 func (s *state) instanceENIXML(n eni) instanceENIXML {
 	out := instanceENIXML{
-		NetworkInterfaceID: n.id, SubnetID: n.subnet, VpcID: n.vpc, OwnerID: s.account, Status: "in-use",
-		MacAddress: n.mac, PrivateIPAddress: n.ips[0].String(), SourceDestCheck: true, Groups: defaultGroup(n.vpc),
-		Attachment: instanceAttachmentXML{AttachmentID: "eni-attach-" + idSuffix(n.id), DeviceIndex: n.device,
-			Status: "attached", AttachTime: attachTime, DeleteOnTermination: n.device == 0},
-	}
-	if n.device == 0 {
-		out.Description = "Primary network interface"
+		NetworkInterfaceID: n.id, SubnetID: n.subnet, VpcID: n.vpc, OwnerID: s.account, Status: n.status(s.now),
+		MacAddress: n.mac, PrivateIPAddress: n.ips[0].String(), SourceDestCheck: true, Groups: groupsXML(n.vpc, n.groups),
+		Description: n.description, InterfaceType: "interface", Prefixes: prefixesXML(n.prefixes),
+		Attachment: instanceAttachmentXML{AttachmentID: n.attachment, DeviceIndex: n.device, NetworkCardIndex: n.card,
+			Status: "attached", AttachTime: attachTime, DeleteOnTermination: n.deleteOnTermination},
 	}
 	for i, ip := range n.ips {
 		item := instancePrivateXML{PrivateIPAddress: ip.String(), Primary: i == 0}
@@ -77,14 +73,14 @@ func (s *state) instanceENIXML(n eni) instanceENIXML {
 func (s *state) eniXML(n eni) eniXML {
 	out := eniXML{
 		NetworkInterfaceID: n.id, SubnetID: n.subnet, VpcID: n.vpc, AvailabilityZone: n.zone, OwnerID: s.account,
-		Status: "in-use", MacAddress: n.mac, PrivateIPAddress: n.ips[0].String(), SourceDestCheck: true,
-		Groups: defaultGroup(n.vpc),
-		Attachment: eniAttachmentXML{AttachmentID: "eni-attach-" + idSuffix(n.id), InstanceID: n.instance,
-			InstanceOwnerID: s.account, DeviceIndex: n.device, Status: "attached", AttachTime: attachTime,
-			DeleteOnTermination: n.device == 0},
+		Status: n.status(s.now), MacAddress: n.mac, PrivateIPAddress: n.ips[0].String(), SourceDestCheck: true,
+		Groups: groupsXML(n.vpc, n.groups), Description: n.description, InterfaceType: "interface", Tags: tagsXML(n.tags),
+		Prefixes: prefixesXML(n.prefixes),
 	}
-	if n.device == 0 {
-		out.Description = "Primary network interface"
+	if n.attachment != "" {
+		out.Attachment = &eniAttachmentXML{AttachmentID: n.attachment, InstanceID: n.instance,
+			InstanceOwnerID: s.account, DeviceIndex: n.device, NetworkCardIndex: n.card, Status: "attached", AttachTime: attachTime,
+			DeleteOnTermination: n.deleteOnTermination}
 	}
 	for i, ip := range n.ips {
 		item := eniPrivateXML{PrivateIPAddress: ip.String(), Primary: i == 0}
@@ -100,16 +96,53 @@ func (s *state) eniXML(n eni) eniXML {
 	return out
 }
 
+func groupsXML(vpc string, ids []string) list[groupXML] {
+	var out list[groupXML]
+	for _, id := range ids {
+		name := id
+		if id == defaultGroupID(vpc) {
+			name = "default"
+		}
+		out.Items = append(out.Items, groupXML{GroupID: id, GroupName: name})
+	}
+	return out
+}
+
+func tagsXML(tags map[string]string) list[tagXML] {
+	var out list[tagXML]
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		out.Items = append(out.Items, tagXML{Key: k, Value: tags[k]})
+	}
+	return out
+}
+
+func prefixesXML(ps []netip.Prefix) list[prefixXML] {
+	var out list[prefixXML]
+	for _, p := range ps {
+		out.Items = append(out.Items, prefixXML{IPv4Prefix: p.String()})
+	}
+	return out
+}
+
+// tagFields adds tag-key and tag:<key> filter values for a resource's tags.
+func tagFields(f fields, tags map[string]string) fields {
+	f["tag-key"] = slices.Collect(maps.Keys(tags))
+	for k, v := range tags {
+		f["tag:"+k] = []string{v}
+	}
+	return f
+}
+
 func (s *state) subnetXML(sn subnet) subnetXML {
 	used := 0
 	for _, id := range s.eniOrder {
 		if n := s.enis[id]; n.subnet == sn.id {
-			used += len(n.ips)
+			used += len(n.ips) + 16*len(n.prefixes)
 		}
 	}
 	size := 1 << (32 - sn.cidr.Bits())
 	return subnetXML{SubnetID: sn.id, State: "available", VpcID: sn.vpc, CidrBlock: sn.cidr.String(),
-		AvailableIPAddressCount: max(0, size-5-used), AvailabilityZone: sn.zone}
+		AvailableIPAddressCount: max(0, size-5-used), AvailabilityZone: sn.zone, Tags: tagsXML(sn.tags)}
 }
 
 func typeXMLOf(t InstanceTypeSpec) typeXML {
@@ -132,7 +165,7 @@ func (s *state) instanceFields(in instance) fields {
 	f := fields{
 		"instance-id": {in.id}, "instance-state-name": {in.state}, "instance-type": {in.typ},
 		"availability-zone": {in.zone}, "subnet-id": {in.subnet}, "vpc-id": {in.vpc},
-		"tag-key": slices.Collect(maps.Keys(in.tags)), "private-ip-address": nil,
+		"private-ip-address":                     nil,
 		"network-interface.network-interface-id": nil, "network-interface.addresses.private-ip-address": nil,
 	}
 	if len(in.enis) > 0 {
@@ -142,10 +175,7 @@ func (s *state) instanceFields(in instance) fields {
 		f["network-interface.network-interface-id"] = append(f["network-interface.network-interface-id"], id)
 		f["network-interface.addresses.private-ip-address"] = append(f["network-interface.addresses.private-ip-address"], addrStrings(s.enis[id].ips)...)
 	}
-	for k, v := range in.tags {
-		f["tag:"+k] = []string{v}
-	}
-	return f
+	return tagFields(f, in.tags)
 }
 
 // eniFields are the DescribeNetworkInterfaces filters the simulator understands.
@@ -154,8 +184,19 @@ func (s *state) eniFields(n eni) fields {
 	f := fields{
 		"network-interface-id": {n.id}, "subnet-id": {n.subnet}, "vpc-id": {n.vpc}, "availability-zone": {n.zone},
 		"addresses.private-ip-address": ips, "private-ip-address": ips, "addresses.primary": {"true", "false"},
-		"attachment.instance-id": {n.instance}, "attachment.device-index": {strconv.Itoa(n.device)}, "status": {"in-use"},
+		"status": {n.status(s.now)}, "description": {n.description}, "group-id": n.groups, "mac-address": {n.mac},
+		"interface-type": {"interface"}, "ipv4-prefix.ipv4-prefix": nil, "owner-id": {s.account},
+		"attachment.instance-id": nil, "attachment.device-index": nil, "attachment.network-card-index": nil,
+		"attachment.attachment-id": nil, "attachment.status": nil, "attachment.delete-on-termination": nil,
 		"association.allocation-id": nil, "association.public-ip": nil, "association.association-id": nil,
+	}
+	for _, p := range n.prefixes {
+		f["ipv4-prefix.ipv4-prefix"] = append(f["ipv4-prefix.ipv4-prefix"], p.String())
+	}
+	if n.attachment != "" {
+		f["attachment.instance-id"], f["attachment.device-index"] = []string{n.instance}, []string{strconv.Itoa(n.device)}
+		f["attachment.network-card-index"], f["attachment.attachment-id"] = []string{strconv.Itoa(n.card)}, []string{n.attachment}
+		f["attachment.status"], f["attachment.delete-on-termination"] = []string{"attached"}, []string{strconv.FormatBool(n.deleteOnTermination)}
 	}
 	for _, ip := range n.ips {
 		if alloc, ok := s.eipOf(n.id, ip); ok {
@@ -165,12 +206,12 @@ func (s *state) eniFields(n eni) fields {
 			f["association.association-id"] = append(f["association.association-id"], e.assoc)
 		}
 	}
-	return f
+	return tagFields(f, n.tags)
 }
 
 func subnetFields(sn subnet) fields {
-	return fields{"subnet-id": {sn.id}, "vpc-id": {sn.vpc}, "availability-zone": {sn.zone},
-		"cidr-block": {sn.cidr.String()}, "state": {"available"}}
+	return tagFields(fields{"subnet-id": {sn.id}, "vpc-id": {sn.vpc}, "availability-zone": {sn.zone},
+		"cidr-block": {sn.cidr.String()}, "state": {"available"}}, sn.tags)
 }
 
 func (s *state) addressFields(e eip) fields {

@@ -35,6 +35,8 @@ type Options struct {
 	OnChange func(Event)
 	// AllowedActions, when not nil, emulates an IAM policy: other actions get UnauthorizedOperation (403).
 	AllowedActions []string
+	// Policy, when not nil, is an IAM policy enforced with its resources and conditions (iam.go).
+	Policy *Policy
 	// RefuseUnfiltered answers Describe calls without IDs, filters or pagination with an error, so that a
 	// test cannot miss one. They are recorded (Unfiltered) either way.
 	RefuseUnfiltered bool
@@ -126,6 +128,11 @@ func (s *Server) admit(hr *http.Request) (request, *APIError) {
 	if s.opts.AllowedActions != nil && !slices.Contains(s.opts.AllowedActions, r.action) {
 		return r, apiErr(CodeUnauthorizedOperation, "You are not authorized to perform this operation (ec2:%s).", r.action)
 	}
+	if s.opts.Policy != nil {
+		if c, ok := s.opts.Policy.allows(s.st.authorizations(r)); !ok {
+			return r, apiErr(CodeUnauthorizedOperation, "You are not authorized to perform this operation. User is not authorized to perform: ec2:%s on resource: %s because no identity-based policy allows the ec2:%s action", c.action, c.arn, c.action)
+		}
+	}
 	if handlers[r.action].read != nil && !filtered(r) {
 		s.unfilt = append(s.unfilt, r.action)
 		if s.opts.RefuseUnfiltered {
@@ -175,9 +182,19 @@ func (s *Server) serve(r request) (any, *APIError) {
 	if h.read != nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return h.read(s.visible(), r)
+		st := s.visible()
+		st.now = s.now()
+		return h.read(st, r)
 	}
 	return s.write(r, h.write)
+}
+
+// SetDetachDelay makes a detached interface stay "detaching" for d, as EC2 detaches asynchronously: until
+// then it can be neither attached again nor deleted (InvalidNetworkInterface.InUse).
+func (s *Server) SetDetachDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.detachDelay = d
 }
 
 // write applies a mutation to the true state, records it for delayed visibility, then reports the events.
@@ -185,6 +202,7 @@ func (s *Server) write(r request, fn func(*state, request) (any, []Event, *APIEr
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
+	s.st.now = s.now()
 	body, events, aerr := fn(s.st, r)
 	if aerr == nil && s.faults.visibility > 0 {
 		s.history = append(s.history, snapshot{at: s.now(), st: s.st.clone()})

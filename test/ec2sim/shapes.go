@@ -33,7 +33,26 @@ type assignResponse struct {
 	head
 	NetworkInterfaceID string               `xml:"networkInterfaceId"`
 	Assigned           list[privateAddrXML] `xml:"assignedPrivateIpAddressesSet"`
+	Prefixes           list[prefixXML]      `xml:"assignedIpv4PrefixSet"`
 	Return             bool                 `xml:"return"`
+}
+
+type prefixXML struct {
+	IPv4Prefix string `xml:"ipv4Prefix"`
+}
+
+type createENIResponse struct {
+	XMLName xml.Name `xml:"CreateNetworkInterfaceResponse"`
+	head
+	Interface   eniXML `xml:"networkInterface"`
+	ClientToken string `xml:"clientToken,omitempty"`
+}
+
+type attachENIResponse struct {
+	XMLName xml.Name `xml:"AttachNetworkInterfaceResponse"`
+	head
+	AttachmentID     string `xml:"attachmentId"`
+	NetworkCardIndex int    `xml:"networkCardIndex"`
 }
 
 type privateAddrXML struct {
@@ -99,6 +118,7 @@ type instanceENIXML struct {
 	SubnetID           string                   `xml:"subnetId"`
 	VpcID              string                   `xml:"vpcId"`
 	Description        string                   `xml:"description"`
+	InterfaceType      string                   `xml:"interfaceType"`
 	OwnerID            string                   `xml:"ownerId"`
 	Status             string                   `xml:"status"`
 	MacAddress         string                   `xml:"macAddress"`
@@ -108,11 +128,13 @@ type instanceENIXML struct {
 	Attachment         instanceAttachmentXML    `xml:"attachment"`
 	Association        *instanceAssocXML        `xml:"association,omitempty"`
 	PrivateIPs         list[instancePrivateXML] `xml:"privateIpAddressesSet"`
+	Prefixes           list[prefixXML]          `xml:"ipv4PrefixSet"`
 }
 
 type instanceAttachmentXML struct {
 	AttachmentID        string `xml:"attachmentId"`
 	DeviceIndex         int    `xml:"deviceIndex"`
+	NetworkCardIndex    int    `xml:"networkCardIndex"`
 	Status              string `xml:"status"`
 	AttachTime          string `xml:"attachTime"`
 	DeleteOnTermination bool   `xml:"deleteOnTermination"`
@@ -142,6 +164,7 @@ type eniXML struct {
 	VpcID              string              `xml:"vpcId"`
 	AvailabilityZone   string              `xml:"availabilityZone"`
 	Description        string              `xml:"description"`
+	InterfaceType      string              `xml:"interfaceType"`
 	OwnerID            string              `xml:"ownerId"`
 	RequesterManaged   bool                `xml:"requesterManaged"`
 	Status             string              `xml:"status"`
@@ -149,10 +172,11 @@ type eniXML struct {
 	PrivateIPAddress   string              `xml:"privateIpAddress"`
 	SourceDestCheck    bool                `xml:"sourceDestCheck"`
 	Groups             list[groupXML]      `xml:"groupSet"`
-	Attachment         eniAttachmentXML    `xml:"attachment"`
+	Attachment         *eniAttachmentXML   `xml:"attachment,omitempty"`
 	Association        *eniAssocXML        `xml:"association,omitempty"`
 	Tags               list[tagXML]        `xml:"tagSet"`
 	PrivateIPs         list[eniPrivateXML] `xml:"privateIpAddressesSet"`
+	Prefixes           list[prefixXML]     `xml:"ipv4PrefixSet"`
 	IPv6               list[ipv6XML]       `xml:"ipv6AddressesSet"`
 }
 
@@ -161,6 +185,7 @@ type eniAttachmentXML struct {
 	InstanceID          string `xml:"instanceId"`
 	InstanceOwnerID     string `xml:"instanceOwnerId"`
 	DeviceIndex         int    `xml:"deviceIndex"`
+	NetworkCardIndex    int    `xml:"networkCardIndex"`
 	Status              string `xml:"status"`
 	AttachTime          string `xml:"attachTime"`
 	DeleteOnTermination bool   `xml:"deleteOnTermination"`

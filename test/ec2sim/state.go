@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"time"
 )
 
 // state is the simulated VPC. It is copied whole for delayed visibility, so it holds values, not pointers
@@ -20,13 +21,25 @@ type state struct {
 	eniOrder        []string
 	eips            map[string]eip
 	eipOrder        []string
-	owner           map[vpcAddr]string // private IP -> ENI holding it
+	owner           map[vpcAddr]string   // private IP -> ENI holding it
+	prefixOwner     map[vpcPrefix]string // delegated /28 prefix -> ENI holding it
+	groups          map[string]string    // security group ID -> its VPC
+	tokens          map[string]tokenUse  // ClientToken of CreateNetworkInterface -> what it created
 	nextID          int
+	detachDelay     time.Duration // how long a detaching interface stays "detaching"
+	now             time.Time     // the time of the request being served, set by the server
+}
+
+// tokenUse remembers an idempotent create: the request's parameters and the interface it made.
+type tokenUse struct {
+	params string
+	eni    eni
 }
 
 type subnet struct {
 	id, vpc, zone string
 	cidr          netip.Prefix
+	tags          map[string]string
 }
 
 type instance struct {
@@ -38,18 +51,45 @@ type instance struct {
 
 type eni struct {
 	id, subnet, vpc, zone, instance, mac string
-	device                               int
-	ips                                  []netip.Addr // primary first
+	device, card                         int
+	ips                                  []netip.Addr   // primary first
+	prefixes                             []netip.Prefix // delegated /28 prefixes; each takes one address slot
+	description                          string
+	groups                               []string
+	tags                                 map[string]string
+	attachment                           string    // attachment ID while attached
+	detachedAt                           time.Time // until this the interface is still detaching
+	deleteOnTermination                  bool
+}
+
+// slots is how many of the interface's address slots are used: every address and every prefix.
+func (e eni) slots() int { return len(e.ips) + len(e.prefixes) }
+
+// status is the interface's state as EC2 reports it at now: EC2 detaches asynchronously.
+func (e eni) status(now time.Time) string {
+	switch {
+	case e.attachment != "":
+		return "in-use"
+	case now.Before(e.detachedAt):
+		return "detaching"
+	}
+	return "available"
 }
 
 type eip struct {
 	alloc, assoc, eni string
 	public, private   netip.Addr
+	tags              map[string]string
 }
 
 type vpcAddr struct {
 	vpc string
 	ip  netip.Addr
+}
+
+type vpcPrefix struct {
+	vpc    string
+	prefix netip.Prefix
 }
 
 func (s *state) clone() *state {
@@ -58,18 +98,33 @@ func (s *state) clone() *state {
 	c.instances = maps.Clone(s.instances)
 	c.enis = maps.Clone(s.enis)
 	for id, e := range c.enis {
-		e.ips = slices.Clone(e.ips)
+		e.ips, e.prefixes, e.tags = slices.Clone(e.ips), slices.Clone(e.prefixes), maps.Clone(e.tags)
 		c.enis[id] = e
+	}
+	for id, in := range c.instances {
+		in.enis, in.tags = slices.Clone(in.enis), maps.Clone(in.tags)
+		c.instances[id] = in
 	}
 	c.eips = maps.Clone(s.eips)
 	c.owner = maps.Clone(s.owner)
+	c.prefixOwner = maps.Clone(s.prefixOwner)
+	c.tokens = maps.Clone(s.tokens)
+	c.eniOrder = slices.Clone(s.eniOrder)
 	return &c
 }
 
-// newID returns a fresh ID with the given prefix, in AWS's 17 hex digit form.
+// newID returns a fresh ID with the given prefix, in AWS's 17 hex digit form, skipping IDs the model gave.
 func (s *state) newID(prefix string) string {
-	s.nextID++
-	return fmt.Sprintf("%s-%017x", prefix, s.nextID)
+	for {
+		s.nextID++
+		id := fmt.Sprintf("%s-%017x", prefix, s.nextID)
+		_, eni := s.enis[id]
+		_, inst := s.instances[id]
+		_, addr := s.eips[id]
+		if !eni && !inst && !addr {
+			return id
+		}
+	}
 }
 
 // eipOf returns the allocation ID of the Elastic IP associated with ip on eni, if any.
@@ -82,15 +137,24 @@ func (s *state) eipOf(eniID string, ip netip.Addr) (string, bool) {
 	return "", false
 }
 
-// limit is how many IPv4 addresses an interface of this instance may hold.
+// limit is how many IPv4 addresses (prefixes included) an interface may hold: the instance type's limit
+// while attached. A detached interface is bounded by the largest type, as EC2 checks it again on attach.
 func (s *state) limit(e eni) int {
-	return s.types[s.instances[e.instance].typ].IPv4PerInterface
+	if e.instance != "" {
+		return s.types[s.instances[e.instance].typ].IPv4PerInterface
+	}
+	most := 0
+	for _, t := range s.types {
+		most = max(most, t.IPv4PerInterface)
+	}
+	return most
 }
 
 // buildState turns a model into a state, refusing anything AWS would never have let exist.
 func buildState(m Model) (*state, error) {
 	s := &state{region: m.Region, account: m.AccountID, subnets: map[string]subnet{}, types: map[string]InstanceTypeSpec{},
-		instances: map[string]instance{}, enis: map[string]eni{}, eips: map[string]eip{}, owner: map[vpcAddr]string{}}
+		instances: map[string]instance{}, enis: map[string]eni{}, eips: map[string]eip{}, owner: map[vpcAddr]string{},
+		prefixOwner: map[vpcPrefix]string{}, groups: map[string]string{}, tokens: map[string]tokenUse{}}
 	if s.region == "" {
 		s.region = "us-east-1"
 	}
@@ -118,8 +182,15 @@ func (s *state) loadSubnets(m Model) error {
 		if _, dup := s.subnets[sp.ID]; dup || sp.ID == "" || sp.VPC == "" || sp.Zone == "" {
 			return fmt.Errorf("subnet %q: needs a unique id, a vpc and a zone", sp.ID)
 		}
-		s.subnets[sp.ID] = subnet{id: sp.ID, vpc: sp.VPC, zone: sp.Zone, cidr: cidr}
+		s.subnets[sp.ID] = subnet{id: sp.ID, vpc: sp.VPC, zone: sp.Zone, cidr: cidr, tags: sp.Tags}
 		s.subnetOrder = append(s.subnetOrder, sp.ID)
+		s.groups[defaultGroupID(sp.VPC)] = sp.VPC
+	}
+	for _, g := range m.SecurityGroups {
+		if g.ID == "" || g.VPC == "" {
+			return fmt.Errorf("security group %q: needs an id and a vpc", g.ID)
+		}
+		s.groups[g.ID] = g.VPC
 	}
 	return nil
 }
@@ -172,7 +243,12 @@ func (s *state) loadENI(spec InterfaceSpec, instanceID string, device int, t Ins
 	if len(spec.IPs) == 0 || len(spec.IPs) > t.IPv4PerInterface {
 		return fmt.Errorf("has %d IPs; %s allows 1 to %d per interface", len(spec.IPs), t.Name, t.IPv4PerInterface)
 	}
-	e := eni{id: spec.ID, subnet: sn.id, vpc: sn.vpc, zone: sn.zone, instance: instanceID, device: device, mac: macAddress(len(s.eniOrder) + 1)}
+	e := eni{id: spec.ID, subnet: sn.id, vpc: sn.vpc, zone: sn.zone, instance: instanceID, device: device, mac: macAddress(len(s.eniOrder) + 1),
+		groups: []string{defaultGroupID(sn.vpc)}, tags: spec.Tags, description: spec.Description,
+		attachment: "eni-attach-" + idSuffix(spec.ID), deleteOnTermination: device == 0 || spec.DeleteOnTermination}
+	if device == 0 {
+		e.description = "Primary network interface"
+	}
 	for _, raw := range spec.IPs {
 		ip, err := s.usableIP(raw, sn)
 		if err != nil {
@@ -181,8 +257,29 @@ func (s *state) loadENI(spec InterfaceSpec, instanceID string, device int, t Ins
 		e.ips = append(e.ips, ip)
 		s.owner[vpcAddr{sn.vpc, ip}] = e.id
 	}
+	for _, raw := range spec.Prefixes {
+		if err := s.modelPrefix(&e, raw); err != nil {
+			return err
+		}
+	}
+	if e.slots() > t.IPv4PerInterface {
+		return fmt.Errorf("has %d addresses and prefixes; %s allows %d per interface", e.slots(), t.Name, t.IPv4PerInterface)
+	}
 	s.enis[e.id] = e
 	s.eniOrder = append(s.eniOrder, e.id)
+	return nil
+}
+
+func (s *state) modelPrefix(e *eni, raw string) error {
+	p, err := netip.ParsePrefix(raw)
+	if err != nil || p.Bits() != 28 || p != p.Masked() {
+		return fmt.Errorf("prefix %q is not a /28 network address", raw)
+	}
+	if why := s.prefixUnusable(p, s.subnets[e.subnet]); why != "" {
+		return fmt.Errorf("prefix %s: %s", p, why)
+	}
+	e.prefixes = append(e.prefixes, p)
+	s.prefixOwner[vpcPrefix{e.vpc, p}] = e.id
 	return nil
 }
 
@@ -198,6 +295,9 @@ func (s *state) usableIP(raw string, sn subnet) (netip.Addr, error) {
 	if holder, ok := s.owner[vpcAddr{sn.vpc, ip}]; ok {
 		return netip.Addr{}, fmt.Errorf("%s is already on %s", ip, holder)
 	}
+	if holder, ok := s.prefixHolder(sn.vpc, ip); ok {
+		return netip.Addr{}, fmt.Errorf("%s is inside a prefix delegated to %s", ip, holder)
+	}
 	return ip, nil
 }
 
@@ -207,7 +307,7 @@ func (s *state) loadEIPs(m Model) error {
 		if _, dup := s.eips[sp.AllocationID]; err != nil || dup || sp.AllocationID == "" {
 			return fmt.Errorf("elastic IP %q: needs a unique allocationID and a publicIP", sp.AllocationID)
 		}
-		e := eip{alloc: sp.AllocationID, public: pub}
+		e := eip{alloc: sp.AllocationID, public: pub, tags: sp.Tags}
 		if sp.Interface != "" {
 			if e, err = s.modelAssociation(e, sp); err != nil {
 				return fmt.Errorf("elastic IP %q: %w", sp.AllocationID, err)

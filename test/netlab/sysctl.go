@@ -19,3 +19,9 @@ func writeSysctl(setting string) error {
 	}
 	return nil
 }
+
+// readSysctl reads /proc/sys/a/b/c for key "a.b.c", inside the namespace of the calling thread.
+func readSysctl(key string) (string, error) {
+	b, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(key, ".", "/"))
+	return strings.TrimSpace(string(b)), err
+}

@@ -13,8 +13,12 @@ var (
 	// VPCSubnet is the node subnet; the fabric router is RouterIP.
 	VPCSubnet = netip.MustParsePrefix("10.0.0.0/24")
 	RouterIP  = netip.MustParseAddr("10.0.0.1")
-	// PodSupernet holds every node's pod CIDR (10.244.N.0/24 for node N).
+	// PodSupernet holds every node's pod CIDR (10.244.N.0/24 for node N) in the profiles whose pods
+	// are not VPC addresses.
 	PodSupernet = netip.MustParsePrefix("10.244.0.0/16")
+	// VPCCIDR is the whole VPC (VNet): the node subnet and, in the profiles whose pods take VPC
+	// addresses, the pods' secondary IPs (10.0.N.0/24 for node N).
+	VPCCIDR = netip.MustParsePrefix("10.0.0.0/16")
 	// ServiceCIDR is a cluster range nothing answers on; it only has to be excluded from steering.
 	ServiceCIDR = netip.MustParsePrefix("10.96.0.0/16")
 	// ExternalSubnet is "the internet": the external host is ServerIP, reached through the router.
@@ -40,13 +44,18 @@ type Spec struct {
 	Nodes int
 	// PodsPerNode is how many pods each node starts with.
 	PodsPerNode int
+	// Profile is the CNI and service proxy every node runs; the zero value is PlainMasquerade without
+	// a service proxy.
+	Profile Profile
 }
 
 // Topology is a built lab: a fabric namespace that plays the cloud network (a router with one port per
-// host, see attach), an external host, and nodes with pods. Nodes emulate a CNI: per-pod veths and /32 routes, routes to the other nodes' pod
-// CIDRs, and a MASQUERADE rule for pod traffic leaving the pod supernet.
+// host, see attach), an external host, and nodes with pods. Nodes run the rules of the Profile's CNI and
+// service proxy: per-pod veths and /32 routes, pod addresses routed by the fabric (and between nodes
+// where the CNI routes natively), and the CNI's marks and SNAT.
 type Topology struct {
 	Prefix   string
+	Profile  Profile
 	Fabric   *Namespace
 	External *Namespace
 	Nodes    []*Node
@@ -71,6 +80,10 @@ type Pod struct {
 	NS   *Namespace
 	IP   netip.Addr
 	Node *Node
+	// HostVeth is the node-side interface of the pod, named as the profile's CNI names it.
+	HostVeth string
+
+	index int
 }
 
 // Build creates the topology. On error it removes what it created.
@@ -81,7 +94,10 @@ func Build(ctx context.Context, spec Spec) (*Topology, error) {
 	if spec.Prefix == "" {
 		spec.Prefix = RandomPrefix()
 	}
-	t := &Topology{Prefix: spec.Prefix, ports: map[netip.Addr]string{}}
+	if spec.Profile.CNI == nil {
+		spec.Profile.CNI = PlainMasquerade()
+	}
+	t := &Topology{Prefix: spec.Prefix, Profile: spec.Profile, ports: map[netip.Addr]string{}}
 	if err := t.build(ctx, spec); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
@@ -153,12 +169,12 @@ func (t *Topology) buildFabric(ctx context.Context) error {
 	return t.External.Route(netip.MustParsePrefix("0.0.0.0/0"), externalRouter, "")
 }
 
-// addNode creates node i on the bridge with a default route through the router and the emulated CNI.
+// addNode creates node i on the fabric with a default route through the router and the profile's rules.
 func (t *Topology) addNode(ctx context.Context, i int) (*Node, error) {
 	n := &Node{
 		Name:    fmt.Sprintf("node%d", i),
 		IP:      netip.AddrFrom4([4]byte{10, 0, 0, byte(10 + i)}),
-		PodCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(i), 0}), 24),
+		PodCIDR: podBlock(t.Profile.CNI, i),
 		index:   i,
 	}
 	var err error
@@ -169,7 +185,7 @@ func (t *Topology) addNode(ctx context.Context, i int) (*Node, error) {
 	if err := t.attach(ctx, fmt.Sprintf("n%d", i), n.NS, n.IP); err != nil {
 		return nil, err
 	}
-	return n, n.installCNI(ctx)
+	return n, t.installCNI(ctx, n)
 }
 
 // AttachHost puts a new namespace with address ip on the node subnet, default route through the router.

@@ -23,9 +23,9 @@ import (
 )
 
 type options struct {
-	model, listen, onChange string
-	awsBuckets              bool
-	latency, visibility     time.Duration
+	model, listen, onChange, policy string
+	awsBuckets                      bool
+	latency, visibility             time.Duration
 }
 
 func main() {
@@ -34,6 +34,7 @@ func main() {
 	flag.StringVar(&o.listen, "listen", "127.0.0.1:8995", "address to serve the EC2 API on")
 	flag.StringVar(&o.onChange, "on-change", "", "shell command run on every change of where an IP lives, with EGRESSGW_IP, EGRESSGW_INSTANCE, EGRESSGW_INTERFACE and EGRESSGW_NEXT_HOP (empty: nowhere), EGRESSGW_PREV_INSTANCE, EGRESSGW_PREV_INTERFACE set")
 	flag.BoolVar(&o.awsBuckets, "aws-buckets", false, "throttle with EC2's real token bucket sizes")
+	flag.StringVar(&o.policy, "iam-policy", "", "enforce this IAM policy file, conditions included (e.g. examples/aws/iam-policy.json)")
 	flag.DurationVar(&o.latency, "latency", 0, "delay every answer by this much")
 	flag.DurationVar(&o.visibility, "visibility-delay", 0, "Describe calls show writes only after this delay")
 	flag.Parse()
@@ -52,7 +53,17 @@ func run(o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	sim, err := ec2sim.New(m, ec2sim.Options{Logger: log, OnChange: hook(o.onChange, log)})
+	opts := ec2sim.Options{Logger: log, OnChange: hook(o.onChange, log)}
+	if o.policy != "" {
+		data, err := os.ReadFile(o.policy)
+		if err != nil {
+			return err
+		}
+		if opts.Policy, err = ec2sim.ParsePolicy(data); err != nil {
+			return fmt.Errorf("-iam-policy %s: %w", o.policy, err)
+		}
+	}
+	sim, err := ec2sim.New(m, opts)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ GO ?= go
 # Extra flags for `go test`, for example GOTEST_FLAGS='-run TestCRD -count=1'.
 GOTEST_FLAGS ?=
 
-.PHONY: all build generate test lab envtest-assets test-deps vet fmt-check bench-datapath bench-manager
+.PHONY: all build generate test lab envtest-assets test-deps vet fmt-check bench-datapath bench-manager bench-agent
 
 all: build
 
@@ -53,6 +53,13 @@ bench-datapath: test-deps
 bench-manager:
 	@assets=$$(test/tools/build-envtest-assets.sh); \
 	KUBEBUILDER_ASSETS=$$assets $(GO) test -run '^$$' -bench Scale -benchtime 1x ./pkg/manager/
+
+## bench-agent: the node agent (root): API write -> kernel programmed through the informers, and the real
+## binary's memory on a source and a gateway node with 2,000 and 10,000 pods (docs/agent.md).
+bench-agent: test-deps
+	@assets=$$(test/tools/build-envtest-assets.sh); \
+	KUBEBUILDER_ASSETS=$$assets $(GO) test -run '^$$' -bench 'InformerPath' -benchtime 200x ./pkg/agent/ && \
+	KUBEBUILDER_ASSETS=$$assets $(GO) test -run '^$$' -bench 'AgentFootprint' -benchtime 1x -timeout 30m ./pkg/agent/
 
 ## lab: the whole system on one machine with the EC2 simulator.
 lab:

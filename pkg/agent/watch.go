@@ -96,7 +96,6 @@ func (a *Agent) localPodEvent(old, new *PodInfo) {
 	a.overlay.podSeen(new)
 }
 
-
 // pendingPods remembers when this node's pods got a new IP, until a sync has programmed it: the
 // informer path's "IP known → programmed" latency. It holds at most one entry per local pod.
 type pendingPods struct {

@@ -80,6 +80,10 @@ type Agent struct {
 	syncSem chan struct{} // one sync at a time; a channel so that a CNI request can give up waiting
 	synced  uint64        // the gen of the last successful sync (under syncSem)
 
+	// runCtx is Run's context: informers started from a sync live as long as the agent, not as long as
+	// the CNI request that happened to run that sync.
+	runCtx context.Context
+
 	overlay *cniOverlay
 	pending pendingPods
 	health  health
@@ -162,6 +166,7 @@ func (a *Agent) baseInformers() []toolscache.SharedIndexInformer {
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	a.runCtx = ctx
 	defer a.cluster.stop()
 	for _, inf := range a.baseInformers() {
 		go inf.RunWithContext(ctx)

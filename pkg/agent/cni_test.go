@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
 	"github.com/egressgw/egressgw/pkg/cnirpc"
 	"github.com/egressgw/egressgw/pkg/cniserver"
 	"github.com/egressgw/egressgw/test/netlab"
@@ -28,13 +27,7 @@ import (
 func TestCNIAddProgramsBeforeThePodSends(t *testing.T) {
 	c := newCluster(t, 2, 1)
 	n1, n2 := c.topo.Nodes[0], c.topo.Nodes[1]
-	c.createGateway("gw")
-	c.placeIP("gw", "node2", egressgwv1.AssignmentAssigned)
-	if err := c.topo.RouteToNode(egressIP, n2); err != nil {
-		t.Fatal(err)
-	}
-	c.createPolicy("db", "gw", nil)
-	c.policyStatus("db", "node2")
+	c.placedPolicy(n2, true)
 	c.startAll()
 	cli := c.serveCNI(t, "node1")
 

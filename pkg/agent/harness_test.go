@@ -156,6 +156,21 @@ func (c *cluster) get(key client.ObjectKey, obj client.Object) {
 	}
 }
 
+// placedPolicy creates gateway "gw" with its IP Assigned on node (and routed there by the fabric, when
+// routed) and policy "db" selecting app=pay with its status naming node, as the manager leaves them.
+func (c *cluster) placedPolicy(node *netlab.Node, routed bool) {
+	c.t.Helper()
+	c.createGateway("gw")
+	c.placeIP("gw", node.Name, egressgwv1.AssignmentAssigned)
+	if routed {
+		if err := c.topo.RouteToNode(egressIP, node); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	c.createPolicy("db", "gw", nil)
+	c.policyStatus("db", node.Name)
+}
+
 func (c *cluster) createGateway(name string) {
 	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: egressgwv1.EgressGatewaySpec{

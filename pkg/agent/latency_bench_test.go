@@ -22,10 +22,7 @@ import (
 func BenchmarkInformerPath(b *testing.B) {
 	c := newCluster(b, 3, 2)
 	n1 := c.topo.Nodes[0]
-	c.createGateway("gw")
-	c.placeIP("gw", "node2", egressgwv1.AssignmentAssigned)
-	c.createPolicy("db", "gw", nil)
-	c.policyStatus("db", "node2")
+	c.placedPolicy(c.topo.Nodes[1], false)
 	c.setPodLabels(podName(n1, 0), map[string]string{"app": "pay"})
 	c.startAll()
 	ra := c.agents["node1"]

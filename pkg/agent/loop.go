@@ -87,7 +87,7 @@ func (a *Agent) syncLocked(ctx context.Context, full bool) error {
 		a.overlay.prune(func(key string) bool { return a.cachedPod(key) != nil }, r.Started)
 	}
 	in := a.inputs()
-	a.manageClusterPods(ctx, in)
+	a.manageClusterPods(a.runCtx, in)
 	view, problems := BuildView(in)
 	r.Desired, r.Err = nodeagent.DesiredState(view, a.opts.DatapathConfig)
 	if r.Err == nil {

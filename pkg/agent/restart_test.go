@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
 	"github.com/egressgw/egressgw/test/netlab"
 )
 
@@ -19,13 +18,7 @@ import (
 func TestAgentRestartUnderTraffic(t *testing.T) {
 	c := newCluster(t, 3, 1)
 	n1, n3 := c.topo.Nodes[0], c.topo.Nodes[2]
-	c.createGateway("gw")
-	c.placeIP("gw", "node3", egressgwv1.AssignmentAssigned)
-	if err := c.topo.RouteToNode(egressIP, n3); err != nil {
-		t.Fatal(err)
-	}
-	c.createPolicy("db", "gw", nil)
-	c.policyStatus("db", "node3")
+	c.placedPolicy(n3, true)
 	c.setPodLabels(podName(n1, 0), map[string]string{"app": "pay"})
 	c.startAll()
 	c.expectSource(n1.Pods[0], server, egressIP, "before the restarts")

@@ -149,6 +149,16 @@ func (c *cluster) setPodLabels(name string, lbls map[string]string) {
 	}
 }
 
+func (c *cluster) setNodeLabels(name string, lbls map[string]string) {
+	c.t.Helper()
+	node := &corev1.Node{}
+	c.get(client.ObjectKey{Name: name}, node)
+	node.Labels = lbls
+	if err := c.env.Client.Update(context.Background(), node); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
 func (c *cluster) get(key client.ObjectKey, obj client.Object) {
 	c.t.Helper()
 	if err := c.env.Client.Get(context.Background(), key, obj); err != nil {

@@ -130,3 +130,35 @@ func failClosed(t *testing.T, c *cluster) {
 	c.policyStatus("db", "node3")
 	c.expectSource(selected, server, egressIP, "once the IP is placed again")
 }
+
+// TestGatewayCandidateWatchesTheCluster: a node that is no gateway caches its own pods only; labelled as
+// one, it starts watching every pod, so that when the IP is placed on it, it SNATs the pods of other
+// nodes; unlabelled and without the IP, it stops.
+func TestGatewayCandidateWatchesTheCluster(t *testing.T) {
+	c := newCluster(t, 2, 1)
+	n1, n2 := c.topo.Nodes[0], c.topo.Nodes[1]
+	c.placedPolicy(n2, true)
+	c.setPodLabels(podName(n2, 0), map[string]string{"app": "pay"})
+	c.startAll()
+	if got := c.metric("node1", "egressgw_agent_gateway_candidate"); got != 0 {
+		t.Fatalf("node1 is a candidate before it is labelled (%v)", got)
+	}
+	c.setNodeLabels("node1", map[string]string{"egressgw.io/gateway": "true"})
+	c.eventually("node1 to become a candidate", func() (bool, string) {
+		got := c.metric("node1", "egressgw_agent_gateway_candidate")
+		return got == 1, fmt.Sprint(got)
+	})
+	c.setNodeLabels("node2", nil) // the IP moves off node2 to node1
+	c.placeIP("gw", "node1", egressgwv1.AssignmentAssigned)
+	c.policyStatus("db", "node1")
+	if err := c.topo.RouteToNode(egressIP, n1); err != nil {
+		t.Fatal(err)
+	}
+	c.expectSource(n2.Pods[0], server, egressIP, "node2's pod through node1, which learnt it from the cluster-wide informer")
+	c.setNodeLabels("node1", nil)
+	c.placeIP("gw", "", egressgwv1.AssignmentUnplaced)
+	c.eventually("node1 to stop being a candidate", func() (bool, string) {
+		got := c.metric("node1", "egressgw_agent_gateway_candidate")
+		return got == 0, fmt.Sprint(got)
+	})
+}

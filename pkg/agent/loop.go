@@ -155,6 +155,7 @@ func (a *Agent) inputs() Inputs {
 // and stops it when it stops being one.
 func (a *Agent) manageClusterPods(ctx context.Context, in Inputs) {
 	want := gatewayCandidate(a.selfNode(), in.Gateways)
+	a.metrics.candidate.Set(map[bool]float64{true: 1}[want])
 	switch running := a.cluster.running(); {
 	case want && !running:
 		if _, err := a.cluster.start(ctx, a.kick, a.log); err != nil {

@@ -26,6 +26,7 @@ type metrics struct {
 	ipsHeld       prometheus.Gauge
 	blockedPolicy prometheus.Gauge
 	warnings      *prometheus.GaugeVec
+	candidate     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, dp *nodeagent.Datapath) (*metrics, error) {
@@ -61,8 +62,13 @@ func newMetrics(reg prometheus.Registerer, dp *nodeagent.Datapath) (*metrics, er
 			Name: "egressgw_agent_warnings",
 			Help: "Current datapath warnings by reason (NoEgressIP, UnknownGateway, NoSteeringMark, UnknownPodNode, EgressLinkIncomplete).",
 		}, []string{"reason"}),
+		candidate: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "egressgw_agent_gateway_candidate",
+			Help: "1 while this node may hold egress IPs and therefore caches the pods of the whole cluster, 0 otherwise.",
+		}),
 	}
-	cs := []prometheus.Collector{m.programmed, m.applyDuration, m.syncErrors, m.selectedPods, m.ipsHeld, m.blockedPolicy, m.warnings, dropCollector{dp}}
+	cs := []prometheus.Collector{m.programmed, m.applyDuration, m.syncErrors, m.selectedPods, m.ipsHeld, m.blockedPolicy,
+		m.warnings, m.candidate, dropCollector{dp}}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register agent metrics: %w", err)

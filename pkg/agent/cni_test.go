@@ -54,6 +54,12 @@ func TestCNIAddProgramsBeforeThePodSends(t *testing.T) {
 	if wrong != 0 {
 		t.Errorf("%d datagrams of %d new pods seen with a source other than %s", wrong, starts, egressIP)
 	}
+	if got := c.metric("node1", `egressgw_agent_pod_programmed_seconds_count{path="cni"}`); got != starts {
+		t.Errorf("CNI programming latency observed %v times, want %d", got, starts)
+	}
+	if got := c.metric("node1", `egressgw_agent_pod_programmed_seconds_count{path="informer"}`); got < starts {
+		t.Errorf("informer programming latency observed %v times, want at least one per pod whose IP the kubelet wrote (%d)", got, starts)
+	}
 	t.Logf("CNI ADD round trip over %d pod starts: p50 %s, max %s; first datagram seen after ADD: p50 %s, max %s (%d datagrams sent, %d with a wrong source)",
 		starts, pct(addTimes, 50), pct(addTimes, 100), pct(firstSeen, 50), pct(firstSeen, 100), sentTotal, wrong)
 

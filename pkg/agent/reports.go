@@ -2,6 +2,7 @@ package agent
 
 import (
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 
@@ -54,9 +55,5 @@ func (r *reportLog) report(problems []Problem, warnings []nodeagent.Warning) {
 func (r *reportLog) reasons() map[string]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]int, len(r.byReason))
-	for k, v := range r.byReason {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(r.byReason)
 }

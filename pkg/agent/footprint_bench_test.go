@@ -127,35 +127,48 @@ type footprint struct {
 // measures it and stops it with SIGTERM (the datapath stays; the next run restores it).
 func runAgentProcess(b *testing.B, bin string, n *netlab.Node) footprint {
 	start := time.Now()
-	cmd, err := n.NS.Start(bin, "run", "--node-name="+n.Name, "--install-cni=false", "--log-level=info",
-		"--cluster-cidrs="+strings.Join([]string{netlab.PodSupernet.String(), "10.245.0.0/16", netlab.ServiceCIDR.String(), netlab.VPCSubnet.String()}, ","))
-	if err != nil {
-		b.Fatal(err)
-	}
+	cmd := startAgentBinary(b, bin, n, []string{"run", "--node-name=" + n.Name, "--install-cni=false", "--log-level=warn",
+		"--cluster-cidrs=" + strings.Join([]string{netlab.PodSupernet.String(), "10.245.0.0/16", netlab.ServiceCIDR.String(), netlab.VPCSubnet.String()}, ",")})
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}()
-	readyz := fmt.Sprintf("http://%s:%d/readyz", n.IP, failover.DefaultAgentHealthPort)
-	for {
-		if time.Since(start) > 3*time.Minute {
-			b.Fatalf("agent on %s not ready after 3 minutes", n.Name)
-		}
-		code := 0
-		if resp, err := nsHTTPClient(n.NS).Get(readyz); err == nil {
-			code = resp.StatusCode
-			resp.Body.Close()
-		}
-		if code == http.StatusOK {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	f := footprint{ready: time.Since(start), cpuToReady: cpuSeconds(b, cmd.Process.Pid)}
 	time.Sleep(10 * time.Second)
 	f.cpuIdle = cpuSeconds(b, cmd.Process.Pid) - f.cpuToReady
 	f.rssMiB, f.peakMiB = procMemory(b, cmd.Process.Pid)
 	return f
+}
+
+// startAgentBinary starts the agent in n's namespace and waits (up to 3 minutes) for /readyz on n's
+// InternalIP, where the agent serves by default.
+func startAgentBinary(tb testing.TB, bin string, n *netlab.Node, args []string) *exec.Cmd {
+	tb.Helper()
+	start := time.Now()
+	cmd, err := n.NS.Start(bin, args...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { // a failed test must not leave the agent watching the API server
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	readyz := fmt.Sprintf("http://%s:%d/readyz", n.IP, failover.DefaultAgentHealthPort)
+	for time.Since(start) < 3*time.Minute {
+		if resp, err := nsHTTPClient(n.NS).Get(readyz); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return cmd
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	tb.Fatalf("agent on %s not ready after 3 minutes", n.Name)
+	return nil
 }
 
 func procMemory(b *testing.B, pid int) (rss, peak float64) {
@@ -204,7 +217,7 @@ var agentBinary = sync.OnceValues(func() (string, error) {
 	return out, nil
 })
 
-func buildAgent(b *testing.B) string {
+func buildAgent(b testing.TB) string {
 	bin, err := agentBinary()
 	if err != nil {
 		b.Fatal(err)
@@ -214,7 +227,7 @@ func buildAgent(b *testing.B) string {
 }
 
 // writeKubeconfig writes the envtest API server's address and credentials as a kubeconfig file.
-func writeKubeconfig(b *testing.B, env *envtest.Env) string {
+func writeKubeconfig(b testing.TB, env *envtest.Env) string {
 	cfg := env.Config
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
@@ -231,7 +244,7 @@ func writeKubeconfig(b *testing.B, env *envtest.Env) string {
 // proxyAPIServer makes the API server, which listens on the host's loopback, reachable at the same
 // address from inside ns (whose loopback is its own): a listener opened inside ns forwards every
 // connection to the host's. The server's certificate names that address, so TLS verifies as usual.
-func proxyAPIServer(b *testing.B, ns *netlab.Namespace, host string) {
+func proxyAPIServer(b testing.TB, ns *netlab.Namespace, host string) {
 	u, err := url.Parse(host)
 	if err != nil {
 		b.Fatal(err)

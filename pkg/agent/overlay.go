@@ -96,8 +96,9 @@ func (o *cniOverlay) podGone(key string) {
 	delete(o.released, key)
 }
 
-// merge returns pods with the overlay of namespace ns applied: an added sandbox replaces the cached pod
-// of the same name (its IPs are newer), released IPs are removed.
+// merge returns pods with the overlay of namespace ns applied: an added sandbox's IPs replace the cached
+// pod's (they are newer; the cached labels, if the pod is cached, are newer than those ADD read), and
+// released IPs are removed. The cached objects are never changed.
 func (o *cniOverlay) merge(ns string, pods []*PodInfo) []*PodInfo {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -105,20 +106,22 @@ func (o *cniOverlay) merge(ns string, pods []*PodInfo) []*PodInfo {
 		return pods
 	}
 	out := make([]*PodInfo, 0, len(pods))
+	seen := map[string]bool{}
 	for _, p := range pods {
 		key := p.key()
-		if _, ok := o.added[key]; ok {
-			continue
-		}
-		if rel, ok := o.released[key]; ok {
-			c := *p // the cached object is never changed
+		if a, ok := o.added[key]; ok {
+			c := *p
+			c.IPs, c.Phase = a.pod.IPs, a.pod.Phase // the new sandbox runs whatever the old status said
+			p, seen[key] = &c, true
+		} else if rel, ok := o.released[key]; ok {
+			c := *p
 			c.IPs = slices.DeleteFunc(slices.Clone(p.IPs), func(ip netip.Addr) bool { return slices.Contains(rel, ip) })
 			p = &c
 		}
 		out = append(out, p)
 	}
-	for _, a := range o.added {
-		if a.pod.Namespace == ns {
+	for key, a := range o.added {
+		if a.pod.Namespace == ns && !seen[key] {
 			out = append(out, a.pod)
 		}
 	}

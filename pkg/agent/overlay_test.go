@@ -70,6 +70,15 @@ func TestCNIOverlay(t *testing.T) {
 			t.Errorf("an old sandbox's DEL took the new sandbox's IP: %v", got)
 		}
 	})
+	t.Run("the cache's newer labels win over those ADD read", func(t *testing.T) {
+		o := newCNIOverlay()
+		o.add("s1", cachedNoIP, ips("10.244.1.11"))
+		relabelled := newPodInfo(testPod("pay", "a", "n1", "", other))
+		got := o.merge("pay", []*PodInfo{relabelled})
+		if len(got) != 1 || got[0].Labels["app"] != "web" || !slices.Equal(got[0].IPs, ips("10.244.1.11")) {
+			t.Errorf("merged %+v, want the cached labels with the CNI IPs", got)
+		}
+	})
 	t.Run("prune", func(t *testing.T) {
 		o := newCNIOverlay()
 		o.add("s1", cachedNoIP, ips("10.244.1.11"))

@@ -10,7 +10,7 @@ GO ?= go
 # Extra flags for `go test`, for example GOTEST_FLAGS='-run TestCRD -count=1'.
 GOTEST_FLAGS ?=
 
-.PHONY: all build generate test lab envtest-assets test-deps vet fmt-check bench-datapath bench-manager bench-azure
+.PHONY: all build generate test lab envtest-assets test-deps vet fmt-check bench-datapath bench-manager bench-azure bench-agent
 
 all: build
 
@@ -57,6 +57,13 @@ bench-manager:
 ## bench-azure: Azure failover figures through the simulator (20 moves at NIC write latency 0 and 2-10 s, ~5 min)
 bench-azure:
 	$(GO) test -run '^$$' -bench 'Failover|SDKPollUntilDone' -benchtime 1x -timeout 20m ./providers/azure/
+
+## bench-agent: the node agent (root): API write -> kernel programmed through the informers, and the real
+## binary's memory on a source and a gateway node with 2,000 and 10,000 pods (docs/agent.md).
+bench-agent: test-deps
+	@assets=$$(test/tools/build-envtest-assets.sh); \
+	KUBEBUILDER_ASSETS=$$assets $(GO) test -run '^$$' -bench 'InformerPath' -benchtime 200x ./pkg/agent/ && \
+	KUBEBUILDER_ASSETS=$$assets $(GO) test -run '^$$' -bench 'AgentFootprint' -benchtime 1x -timeout 30m ./pkg/agent/
 
 ## lab: the whole system on one machine with the EC2 simulator.
 lab:

@@ -118,6 +118,38 @@ type GatewayNodeStatus struct {
 	// healthy is true while the node's agent answers and the node is Ready and schedulable.
 	// +required
 	Healthy bool `json:"healthy"`
+
+	// egressInterface is the node's dedicated network interface for egress IPs, when the cloud needs one
+	// (AWS: the secondary ENI the egress IPs live on, which the VPC CNI does not manage). The manager
+	// fills it; the node's agent routes SNATed traffic out of it. Absent, SNATed traffic leaves through
+	// the node's primary interface.
+	// +optional
+	EgressInterface *EgressInterface `json:"egressInterface,omitempty"`
+}
+
+// EgressInterface identifies a gateway node's egress interface and how to route out of it.
+// +kubebuilder:validation:XValidation:rule="!isCIDR(self.address) || !isIP(self.router) || cidr(self.address).containsIP(self.router)",message="router must lie inside the subnet of address, for example address 10.0.1.17/24 with router 10.0.1.1"
+type EgressInterface struct {
+	// mac is the interface's hardware address, which finds it on the node whatever the OS named it.
+	// +required
+	// +kubebuilder:validation:MinLength=17
+	// +kubebuilder:validation:MaxLength=17
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`
+	MAC string `json:"mac"`
+
+	// address is the interface's own primary address with its subnet's prefix length, for example
+	// 10.0.1.17/24.
+	// +required
+	// +kubebuilder:validation:MaxLength=49
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) && cidr(self).ip().family() == 4",message="address must be the interface's IPv4 address and its subnet's prefix length, for example 10.0.1.17/24"
+	Address string `json:"address"`
+
+	// router is the subnet's router, the next hop of traffic leaving through the interface (on AWS the
+	// subnet's first address plus one, for example 10.0.1.1).
+	// +required
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="router must be an IPv4 address, for example 10.0.1.1"
+	Router string `json:"router"`
 }
 
 // EgressGatewayStatus is what the manager observed and did.

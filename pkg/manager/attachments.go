@@ -3,11 +3,14 @@ package manager
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
 	"github.com/egressgw/egressgw/providers"
 )
 
@@ -33,6 +36,19 @@ func (c *Controller) readNode(ctx context.Context, node providers.Node) (provide
 	info, err := c.provider.DescribeNode(ctx, node)
 	c.metrics.observeCloud("DescribeNode", start, err)
 	return info, err
+}
+
+// egressInterfaceOf is what a gateway's agent needs to route SNATed traffic out of the node's dedicated
+// egress NIC; nil when the NIC is the node's primary one, or the cloud did not say enough.
+func egressInterfaceOf(info providers.NodeInfo) *egressgwv1.EgressInterface {
+	if !info.Dedicated || info.MAC == "" || !info.PrimaryIP.Is4() || !info.Gateway.Is4() || !info.Subnet.IsValid() {
+		return nil
+	}
+	return &egressgwv1.EgressInterface{
+		MAC:     strings.ToLower(info.MAC),
+		Address: netip.PrefixFrom(info.PrimaryIP, info.Subnet.Bits()).String(),
+		Router:  info.Gateway.String(),
+	}
 }
 
 // attachFailed tells whether a failed read was the NIC that could not be made (not the instance that is

@@ -3,6 +3,7 @@ package manager_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -179,4 +180,32 @@ func TestNodeWithoutRoomForAnInterfaceIsReported(t *testing.T) {
 	if vpc.holder("10.0.1.50") != "" || vpc.sim.Actions()["CreateNetworkInterface"] != 0 {
 		t.Fatalf("nothing may be created or placed: %v", vpc.sim.Actions())
 	}
+}
+
+// TestGatewayStatusPublishesTheEgressInterface: each gateway node's dedicated interface reaches its
+// agent through status.nodes[].egressInterface, with the MAC, primary address and router the cloud has.
+func TestGatewayStatusPublishesTheEgressInterface(t *testing.T) {
+	vpc := newSimVPC(t, []simNode{{"gw-1", 1, "m5.large"}, {"gw-2", 1, "m5.large"}}, ec2sim.Options{})
+	c := newCluster(t, vpc.provider)
+	c.addSimNodes(vpc)
+	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"}, Spec: gatewaySpec("10.0.1.50")})
+	c.startManager("m1", nil)
+	c.eventually("every gateway node's egress interface in status", func() (bool, string) {
+		gw := c.gateway("gw")
+		var got []string
+		ok := len(gw.Status.Nodes) == len(vpc.nodes)
+		for _, n := range gw.Status.Nodes {
+			enis := vpc.egressENIs(t, slices.IndexFunc(vpc.nodes, func(s simNode) bool { return s.name == n.Name }))
+			if len(enis) != 1 || n.EgressInterface == nil {
+				ok = false
+				got = append(got, fmt.Sprintf("%s: %d interfaces, status %+v", n.Name, len(enis), n.EgressInterface))
+				continue
+			}
+			e := enis[0]
+			want := egressgwv1.EgressInterface{MAC: *e.MacAddress, Address: *e.PrivateIpAddress + "/24", Router: "10.0.1.1"}
+			ok = ok && *n.EgressInterface == want
+			got = append(got, fmt.Sprintf("%s: %+v (want %+v)", n.Name, *n.EgressInterface, want))
+		}
+		return ok, strings.Join(got, "; ")
+	})
 }

@@ -77,7 +77,8 @@ func (c *Controller) gatewayStatus(gw *egressgwv1.EgressGateway) egressgwv1.Egre
 	members := c.view.members[gw.Name]
 	for _, name := range members[:min(len(members), maxStatusNodes)] {
 		healthy := c.view.nodeWhy[name] == ""
-		s.Nodes = append(s.Nodes, egressgwv1.GatewayNodeStatus{Name: name, Zone: c.view.zones[name], Healthy: healthy})
+		s.Nodes = append(s.Nodes, egressgwv1.GatewayNodeStatus{Name: name, Zone: c.view.zones[name], Healthy: healthy,
+			EgressInterface: c.view.egressIfs[name]})
 	}
 	for _, name := range members {
 		if c.view.nodeWhy[name] == "" {

@@ -17,10 +17,12 @@ import (
 // view is what the last sync derived from the cluster, kept for the status writes of the cloud
 // operations that run between syncs. Guarded by Controller.mu.
 type view struct {
-	gateways  map[string]*egressgwv1.EgressGateway // read-only cache objects, for Events
-	nodeWhy   map[string]string                    // why each gateway node is ineligible; "" when eligible
-	members   map[string][]string
-	zones     map[string]string
+	gateways map[string]*egressgwv1.EgressGateway // read-only cache objects, for Events
+	nodeWhy  map[string]string                    // why each gateway node is ineligible; "" when eligible
+	members  map[string][]string
+	zones    map[string]string
+	// egressIfs are the gateway nodes' dedicated egress NICs (AWS), published in status for their agents.
+	egressIfs map[string]*egressgwv1.EgressInterface
 	conflicts map[string]map[netip.Addr]string // per gateway, IPs another gateway owns
 }
 
@@ -96,7 +98,8 @@ func (c *Controller) trackOwners(snap *snapshot, now time.Time) {
 // placementInput turns the snapshot and the cloud's view into placement's input, and records the view.
 // IPs not located yet, and IPs something outside the cluster holds, are left out. Caller holds c.mu.
 func (c *Controller) placementInput(snap *snapshot) failover.Input {
-	v := view{gateways: snap.gateways, nodeWhy: map[string]string{}, members: snap.members, zones: map[string]string{}, conflicts: map[string]map[netip.Addr]string{}}
+	v := view{gateways: snap.gateways, nodeWhy: map[string]string{}, members: snap.members, zones: map[string]string{},
+		egressIfs: map[string]*egressgwv1.EgressInterface{}, conflicts: map[string]map[netip.Addr]string{}}
 	in := failover.Input{Nodes: map[string]failover.Node{}}
 	for _, name := range snap.gatewayNodes {
 		in.Nodes[name] = c.placementNode(snap.nodes[name], &v)
@@ -118,6 +121,7 @@ func (c *Controller) placementNode(node *corev1.Node, v *view) failover.Node {
 	if nc != nil && nc.read {
 		n.Subnets, n.Free = []netip.Prefix{nc.info.Subnet}, nc.info.Free()
 		v.zones[node.Name] = nc.info.Zone
+		v.egressIfs[node.Name] = egressInterfaceOf(nc.info)
 	}
 	if v.zones[node.Name] == "" {
 		v.zones[node.Name] = node.Labels[corev1.LabelTopologyZone]

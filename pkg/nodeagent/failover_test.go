@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -170,3 +171,6 @@ func testPodChangesThroughUpdate(t *testing.T, p netlab.Profile) {
 		}
 	}
 }
+
+// hexMark renders mark/mask the way iptables takes it.
+func hexMark(mark, mask uint32) string { return fmt.Sprintf("%#x/%#x", mark, mask) }

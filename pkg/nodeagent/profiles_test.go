@@ -53,6 +53,11 @@ func TestCheckMarksUnderProfiles(t *testing.T) {
 		if ciliumLocalRule(p) && len(whole) == 0 {
 			t.Errorf("beside Cilium: no warning for its whole-mark socket rule")
 		}
+		// egressgw's own table, with its marks, is not another owner's: a restarted agent's check passes.
+		l.apply(l.view(PolicyView{Key: "a/b", Pods: podRefs(l.pod(1, 1)), EgressIP: egressIP, GatewayNode: "node1"}))
+		if _, err := l.dps["node1"].CheckMarks(context.Background()); err != nil {
+			t.Errorf("defaults refused after egressgw's own Apply under %s: %v", p.Name(), err)
+		}
 		for _, m := range l.topo.Marks() {
 			if m.Mask == 0xffffffff || m.Value == 0 {
 				continue
@@ -123,6 +128,8 @@ func TestCNIRefreshAfterApply(t *testing.T) {
 			logCounters(t, l.node(1), "nat")
 			logCounters(t, l.node(1), "mangle")
 			logCounters(t, l.node(2), "filter")
+			logNftTable(t, l.node(1))
+			logNftTable(t, l.node(2))
 		}
 	})
 }
@@ -135,6 +142,16 @@ func logCounters(t *testing.T, n *netlab.Node, table string) {
 		t.Fatal(err)
 	}
 	t.Logf("%s %s:\n%s", n.Name, table, out)
+}
+
+// logNftTable logs egressgw's nftables table of n with its counters, without the sets' members.
+func logNftTable(t *testing.T, n *netlab.Node) {
+	t.Helper()
+	out, err := n.NS.Run(context.Background(), nil, "nft", "-t", "list", "table", "ip", nftTableName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s nft:\n%s", n.Name, out)
 }
 
 // awsVariants are the VPC CNI settings EKS clusters change: the connmark moved

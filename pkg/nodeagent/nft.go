@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -68,6 +70,9 @@ func nftSetDecl(typ string) string {
 // observeNft reads egressgw's table, if the node has it, with one `nft list tables` and one listing.
 func (dp *Datapath) observeNft(ctx context.Context, k *kernelState) error {
 	tables, err := dp.exec.Run(ctx, nil, "nft", "list", "tables", "ip")
+	if errors.Is(err, exec.ErrNotFound) {
+		return fmt.Errorf("the datapath needs the nft tool (Debian package nftables, 1.0.6 or later) on the agent's PATH: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("list nftables tables: %w", err)
 	}

@@ -117,7 +117,11 @@ func TestCNIRefreshAfterApply(t *testing.T) {
 			}
 		}
 		for _, proto := range []string{"tcp", "udp"} {
+			before := cniSNATPackets(t, l, l.node(1))
 			l.expectSource(l.pod(1, 1).NS, proto, serverTCP, egressIP, "steered pod after the CNI's refresh")
+			if after := cniSNATPackets(t, l, l.node(1)); after != before {
+				t.Errorf("steered pod over %s: the CNI's SNAT rule first in nat POSTROUTING counted %d packets, want none (egressgw's binding comes first)", proto, after-before)
+			}
 			l.expectOrdinary(l.pod(1, 2), proto, serverTCP, "unselected pod after the CNI's refresh")
 		}
 		r, err := l.pod(1, 1).NS.Ask(context.Background(), "tcp", serverTCP, "big", 60000)
@@ -132,6 +136,15 @@ func TestCNIRefreshAfterApply(t *testing.T) {
 			logNftTable(t, l.node(2))
 		}
 	})
+}
+
+func cniSNATPackets(t *testing.T, l *lab, n *netlab.Node) int {
+	t.Helper()
+	v, err := l.topo.SNATPackets(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // logCounters logs a table of n with its packet counters, for the evidence of a failure.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/egressgw/egressgw/test/netlab"
@@ -123,38 +124,26 @@ func nodeIPOf(v View, name string) netip.Addr {
 
 // reportObjects reports what the apply programmed, so the figure says what it covers.
 func reportObjects(b *testing.B, ns *netlab.Namespace) {
-	sets, err := ns.Run(context.Background(), nil, "ipset", "save")
+	k := newKernelState()
+	out, err := ns.Run(context.Background(), nil, "nft", "-y", "list", "table", "ip", nftTableName)
+	if err == nil {
+		err = parseNftTable(out, k)
+	}
 	if err != nil {
 		b.Fatal(err)
+	}
+	selected := 0
+	for name, s := range k.sets {
+		if strings.HasPrefix(name, ownSetPrefix+"s-") {
+			selected += len(s.members)
+		}
 	}
 	routes, err := ns.NL.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: int(DefaultConfig().ReturnTable)}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(countPrefix(sets, "add egressgw-s-")), "selected-pod-set-entries")
+	b.ReportMetric(float64(selected), "selected-pod-set-entries")
 	b.ReportMetric(float64(len(routes)), "return-routes")
-}
-
-func countPrefix(out []byte, prefix string) int {
-	n := 0
-	for _, line := range splitLines(out) {
-		if len(line) >= len(prefix) && line[:len(prefix)] == prefix {
-			n++
-		}
-	}
-	return n
-}
-
-func splitLines(b []byte) []string {
-	var out []string
-	start := 0
-	for i, c := range b {
-		if c == '\n' {
-			out = append(out, string(b[start:i]))
-			start = i + 1
-		}
-	}
-	return out
 }
 
 // BenchmarkPodChange adds one selected pod to a programmed node and removes it again (two changes per

@@ -249,7 +249,7 @@ func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {
 	return out
 }
 
-// netMember writes a CIDR the way `ipset save` prints a hash:net member: a /32 as a bare address, so
+// netMember writes a CIDR the way `nft list` prints a member of an interval set: a /32 as a bare address, so
 // that the next diff sees the same string and does not delete the entry it just added.
 func netMember(p netip.Prefix) string {
 	if p.Bits() == 32 {

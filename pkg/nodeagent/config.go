@@ -1,6 +1,6 @@
 // Package nodeagent holds the egressgw node agent's datapath: it turns the cluster's view into the
-// kernel state of one node (a VXLAN device, static peers, policy routing, ipsets and iptables chains) and
-// keeps the kernel in that state.
+// kernel state of one node (a VXLAN device, static peers, policy routing, its own nftables table with
+// its sets, and one iptables accept chain) and keeps the kernel in that state.
 package nodeagent
 
 import (

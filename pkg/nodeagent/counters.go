@@ -3,84 +3,116 @@ package nodeagent
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
-
-// spoofedTunnelComment is the comment of the INPUT rule that drops tunnel packets from senders that
-// are not cluster nodes (inputRules).
-const spoofedTunnelComment = "tunnel packets only from cluster nodes"
 
 // Drop reasons, stable for metrics.
 const (
 	DropFailClosed          = "fail_closed"           // a selected pod's policy has no usable egress IP
 	DropUnmatchedTunnel     = "unmatched_tunnel"      // a tunnelled packet no SNAT rule of this gateway takes
 	DropSpoofedTunnelSource = "spoofed_tunnel_source" // a VXLAN packet from an address that is not a node
+	DropUnsolicitedEgressIP = "unsolicited_egress_ip" // traffic to an egress IP held here that is no reply
 )
 
 // DropCount is what egressgw's drop rules of one reason have counted since they were created.
 type DropCount struct {
 	Packets, Bytes uint64
+	// ByPolicy splits the fail-closed count by policy key ("namespace/name"); nil for other reasons.
+	ByPolicy map[string]DropCount
 }
 
-// DropCounters reads the packet and byte counters of egressgw's DROP rules in the filter table
-// (`iptables-save -c -t filter`), summed by reason; every reason is present, zero when its rule has
-// counted nothing or does not exist. The counters restart when a rule is re-created (a policy's
-// fail-closed rule appears and goes with the policy's state), as Prometheus counters may.
+// DropCounters reads the counters of the drop rules of egressgw's nftables table (one `nft -t list
+// table`, which leaves out the sets' members), summed by reason, and for fail_closed by policy too.
+// Every reason is present, zero when its rules counted nothing or do not exist. A counter restarts when
+// its rule is re-created: a policy's fail-closed rule comes and goes with the policy's state, and a
+// change to a chain rewrites the chain (Prometheus counters may restart).
 func (dp *Datapath) DropCounters(ctx context.Context) (map[string]DropCount, error) {
-	out, err := dp.exec.Run(ctx, nil, "iptables-save", "-c", "-t", "filter")
-	if err != nil {
+	k := newKernelState()
+	if err := dp.observeNftTerse(ctx, k); err != nil {
 		return nil, fmt.Errorf("read the drop counters: %w", err)
 	}
-	return parseDropCounters(string(out)), nil
-}
-
-func parseDropCounters(save string) map[string]DropCount {
-	counts := map[string]DropCount{DropFailClosed: {}, DropUnmatchedTunnel: {}, DropSpoofedTunnelSource: {}}
-	for line := range strings.Lines(save) {
-		line = strings.TrimSpace(line)
-		c, rest, ok := ruleCounts(line)
-		if !ok || !strings.HasSuffix(rest, "-j DROP") {
+	counts := map[string]DropCount{DropFailClosed: {ByPolicy: map[string]DropCount{}}, DropUnmatchedTunnel: {},
+		DropSpoofedTunnelSource: {}, DropUnsolicitedEgressIP: {}}
+	if k.nft == nil {
+		return counts, nil
+	}
+	for _, chain := range []string{"forward", "input"} {
+		c := k.nft.chains[chain]
+		if c == nil {
 			continue
 		}
-		reason := dropReason(rest)
-		if reason == "" {
-			continue
+		for _, r := range c.rules {
+			addDropCount(counts, r)
 		}
-		sum := counts[reason]
-		sum.Packets += c.Packets
-		sum.Bytes += c.Bytes
-		counts[reason] = sum
 	}
-	return counts
+	return counts, nil
 }
 
-// ruleCounts splits "[packets:bytes] -A CHAIN ..." into its counters and the rule.
-func ruleCounts(line string) (DropCount, string, bool) {
-	if !strings.HasPrefix(line, "[") {
-		return DropCount{}, "", false
+// observeNftTerse reads the table without the sets' members and keeps the counters' values.
+func (dp *Datapath) observeNftTerse(ctx context.Context, k *kernelState) error {
+	tables, err := dp.exec.Run(ctx, nil, "nft", "list", "tables", "ip")
+	if err != nil {
+		return err
 	}
-	counters, rest, ok := strings.Cut(line[1:], "] ")
-	if !ok {
-		return DropCount{}, "", false
+	if !strings.Contains(string(tables)+"\n", "table "+nftFamilyTable+"\n") {
+		return nil
 	}
-	pk, by, ok := strings.Cut(counters, ":")
-	if !ok {
-		return DropCount{}, "", false
+	out, err := dp.exec.Run(ctx, nil, "nft", "-t", "-y", "list", "table", "ip", nftTableName)
+	if err != nil {
+		return err
 	}
-	p, err1 := strconv.ParseUint(pk, 10, 64)
-	b, err2 := strconv.ParseUint(by, 10, 64)
-	return DropCount{Packets: p, Bytes: b}, rest, err1 == nil && err2 == nil
+	return parseNftTableCounted(out, k)
 }
 
-func dropReason(rule string) string {
-	switch {
-	case strings.HasPrefix(rule, "-A "+chainForward+" ") && strings.Contains(rule, `"`+commentPrefix+failClosedComment):
-		return DropFailClosed
-	case strings.HasPrefix(rule, "-A "+chainForward+" ") && strings.Contains(rule, `"`+commentPrefix+unmatchedTunnelComment+`"`):
-		return DropUnmatchedTunnel
-	case strings.HasPrefix(rule, "-A "+chainInput+" ") && strings.Contains(rule, `"`+commentPrefix+spoofedTunnelComment+`"`):
-		return DropSpoofedTunnelSource
+// parseNftTableCounted is parseNftTable that keeps the values of the counters.
+func parseNftTableCounted(out []byte, k *kernelState) error {
+	counted := nftCounterRE.ReplaceAllStringFunc(string(out), func(c string) string {
+		return strings.Replace(c, "counter ", "counter@", 1)
+	})
+	if err := parseNftTable([]byte(counted), k); err != nil {
+		return err
 	}
-	return ""
+	for _, c := range k.nft.chains {
+		for i, r := range c.rules {
+			c.rules[i] = strings.Replace(r, "counter@", "counter ", 1)
+		}
+	}
+	return nil
+}
+
+var (
+	dropRuleRE     = regexp.MustCompile(`counter packets (\d+) bytes (\d+) drop comment "` + regexp.QuoteMeta(commentPrefix) + `([^"]*)"$`)
+	egressIPDropRE = regexp.MustCompile(`^egress IP \S+ takes replies only$`)
+)
+
+// addDropCount adds one rule's counters to its reason.
+func addDropCount(counts map[string]DropCount, rule string) {
+	m := dropRuleRE.FindStringSubmatch(rule)
+	if m == nil {
+		return
+	}
+	packets, _ := strconv.ParseUint(m[1], 10, 64)
+	bytes, _ := strconv.ParseUint(m[2], 10, 64)
+	var reason string
+	switch comment := m[3]; {
+	case strings.HasPrefix(comment, failClosedComment):
+		reason = DropFailClosed
+		policy := strings.TrimPrefix(comment, failClosedComment)
+		p := counts[reason].ByPolicy[policy]
+		counts[reason].ByPolicy[policy] = DropCount{Packets: p.Packets + packets, Bytes: p.Bytes + bytes}
+	case comment == unmatchedTunnelComment:
+		reason = DropUnmatchedTunnel
+	case comment == spoofedTunnelComment:
+		reason = DropSpoofedTunnelSource
+	case egressIPDropRE.MatchString(comment):
+		reason = DropUnsolicitedEgressIP
+	default:
+		return
+	}
+	c := counts[reason]
+	c.Packets += packets
+	c.Bytes += bytes
+	counts[reason] = c
 }

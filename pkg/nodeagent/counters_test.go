@@ -30,42 +30,48 @@ func sendUntilSeen(t *testing.T, l *lab, ns *netlab.Namespace, token string) []s
 	return nil
 }
 
-// ruleCounter sums the packet counters of the rules in iptables-save -c that match re.
-func ruleCounter(t *testing.T, n *netlab.Node, table string, re *regexp.Regexp) int {
+// dropCounters reads n's drop counters through the datapath's own reader.
+func dropCounters(t *testing.T, n *netlab.Node) map[string]DropCount {
 	t.Helper()
-	out, err := n.NS.Run(context.Background(), nil, "iptables-save", "-c", "-t", table)
+	dp, err := New(DefaultConfig(), n.NS.NL, n.NS, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := dp.DropCounters(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func inputDrops(t *testing.T, n *netlab.Node) int {
+	return int(dropCounters(t, n)[DropSpoofedTunnelSource].Packets)
+}
+
+func unmatchedTunnelDrops(t *testing.T, n *netlab.Node) int {
+	return int(dropCounters(t, n)[DropUnmatchedTunnel].Packets)
+}
+
+func failClosedDrops(t *testing.T, n *netlab.Node) int {
+	return int(dropCounters(t, n)[DropFailClosed].Packets)
+}
+
+var snatCounterRE = regexp.MustCompile(`counter packets (\d+) bytes \d+ snat to \d`)
+
+// snatPackets sums the packet counters of the gateway SNAT rules in egressgw's nat chain of n.
+func snatPackets(t *testing.T, n *netlab.Node) int {
+	t.Helper()
+	out, err := n.NS.Run(context.Background(), nil, "nft", "list", "chain", "ip", nftTableName, "postrouting")
 	if err != nil {
 		t.Fatal(err)
 	}
 	total := 0
-	for _, m := range re.FindAllStringSubmatch(string(out), -1) {
+	for _, m := range snatCounterRE.FindAllStringSubmatch(string(out), -1) {
 		v, _ := strconv.Atoi(m[1])
 		total += v
 	}
 	return total
 }
-
-var (
-	inputDropRE = regexp.MustCompile(`(?m)^\[(\d+):\d+\] -A ` + chainInput + ` .*-j DROP$`)
-	snatRE      = regexp.MustCompile(`(?m)^\[(\d+):\d+\] -A ` + chainSNAT + ` .*-j SNAT .*$`)
-)
-
-func inputDrops(t *testing.T, n *netlab.Node) int { return ruleCounter(t, n, "filter", inputDropRE) }
-
-var (
-	unmatchedTunnelRE = regexp.MustCompile(`(?m)^\[(\d+):\d+\] -A ` + chainForward + ` .*` + unmatchedTunnelComment + `.*-j DROP$`)
-	failClosedRE      = regexp.MustCompile(`(?m)^\[(\d+):\d+\] -A ` + chainForward + ` .*` + failClosedComment + `.*-j DROP$`)
-)
-
-func unmatchedTunnelDrops(t *testing.T, n *netlab.Node) int {
-	return ruleCounter(t, n, "filter", unmatchedTunnelRE)
-}
-
-func failClosedDrops(t *testing.T, n *netlab.Node) int {
-	return ruleCounter(t, n, "filter", failClosedRE)
-}
-
-func snatPackets(t *testing.T, n *netlab.Node) int { return ruleCounter(t, n, "nat", snatRE) }
 
 // steerIndex is the gateway index node uses for its (single) gateway, read from the desired state.
 func steerIndex(t *testing.T, l *lab, node string) uint32 {

@@ -40,11 +40,15 @@ type basis struct {
 // already matched.
 type Changes struct {
 	Link, Sysctls, Peers, Routing, SetOps, IptablesTables, ConntrackEntries int
+	// Nftables counts the chains of egressgw's nftables table written or deleted, and the table itself
+	// when it is created or deleted. SetOps counts its sets created or deleted and members added or
+	// deleted (and ipsets of an earlier version destroyed).
+	Nftables int
 }
 
 // Total is the number of changes of every kind.
 func (c Changes) Total() int {
-	return c.Link + c.Sysctls + c.Peers + c.Routing + c.SetOps + c.IptablesTables + c.ConntrackEntries
+	return c.Link + c.Sysctls + c.Peers + c.Routing + c.SetOps + c.IptablesTables + c.ConntrackEntries + c.Nftables
 }
 
 // New validates cfg and returns a Datapath that programs the namespace nl and exec point into.
@@ -67,6 +71,10 @@ func New(cfg Config, nl *netlink.Handle, exec Exec, log *slog.Logger) (*Datapath
 func (dp *Datapath) Apply(ctx context.Context, want *Desired) (Changes, error) {
 	dp.mu.Lock()
 	defer dp.mu.Unlock()
+	return dp.apply(ctx, want)
+}
+
+func (dp *Datapath) apply(ctx context.Context, want *Desired) (Changes, error) {
 	dp.last = nil
 	var ch Changes
 	uplink, err := dp.uplink(want.NodeIP)
@@ -106,24 +114,36 @@ func (dp *Datapath) Apply(ctx context.Context, want *Desired) (Changes, error) {
 }
 
 // Update is Apply's fast path for a node this Datapath has programmed: it diffs want against what the
-// last Apply or Update left instead of reading the kernel, so adding or removing a pod costs one
-// `ipset restore` and a netlink call or two. Without a previous success, or when what the last Apply
-// built on changed (the node IP, the uplink or its MTU, the tunnel device, the egress interface), it
-// takes Apply's full path. The agent calls Update on every change and Apply periodically, which repairs
-// anything changed behind its back.
+// last Apply or Update left instead of reading the kernel, so adding or removing a pod costs one small
+// nft transaction (`add element` or `delete element`) and a netlink call or two. Without a previous
+// success, or when what the last Apply built on changed (the node IP, the uplink or its MTU, the tunnel
+// device, the egress interface), it takes Apply's full path; so it does when the fast path fails (the
+// kernel was changed behind its back, and a delete of a member that is gone fails the transaction).
+// The agent calls Update on every change and Apply periodically, which repairs anything changed behind
+// its back.
 func (dp *Datapath) Update(ctx context.Context, want *Desired) (Changes, error) {
 	dp.mu.Lock()
+	defer dp.mu.Unlock()
 	last, link := dp.last, dp.link
 	if last == nil || !dp.basisHolds(link, want) {
-		dp.mu.Unlock()
-		return dp.Apply(ctx, want)
+		return dp.apply(ctx, want)
 	}
-	defer dp.mu.Unlock()
 	var ch Changes
 	target := render(want, dp.cfg, dp.applied.links)
 	err := dp.converge(ctx, link, last, target, &ch)
 	dp.remember(link, target, err)
-	return ch, err
+	if err != nil {
+		dp.log.Info("fast path failed; reading the kernel and applying in full", "err", err)
+		full, err := dp.apply(ctx, want)
+		return addChanges(ch, full), err
+	}
+	return ch, nil
+}
+
+func addChanges(a, b Changes) Changes {
+	return Changes{Link: a.Link + b.Link, Sysctls: a.Sysctls + b.Sysctls, Peers: a.Peers + b.Peers,
+		Routing: a.Routing + b.Routing, SetOps: a.SetOps + b.SetOps, IptablesTables: a.IptablesTables + b.IptablesTables,
+		ConntrackEntries: a.ConntrackEntries + b.ConntrackEntries, Nftables: a.Nftables + b.Nftables}
 }
 
 // basisHolds checks, with two netlink reads, that the devices the last Apply set up are still as it
@@ -159,25 +179,32 @@ func (dp *Datapath) observe(ctx context.Context, link netlink.Link) (*kernelStat
 	if err := dp.observeRouting(k, link); err != nil {
 		return nil, err
 	}
-	if err := dp.observeSets(ctx, k); err != nil {
+	if err := dp.observeNft(ctx, k); err != nil {
+		return nil, err
+	}
+	if err := dp.observeLegacySets(ctx, k); err != nil {
 		return nil, err
 	}
 	return k, dp.observeIptables(ctx, k)
 }
 
-// converge turns have into want in the safe order described on Apply, counting changes into ch.
+// converge turns have into want in the safe order described on Apply, counting changes into ch: peers
+// and routes first, then the nftables table in one transaction (sets, marks, SNAT and drops together),
+// then iptables (the accept chain; the chains of an earlier version go), the old ipsets after the
+// rules that used them, the routes and peers no longer needed, and the conntrack entries of released
+// egress IPs last.
 func (dp *Datapath) converge(ctx context.Context, link netlink.Link, have, want *kernelState, ch *Changes) error {
 	steps := []func() (int, error){
 		func() (int, error) { return dp.addPeers(link, have, want) },
 		func() (int, error) { return dp.addRouting(link, have, want) },
-		func() (int, error) { return dp.updateSets(ctx, have, want) },
+		func() (int, error) { return dp.updateNft(ctx, have, want, ch) },
 		func() (int, error) { return dp.updateIptables(ctx, have, want) },
-		func() (int, error) { return dp.destroySets(ctx, have, want) },
+		func() (int, error) { return dp.destroyLegacySets(ctx, have) },
 		func() (int, error) { return dp.removeRouting(link, have, want) },
 		func() (int, error) { return dp.removePeers(link, have, want) },
 		func() (int, error) { return dp.releaseEgressIPs(have, want) },
 	}
-	counters := []*int{&ch.Peers, &ch.Routing, &ch.SetOps, &ch.IptablesTables, &ch.SetOps, &ch.Routing, &ch.Peers, &ch.ConntrackEntries}
+	counters := []*int{&ch.Peers, &ch.Routing, &ch.Nftables, &ch.IptablesTables, &ch.SetOps, &ch.Routing, &ch.Peers, &ch.ConntrackEntries}
 	for i, step := range steps {
 		n, err := step()
 		*counters[i] += n
@@ -188,17 +215,15 @@ func (dp *Datapath) converge(ctx context.Context, link netlink.Link, have, want 
 	return nil
 }
 
-func (dp *Datapath) updateSets(ctx context.Context, have, want *kernelState) (int, error) {
-	ops, err := planSets(have, want)
-	if err != nil {
+// updateNft runs the table's transaction; it returns the chains written and adds the set operations
+// to ch.SetOps.
+func (dp *Datapath) updateNft(ctx context.Context, have, want *kernelState, ch *Changes) (int, error) {
+	script, setOps, chains := planNft(have, want)
+	if err := dp.runNft(ctx, script); err != nil {
 		return 0, err
 	}
-	return len(ops), dp.applySetOps(ctx, ops)
-}
-
-func (dp *Datapath) destroySets(ctx context.Context, have, want *kernelState) (int, error) {
-	script := planSetDestroy(have, want)
-	return countLines(script), dp.restoreSets(ctx, script)
+	ch.SetOps += setOps
+	return chains, nil
 }
 
 func (dp *Datapath) updateIptables(ctx context.Context, have, want *kernelState) (int, error) {
@@ -224,7 +249,8 @@ func (dp *Datapath) releaseEgressIPs(have, want *kernelState) (int, error) {
 	return total, nil
 }
 
-// Uninstall removes every kernel object of ours (chains and jumps, sets, rules, routes, the device) and
+// Uninstall removes every kernel object of ours (the nftables table, the iptables accept chain and its
+// jump, chains and ipsets of an earlier version, rules, routes, the device, the egress address) and
 // the conntrack entries of the egress IPs we held. It touches nothing else, is idempotent, and leaves
 // net.ipv4.ip_forward as it is (the node's CNI needs it). A later Apply starts from scratch.
 func (dp *Datapath) Uninstall(ctx context.Context) (Changes, error) {

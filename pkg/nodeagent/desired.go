@@ -25,7 +25,7 @@ type Desired struct {
 	SNATs []PolicyRule
 	// Returns route replies to remote pods back through the tunnel to their node (gateway side).
 	Returns []ReturnRoute
-	// Sets are the ipsets the rules match on.
+	// Sets are the sets of egressgw's nftables table that the rules match on.
 	Sets []IPSet
 	// Blocks are the fail-closed rules: local selected pods of policies without a usable egress IP, whose
 	// traffic toward the policy's destinations is dropped rather than sent with the node's address.
@@ -94,14 +94,15 @@ type PolicyRule struct {
 	EgressIP netip.Addr
 }
 
-// IPSet is one ipset and its members in ipset syntax ("10.0.0.1", "192.0.2.0/24").
+// IPSet is one set and its members ("10.0.0.1", "192.0.2.0/24"). Type keeps ipset's names: "hash:ip"
+// is an nft set of addresses, "hash:net" an nft interval set of CIDRs.
 type IPSet struct {
 	Name    string
 	Type    string
 	Members []string
 }
 
-// Names of the shared ipsets.
+// Names of the shared sets.
 const (
 	setCluster = "egressgw-cluster" // cluster CIDRs and node IPs: never steered, never SNATed
 	setNodes   = "egressgw-nodes"   // node IPs: the only senders the VXLAN port accepts
@@ -142,7 +143,8 @@ func compareStrings(a, b string) int {
 	return 0
 }
 
-// setName derives a short, stable ipset name (31 characters at most) from the policy key.
+// setName derives a short, stable set name (31 characters at most) from the policy key. The prefix keeps
+// it clear of nft's keywords.
 func setName(kind, policyKey string) string {
 	sum := sha256.Sum256([]byte(policyKey))
 	return "egressgw-" + kind + "-" + hex.EncodeToString(sum[:6])

@@ -7,7 +7,7 @@ import (
 	"os/exec"
 )
 
-// Exec runs the command-line tools the datapath drives (iptables-save, iptables-restore, ipset,
+// Exec runs the command-line tools the datapath drives (nft, iptables-save, iptables-restore, ipset,
 // sysctl) in the node's network namespace, feeding stdin and returning standard output. The agent uses
 // HostExec; tests point it into a test namespace.
 type Exec interface {

@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 
@@ -95,4 +96,27 @@ func TestUpdateNoticesChangedUplink(t *testing.T) {
 	if got := tun.Attrs().MTU; got != 1350 {
 		t.Errorf("tunnel MTU after the uplink went to 1400 and an Update: %d, want 1350", got)
 	}
+}
+
+// TestFailClosedBesideAnotherOwnersAccept: another owner's ACCEPT first in filter FORWARD (a CNI that
+// keeps its jumps on top and accepts its pods' traffic) must not let the traffic of a policy without an
+// egress IP leave: egressgw's drop runs in its own base chain before the filter table, and a drop there
+// is final.
+func TestFailClosedBesideAnotherOwnersAccept(t *testing.T) {
+	forEachProfile(t, func(t *testing.T, p netlab.Profile) {
+		l := newLab(t, p, 2, 1)
+		pod := l.pod(1, 1)
+		l.apply(l.view(PolicyView{Key: "payments/to-partner", Pods: podRefs(pod)}))
+		_, err := l.node(1).NS.Run(context.Background(), nil, "iptables", "-I", "FORWARD", "1", "-s", pod.IP.String()+"/32",
+			"-m", "comment", "--comment", "another owner: accept pod traffic", "-j", "ACCEPT")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen := sendUntilSeen(t, l, pod.NS, "accepted-by-another"); len(seen) != 0 {
+			t.Errorf("selected pod of an unplaced policy beside another owner's ACCEPT: server saw %v, want nothing", seen)
+		}
+		if n := dropCounters(t, l.node(1))[DropFailClosed].ByPolicy["payments/to-partner"].Packets; n == 0 {
+			t.Error("the fail-closed rule of payments/to-partner counted nothing")
+		}
+	})
 }

@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -170,3 +171,29 @@ func testPodChangesThroughUpdate(t *testing.T, p netlab.Profile) {
 		}
 	}
 }
+
+// TestUpdateAfterChangeBehindItsBack: the event path diffs against what it last wrote; when the kernel
+// changed behind its back (the set flushed), the delete of a member that is gone fails the transaction,
+// and Update falls back to reading the kernel and applying in full.
+func TestUpdateAfterChangeBehindItsBack(t *testing.T) {
+	l := newLab(t, netlab.Profile{}, 2, 2)
+	if err := l.topo.RouteToNode(egressIP, l.node(2)); err != nil {
+		t.Fatal(err)
+	}
+	policy := movingPolicy(l, "node2")
+	grown := policy
+	grown.Pods = podRefs(l.pod(1, 1), l.pod(1, 2))
+	l.apply(l.view(grown))
+	if _, err := l.node(1).NS.Run(context.Background(), nil, "nft", "flush", "set", "ip", nftTableName, setName("s", policy.Key)); err != nil {
+		t.Fatal(err)
+	}
+	l.update(l.view(policy)) // deletes pod 2, which the flush already removed
+	l.expectSource(l.pod(1, 1).NS, "tcp", serverTCP, egressIP, "pod 1 after the fallback")
+	l.expectOrdinary(l.pod(1, 2), "tcp", serverTCP, "pod 2 after it left the policy")
+	if ch := l.applyNode("node1", l.view(policy)); ch.Total() != 0 {
+		t.Errorf("resync after the fallback changed %+v", ch)
+	}
+}
+
+// hexMark renders mark/mask the way iptables takes it.
+func hexMark(mark, mask uint32) string { return fmt.Sprintf("%#x/%#x", mark, mask) }

@@ -238,16 +238,17 @@ func (l *lab) expectSource(ns *netlab.Namespace, proto string, server netip.Addr
 }
 
 // dumps returns the kernel dumps of a node that the tests compare: iptables-save, ip rule, every route
-// table, ipset list and the links. Lines that change by themselves (iptables-save's timestamps) are
-// dropped.
+// table, ipset list, nft list ruleset and the links. What changes by itself (iptables-save's
+// timestamps, nft's counter values) is dropped.
 func dumps(t testing.TB, ns *netlab.Namespace) map[string]string {
 	t.Helper()
 	cmds := map[string][]string{
-		"iptables-save": {"iptables-save"},
-		"ip rule":       {"ip", "rule"},
-		"ip route":      {"ip", "route", "show", "table", "all"},
-		"ipset list":    {"ipset", "list"},
-		"ip link":       {"ip", "-d", "link", "show"},
+		"iptables-save":    {"iptables-save"},
+		"ip rule":          {"ip", "rule"},
+		"ip route":         {"ip", "route", "show", "table", "all"},
+		"ipset list":       {"ipset", "list"},
+		"nft list ruleset": {"nft", "list", "ruleset"},
+		"ip link":          {"ip", "-d", "link", "show"},
 	}
 	out := map[string]string{}
 	for name, c := range cmds {
@@ -255,12 +256,15 @@ func dumps(t testing.TB, ns *netlab.Namespace) map[string]string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[name] = timestampRE.ReplaceAllString(string(b), "")
+		out[name] = nftCountersRE.ReplaceAllString(timestampRE.ReplaceAllString(string(b), ""), "counter")
 	}
 	return out
 }
 
-var timestampRE = regexp.MustCompile(`(?m)^# (Generated|Completed) .*\n`)
+var (
+	timestampRE   = regexp.MustCompile(`(?m)^# (Generated|Completed) .*\n`)
+	nftCountersRE = regexp.MustCompile(`counter packets \d+ bytes \d+`)
+)
 
 // compareDumps reports every dump that differs.
 func compareDumps(t testing.TB, what string, want, got map[string]string) {

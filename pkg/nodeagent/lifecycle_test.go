@@ -55,6 +55,7 @@ func normalise(d map[string]string) map[string]string {
 		out[k] = membersRE.ReplaceAllStringFunc(v, sortLines)
 	}
 	out["ip rule"] = sortLines("\n" + out["ip rule"])
+	out["nft list ruleset"] = sortNftSets(nftElementsRE.ReplaceAllStringFunc(out["nft list ruleset"], sortElements))
 	blocks := strings.Split(out["ipset list"], "\n\n")
 	slices.Sort(blocks)
 	out["ipset list"] = strings.Join(blocks, "\n\n")
@@ -69,11 +70,32 @@ func sortLines(block string) string {
 	return head + "\n" + strings.Join(lines, "\n") + "\n"
 }
 
+// sortNftSets moves the sets of a ruleset listing, which nft lists in the order they were created, to
+// the end in name order.
+func sortNftSets(ruleset string) string {
+	sets := nftSetRE.FindAllString(ruleset, -1)
+	slices.Sort(sets)
+	return nftSetRE.ReplaceAllString(ruleset, "") + strings.Join(sets, "")
+}
+
+// sortElements sorts the members of one nft set listing, whose order follows the set's hash.
+func sortElements(list string) string {
+	inner := strings.TrimSuffix(strings.TrimPrefix(list, "elements = {"), "}")
+	var members []string
+	for _, m := range strings.Split(inner, ",") {
+		members = append(members, strings.TrimSpace(m))
+	}
+	slices.Sort(members)
+	return "elements = { " + strings.Join(members, ", ") + " }"
+}
+
 var (
-	initvalRE = regexp.MustCompile(` initval 0x[0-9a-f]+`)
-	sizeRE    = regexp.MustCompile(`(?m)^Size in memory: \d+\n`)
-	ifindexRE = regexp.MustCompile(`(?m)^\d+: `)
-	membersRE = regexp.MustCompile(`(?m)^Members:\n(?:.+\n)+`)
+	nftSetRE      = regexp.MustCompile(`(?m)^\tset [^\n]*\{\n(?:\t\t[^\n]*\n)*\t\}\n\n?`)
+	nftElementsRE = regexp.MustCompile(`elements = \{[^}]*\}`)
+	initvalRE     = regexp.MustCompile(` initval 0x[0-9a-f]+`)
+	sizeRE        = regexp.MustCompile(`(?m)^Size in memory: \d+\n`)
+	ifindexRE     = regexp.MustCompile(`(?m)^\d+: `)
+	membersRE     = regexp.MustCompile(`(?m)^Members:\n(?:.+\n)+`)
 )
 
 // TestLifecycle proves idempotence, kill-and-resume, repair, removal of exactly one policy's state, and
@@ -217,10 +239,11 @@ func checkResume(t *testing.T, l *lab, full View, ref map[string]map[string]stri
 func checkRepair(t *testing.T, l *lab, full View, ref map[string]map[string]string) {
 	n := l.node(1)
 	damages := [][]string{
-		{"iptables", "-t", "mangle", "-F", chainMark},
-		{"iptables", "-t", "nat", "-D", "POSTROUTING", "1"},
-		{"iptables", "-t", "nat", "-I", "POSTROUTING", "1", "-j", "RETURN"},
-		{"ipset", "flush", setName("s", "a/all")},
+		{"nft", "flush", "chain", "ip", nftTableName, "prerouting"},
+		{"nft", "flush", "chain", "ip", nftTableName, "postrouting"},
+		{"nft", "delete", "table", "ip", nftTableName},
+		{"nft", "flush", "set", "ip", nftTableName, setName("s", "a/all")},
+		{"iptables", "-F", chainAccept},
 		{"ip", "rule", "del", "priority", fmt.Sprint(l.cfg.RulePriority + 1)},
 		{"ip", "route", "flush", "table", fmt.Sprint(l.cfg.TableBase + steerIndex(t, l, "node1"))},
 		{"ip", "neigh", "del", l.node(2).IP.String(), "dev", l.cfg.Device},
@@ -232,17 +255,25 @@ func checkRepair(t *testing.T, l *lab, full View, ref map[string]map[string]stri
 		if _, err := n.NS.Run(context.Background(), nil, d[0], d[1:]...); err != nil {
 			t.Fatal(err)
 		}
-		if d[len(d)-1] == "RETURN" { // a foreign rule above our jump: keep it, but ours must be first again
-			ch := l.applyNode("node1", full)
-			_, _ = n.NS.Run(context.Background(), nil, "iptables", "-t", "nat", "-D", "POSTROUTING", "-j", "RETURN")
-			if ch.IptablesTables == 0 {
-				t.Errorf("our jump was no longer first in nat POSTROUTING, and apply did not fix it")
-			}
-		}
-		if ch := l.applyNode("node1", full); ch.Total() == 0 && d[len(d)-1] != "RETURN" {
+		if ch := l.applyNode("node1", full); ch.Total() == 0 {
 			t.Errorf("after %v: apply changed nothing", d)
 		}
 		compareDumps(t, fmt.Sprintf("node1 repaired after %v", d), normalise(ref["node1"]), normalise(dumps(t, n.NS)))
+	}
+	// Another owner's rules first in the built-in chains are theirs to keep: nothing of ours depends on
+	// the order there, so Apply changes nothing.
+	for _, r := range []struct{ table, chain, target string }{
+		{"nat", "POSTROUTING", "RETURN"}, {"mangle", "PREROUTING", "ACCEPT"}, {"filter", "FORWARD", "ACCEPT"},
+	} {
+		if _, err := n.NS.Run(context.Background(), nil, "iptables", "-t", r.table, "-I", r.chain, "1", "-j", r.target); err != nil {
+			t.Fatal(err)
+		}
+		if ch := l.applyNode("node1", full); ch.Total() != 0 {
+			t.Errorf("after another owner's -j %s first in %s %s: apply changed %+v, want nothing", r.target, r.table, r.chain, ch)
+		}
+		if _, err := n.NS.Run(context.Background(), nil, "iptables", "-t", r.table, "-D", r.chain, "1"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	checkTraffic(t, l)
 }

@@ -142,8 +142,8 @@ var (
 	nftNumberRE = regexp.MustCompile(`0x[0-9a-fA-F]+`)
 )
 
-// nftMarks lists the mark uses in `nft list ruleset` output of tables that iptables-nft does not own
-// (kube-proxy's nftables mode, for one). Every hexadecimal constant after "mark" on a rule's line
+// nftMarks lists the mark uses in `nft list ruleset` output of tables that neither iptables-nft nor
+// egressgw owns (kube-proxy's nftables mode, for one). Every hexadecimal constant after "mark" on a rule's line
 // counts; an AND mask with more than half of the bits set stands for the bits it clears.
 func nftMarks(ruleset string) []MarkUse {
 	var out []MarkUse
@@ -152,7 +152,8 @@ func nftMarks(ruleset string) []MarkUse {
 		line = strings.TrimSpace(line)
 		if m := nftTableRE.FindStringSubmatch(line); m != nil {
 			table = m[1] + " " + m[2]
-			skip = (m[1] == "ip" || m[1] == "ip6" || m[1] == "inet") && iptablesNFTTables[m[2]]
+			skip = (m[1] == "ip" || m[1] == "ip6" || m[1] == "inet") && iptablesNFTTables[m[2]] ||
+				m[1]+" "+m[2] == nftFamilyTable
 			continue
 		}
 		_, after, ok := strings.Cut(line, "mark")

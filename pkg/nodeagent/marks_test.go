@@ -263,3 +263,13 @@ func nonZeroPacketCounts(listing, target string) []int {
 	}
 	return out
 }
+
+// TestNFTMarksSkipOurTable: egressgw's own table carries its marks; it is not another owner's.
+func TestNFTMarksSkipOurTable(t *testing.T) {
+	ruleset := "table ip egressgw {\n\tchain prerouting {\n\t\tmeta mark & 0x0000003f == 0x00000000 meta mark set meta mark | 0x00000001\n\t}\n}\n" +
+		"table ip other {\n\tchain c {\n\t\tmeta mark set meta mark | 0x00000020\n\t}\n}\n"
+	uses := nftMarks(ruleset)
+	if len(uses) != 1 || uses[0].Where != "nft table ip other" || uses[0].Bits != 0x20 {
+		t.Errorf("nftMarks = %+v, want only table ip other's 0x20", uses)
+	}
+}

@@ -53,6 +53,11 @@ func TestCheckMarksUnderProfiles(t *testing.T) {
 		if ciliumLocalRule(p) && len(whole) == 0 {
 			t.Errorf("beside Cilium: no warning for its whole-mark socket rule")
 		}
+		// egressgw's own table, with its marks, is not another owner's: a restarted agent's check passes.
+		l.apply(l.view(PolicyView{Key: "a/b", Pods: podRefs(l.pod(1, 1)), EgressIP: egressIP, GatewayNode: "node1"}))
+		if _, err := l.dps["node1"].CheckMarks(context.Background()); err != nil {
+			t.Errorf("defaults refused after egressgw's own Apply under %s: %v", p.Name(), err)
+		}
 		for _, m := range l.topo.Marks() {
 			if m.Mask == 0xffffffff || m.Value == 0 {
 				continue
@@ -112,7 +117,11 @@ func TestCNIRefreshAfterApply(t *testing.T) {
 			}
 		}
 		for _, proto := range []string{"tcp", "udp"} {
+			before := cniSNATPackets(t, l, l.node(1))
 			l.expectSource(l.pod(1, 1).NS, proto, serverTCP, egressIP, "steered pod after the CNI's refresh")
+			if after := cniSNATPackets(t, l, l.node(1)); after != before {
+				t.Errorf("steered pod over %s: the CNI's SNAT rule first in nat POSTROUTING counted %d packets, want none (egressgw's binding comes first)", proto, after-before)
+			}
 			l.expectOrdinary(l.pod(1, 2), proto, serverTCP, "unselected pod after the CNI's refresh")
 		}
 		r, err := l.pod(1, 1).NS.Ask(context.Background(), "tcp", serverTCP, "big", 60000)
@@ -123,8 +132,19 @@ func TestCNIRefreshAfterApply(t *testing.T) {
 			logCounters(t, l.node(1), "nat")
 			logCounters(t, l.node(1), "mangle")
 			logCounters(t, l.node(2), "filter")
+			logNftTable(t, l.node(1))
+			logNftTable(t, l.node(2))
 		}
 	})
+}
+
+func cniSNATPackets(t *testing.T, l *lab, n *netlab.Node) int {
+	t.Helper()
+	v, err := l.topo.SNATPackets(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // logCounters logs a table of n with its packet counters, for the evidence of a failure.
@@ -135,6 +155,16 @@ func logCounters(t *testing.T, n *netlab.Node, table string) {
 		t.Fatal(err)
 	}
 	t.Logf("%s %s:\n%s", n.Name, table, out)
+}
+
+// logNftTable logs egressgw's nftables table of n with its counters, without the sets' members.
+func logNftTable(t *testing.T, n *netlab.Node) {
+	t.Helper()
+	out, err := n.NS.Run(context.Background(), nil, "nft", "-t", "list", "table", "ip", nftTableName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s nft:\n%s", n.Name, out)
 }
 
 // awsVariants are the VPC CNI settings EKS clusters change: the connmark moved

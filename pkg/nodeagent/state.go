@@ -18,10 +18,14 @@ type kernelState struct {
 	routes []route
 	// rules holds our policy-routing rules.
 	rules map[ruleKey]bool
-	// sets holds our ipsets.
+	// sets holds the sets of our nftables table.
 	sets map[string]*setState
+	// nft is our nftables table's chains; nil when the node has no such table.
+	nft *nftTable
 	// tables holds, per iptables table, our chains and the built-in chains we jump from.
 	tables map[string]*tableState
+	// legacySets are ipsets of an earlier egressgw version (iptables and ipsets), to be destroyed.
+	legacySets []string
 }
 
 // macAddr is an Ethernet address as a comparable value; other lengths (never ours) are the zero value.
@@ -60,7 +64,8 @@ type ruleKey struct {
 	table      uint32
 }
 
-// setState is one ipset: its type and its members, sorted, in the form `ipset save` prints them.
+// setState is one set: its type in ipset terms ("hash:ip" for addresses, "hash:net" for CIDRs, an
+// nft interval set) and its members, sorted, in the form `nft list` prints them.
 type setState struct {
 	typ     string
 	members []string
@@ -108,9 +113,14 @@ func render(d *Desired, cfg Config, l links) *kernelState {
 	}
 	renderRouting(k, d, cfg, l.egressIfindex)
 	for _, s := range d.Sets {
-		k.sets[s.Name] = &setState{typ: s.Type, members: s.Members}
+		members := s.Members
+		if s.Type == "hash:net" {
+			members = outermostPrefixes(members)
+		}
+		k.sets[s.Name] = &setState{typ: s.Type, members: members}
 	}
-	renderChains(k, d, cfg, l.mtu)
+	renderNft(k, d, cfg, l.mtu)
+	renderChains(k, cfg)
 	return k
 }
 
@@ -141,3 +151,41 @@ func renderRouting(k *kernelState, d *Desired, cfg Config, egressIfindex int) {
 const mainTable = 254
 
 var defaultRoute = netip.MustParsePrefix("0.0.0.0/0")
+
+// outermostPrefixes drops the members of a CIDR set that another member contains (a node IP inside
+// the node subnet): an nft interval set refuses overlapping elements, and the set matches the same
+// addresses without them. Two prefixes either nest or are disjoint, so after sorting by address (the
+// shorter first) a member is nested exactly when the last member kept contains it. The result is
+// sorted like members.
+func outermostPrefixes(members []string) []string {
+	type member struct {
+		p    netip.Prefix
+		text string
+	}
+	all := make([]member, 0, len(members))
+	for _, m := range members {
+		p, err := netip.ParsePrefix(m)
+		if err != nil {
+			a, aerr := netip.ParseAddr(m)
+			if aerr != nil {
+				continue // never produced by the builder
+			}
+			p = netip.PrefixFrom(a, 32)
+		}
+		all = append(all, member{p.Masked(), m})
+	}
+	slices.SortFunc(all, func(a, b member) int {
+		return cmp.Or(a.p.Addr().Compare(b.p.Addr()), cmp.Compare(a.p.Bits(), b.p.Bits()))
+	})
+	out := make([]string, 0, len(all))
+	var last netip.Prefix
+	for _, m := range all {
+		if last.IsValid() && last.Contains(m.p.Addr()) {
+			continue
+		}
+		last = m.p
+		out = append(out, m.text)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -42,7 +42,7 @@ type NodeInfo struct {
 
 // PolicyView is one EgressPolicy as decided by the manager.
 type PolicyView struct {
-	// Key names the policy ("namespace/name"); it names the policy's ipsets (hashed) and rule comments.
+	// Key names the policy ("namespace/name"); it names the policy's sets (hashed) and rule comments.
 	Key string
 	// Pods are the running pods the policy selects, on any node.
 	Pods []PodRef

@@ -100,12 +100,12 @@ func (m *metrics) observe(v nodeagent.View, d *nodeagent.Desired, reports *repor
 	}
 }
 
-// dropCollector exports the kernel's drop counters at scrape time (one iptables-save of the filter
+// dropCollector exports the kernel's drop counters at scrape time (one read of egressgw's nftables
 // table, bounded by a timeout).
 type dropCollector struct{ dp *nodeagent.Datapath }
 
 var dropDesc = prometheus.NewDesc("egressgw_agent_dropped_packets_total",
-	"Packets egressgw's drop rules dropped on this node, by reason: fail_closed (a selected pod's policy has no usable egress IP), unmatched_tunnel (a tunnelled packet no SNAT rule of this gateway takes), spoofed_tunnel_source (tunnel traffic from an address that is not a node).",
+	"Packets egressgw's drop rules dropped on this node, by reason: fail_closed (a selected pod's policy has no usable egress IP), unmatched_tunnel (a tunnelled packet no SNAT rule of this gateway takes), spoofed_tunnel_source (tunnel traffic from an address that is not a node), unsolicited_egress_ip (traffic to an egress IP held here that is not a reply).",
 	[]string{"reason"}, nil)
 
 func (dropCollector) Describe(ch chan<- *prometheus.Desc) { ch <- dropDesc }

@@ -76,13 +76,13 @@ func TestCNIAddProgramsBeforeThePodSends(t *testing.T) {
 	t.Run("DEL takes the sandbox's IP out at once", func(t *testing.T) {
 		pod := n1.Pods[len(n1.Pods)-2] // the last pod started through ADD
 		id := cnirpc.PodIdentity{Namespace: namespace, Name: fmt.Sprintf("cni-%d", starts-1), ContainerID: fmt.Sprintf("sandbox-%d", starts-1)}
-		if !strings.Contains(dumps(t, n1.NS)["ipset list"], pod.IP.String()) {
+		if !strings.Contains(dumps(t, n1.NS)["nft list ruleset"], pod.IP.String()) {
 			t.Fatalf("%s not in node1's sets before DEL: the check proves nothing", pod.IP)
 		}
 		if err := cli.Del(context.Background(), cnirpc.DelRequest{Pod: id, IPs: []netip.Addr{pod.IP}}); err != nil {
 			t.Fatal(err)
 		}
-		if sets := dumps(t, n1.NS)["ipset list"]; strings.Contains(sets, pod.IP.String()) {
+		if sets := dumps(t, n1.NS)["nft list ruleset"]; strings.Contains(sets, pod.IP.String()) {
 			t.Errorf("%s still in node1's sets after DEL returned (its Pod object still lists it):\n%s", pod.IP, sets)
 		}
 	})

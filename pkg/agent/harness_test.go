@@ -61,7 +61,7 @@ const namespace = "pay"
 func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: programs VXLAN, routes, ipsets and iptables in network namespaces (CI runs as root)")
+		t.Skip("needs root: programs VXLAN, routes, nftables and iptables in network namespaces (CI runs as root)")
 	}
 }
 
@@ -354,6 +354,8 @@ func dumps(t testing.TB, ns *netlab.Namespace) map[string]string {
 	for name, cmd := range map[string][]string{
 		"iptables-save": {"iptables-save"}, "ip rule": {"ip", "rule"},
 		"ip route": {"ip", "route", "show", "table", "all"}, "ipset list": {"ipset", "list"},
+		// egressgw's own rules and sets live in nftables; -s leaves out counters, which traffic moves.
+		"nft list ruleset": {"nft", "-s", "list", "ruleset"},
 	} {
 		b, err := ns.Run(context.Background(), nil, cmd[0], cmd[1:]...)
 		if err != nil {

@@ -37,6 +37,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/deadline"
+	"github.com/egressgw/egressgw/providers/internal/retry"
 )
 
 // MaxIPConfigsPerNIC is Azure's limit of ip configurations on one network interface, the primary
@@ -75,6 +77,7 @@ type Provider struct {
 	opts     Options
 	reads    *rate.Limiter
 	writes   *rate.Limiter
+	retry    retry.Policy
 	log      *slog.Logger
 	writers  nicWriters
 	resolves singleflight.Group
@@ -161,17 +164,14 @@ func (p *Provider) setOptions(opts Options) {
 		opts.Logger = slog.Default()
 	}
 	p.opts, p.log = opts, opts.Logger.With("provider", "azure")
-	p.reads = rate.NewLimiter(rate.Limit(opts.Limits.Reads.PerSecond), max(1, opts.Limits.Reads.Burst))
-	p.writes = rate.NewLimiter(rate.Limit(opts.Limits.Writes.PerSecond), max(1, opts.Limits.Writes.Burst))
+	p.reads, p.writes = opts.Limits.Reads.Limiter(), opts.Limits.Writes.Limiter()
+	p.retry = retry.Policy{Backoff: opts.Backoff, RetryAfter: retryAfter, Log: p.log, LogMessage: "retrying ARM request"}
 	p.writers = nicWriters{m: map[string]*nicWriter{}}
 }
 
-// bound gives ctx a deadline when it has none.
+// bound gives ctx a deadline (Options.DefaultTimeout) when it has none.
 func (p *Provider) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, p.opts.DefaultTimeout)
+	return deadline.Ensure(ctx, p.opts.DefaultTimeout)
 }
 
 // canonical is the form in which the provider compares and reports ARM IDs: ARM treats them without case

@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/retry"
 )
 
 // edit changes a fresh read of a NIC in place for one Assign or Release. It reports whether it changed
@@ -142,7 +143,7 @@ func (p *Provider) readModifyWrite(ctx context.Context, at attachment, batch []*
 		case !providers.Retryable(err):
 			return errs, err
 		}
-		if serr := sleep(ctx, p.opts.Backoff.delay(attempt)); serr != nil {
+		if serr := retry.Sleep(ctx, p.opts.Backoff.Delay(attempt)); serr != nil {
 			return errs, fmt.Errorf("%w (gave up: %w)", err, serr)
 		}
 	}
@@ -157,7 +158,7 @@ func (p *Provider) settledNIC(ctx context.Context, at attachment) (armnetwork.In
 		if err != nil || !updating(nic) {
 			return nic, err
 		}
-		if err := sleep(ctx, p.opts.PollInterval); err != nil {
+		if err := retry.Sleep(ctx, p.opts.PollInterval); err != nil {
 			return nic, fmt.Errorf("node %s: NIC %s is still being updated by another operation: %w: %w", at.node, at.nicNam, providers.ErrUnavailable, err)
 		}
 	}
@@ -200,7 +201,7 @@ func (p *Provider) writeNIC(ctx context.Context, at attachment, nic armnetwork.I
 // SDK's PollUntilDone would, whatever its Frequency): a failover waits for two such operations.
 func (p *Provider) waitOperation(ctx context.Context, at attachment, what string, poller *runtime.Poller[armnetwork.InterfacesClientCreateOrUpdateResponse]) error {
 	for !poller.Done() {
-		if err := sleep(ctx, p.opts.PollInterval); err != nil {
+		if err := retry.Sleep(ctx, p.opts.PollInterval); err != nil {
 			return fmt.Errorf("node %s: %s still running: %w: %w", at.node, what, providers.ErrUnavailable, err)
 		}
 		if _, err := call(ctx, p, false, "poll "+what, poller.Poll); err != nil {

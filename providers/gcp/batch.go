@@ -9,6 +9,7 @@ import (
 	"cloud.google.com/go/compute/apiv1/computepb"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/retry"
 )
 
 // A node's nic0 is one object written whole (its alias list) with a fingerprint, so concurrent writes to
@@ -126,9 +127,9 @@ func (p *Provider) editBatch(ctx context.Context, at attachment, batch []*reques
 		err = p.patchAliases(ctx, at, nic.GetFingerprint(), ranges)
 		switch {
 		case errors.Is(err, errRetryEdit):
-			d := p.opts.Backoff.delay(attempt)
+			d := p.opts.Backoff.Delay(attempt)
 			p.log.Debug("writing nic0 again", "node", at.node, "edits", len(active), "attempt", attempt+1, "delay", d, "error", err)
-			if serr := sleep(ctx, d); serr != nil {
+			if serr := retry.Sleep(ctx, d); serr != nil {
 				answer(active, fmt.Errorf("gave up: %w: %w (%w)", providers.ErrUnavailable, err, serr))
 				return
 			}

@@ -28,6 +28,8 @@ import (
 	htransport "google.golang.org/api/transport/http"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/deadline"
+	"github.com/egressgw/egressgw/providers/internal/retry"
 )
 
 // DefaultPollInterval is the wait between two reads of a running zone operation: short against the 2-5s a
@@ -70,6 +72,7 @@ type Provider struct {
 	subnets    *compute.SubnetworksClient
 	operations *compute.ZoneOperationsClient
 	limiters   map[string]*rate.Limiter
+	retry      retry.Policy
 	log        *slog.Logger
 
 	resolving singleflight.Group
@@ -156,7 +159,9 @@ func newProvider(opts Options) *Provider {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Provider{opts: opts, limiters: newLimiters(opts.Limits), log: opts.Logger.With("provider", "gcp"),
+	log := opts.Logger.With("provider", "gcp")
+	return &Provider{opts: opts, limiters: retry.Limiters(opts.Limits), log: log,
+		retry: retry.Policy{Backoff: opts.Backoff, Log: log, LogMessage: "retrying compute call"},
 		nodes: map[string]attachment{}, subnetsBy: map[string]subnet{}, queues: map[string]*queue{}}
 }
 
@@ -176,10 +181,7 @@ func (p *Provider) onNode(ctx context.Context, node providers.Node, fn func(cont
 	return fn(ctx, at)
 }
 
-// bound gives ctx a deadline when it has none.
+// bound gives ctx a deadline (Options.DefaultTimeout) when it has none.
 func (p *Provider) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, p.opts.DefaultTimeout)
+	return deadline.Ensure(ctx, p.opts.DefaultTimeout)
 }

@@ -21,6 +21,7 @@ package azuresim
 
 import (
 	"fmt"
+	"github.com/egressgw/egressgw/test/simkit"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -184,17 +185,10 @@ func (s *Server) wait(r *http.Request) *APIError {
 	s.mu.Lock()
 	d := s.faults.latency
 	s.mu.Unlock()
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-r.Context().Done():
+	if !simkit.Delay(r.Context(), d) {
 		return apiErr(http.StatusInternalServerError, CodeInternalServerError, "client went away")
-	case <-t.C:
-		return nil
 	}
+	return nil
 }
 
 // serve dispatches an admitted request to its handler.

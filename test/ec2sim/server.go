@@ -15,6 +15,7 @@ package ec2sim
 
 import (
 	"fmt"
+	"github.com/egressgw/egressgw/test/simkit"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -73,9 +74,7 @@ func New(m Model, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, st: st, actions: map[string]int{}}
-	s.faults.inject = map[string][]injection{}
-	return s, nil
+	return &Server{opts: opts, st: st, actions: map[string]int{}}, nil
 }
 
 func (s *Server) now() time.Time { return s.opts.Clock() }
@@ -164,17 +163,10 @@ func (s *Server) wait(hr *http.Request) *APIError {
 	s.mu.Lock()
 	d := s.faults.latency
 	s.mu.Unlock()
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-hr.Context().Done():
+	if !simkit.Delay(hr.Context(), d) {
 		return apiErr(CodeInternalError, "client went away")
-	case <-t.C:
-		return nil
 	}
+	return nil
 }
 
 func (s *Server) serve(r request) (any, *APIError) {

@@ -24,6 +24,7 @@
 package gcpsim
 
 import (
+	"github.com/egressgw/egressgw/test/simkit"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -123,8 +124,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method, permissio
 		s.mu.Lock()
 		s.settle()
 		body, aerr = h(s, r, caller)
-		if aerr == nil && s.faults.lost[method] > 0 { // done, but the answer never reaches the client
-			s.faults.lost[method]--
+		if aerr == nil && s.faults.lost.Take(method) { // done, but the answer never reaches the client
 			aerr = apiErr(http.StatusServiceUnavailable, ReasonBackendError, "Injected by the simulator after the request took effect.")
 		}
 		s.mu.Unlock()
@@ -177,15 +177,8 @@ func (s *Server) wait(r *http.Request) *APIError {
 	s.mu.Lock()
 	d := s.faults.latency
 	s.mu.Unlock()
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-r.Context().Done():
+	if !simkit.Delay(r.Context(), d) {
 		return apiErr(http.StatusServiceUnavailable, ReasonBackendError, "client went away")
-	case <-t.C:
-		return nil
 	}
+	return nil
 }

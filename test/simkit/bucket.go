@@ -32,3 +32,9 @@ func (b *TokenBucket) Take(now time.Time) (bool, time.Duration) {
 	b.tokens--
 	return true, 0
 }
+
+// Allow takes a token if there is one.
+func (b *TokenBucket) Allow(now time.Time) bool {
+	ok, _ := b.Take(now)
+	return ok
+}

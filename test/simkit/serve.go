@@ -40,3 +40,22 @@ func Serve(ctx context.Context, name, addr string, h http.Handler, tlsConfig *tl
 	}
 	return nil
 }
+
+// Main is a simulator command's main after its flags are parsed: run with a text logger on stderr, and
+// exit 1 with the error logged when it fails.
+func Main(name string, run func(*slog.Logger) error) {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(log); err != nil {
+		log.Error(name+" stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+// LoadModelFlag loads the model file named by a command's required -model flag.
+func LoadModelFlag[M any](path string, load func(string) (M, error)) (M, error) {
+	if path == "" {
+		var zero M
+		return zero, errors.New("-model is required")
+	}
+	return load(path)
+}

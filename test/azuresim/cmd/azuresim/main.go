@@ -10,11 +10,9 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/egressgw/egressgw/test/azuresim"
@@ -38,18 +36,11 @@ func main() {
 	flag.DurationVar(&o.retryAfter, "poll-retry-after", 10*time.Second, "Retry-After sent while an operation runs (the Network resource provider sends 10s; 0: none)")
 	flag.BoolVar(&o.azureBuckets, "azure-buckets", false, "throttle with ARM's and the Network resource provider's documented limits")
 	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(o, log); err != nil {
-		log.Error("azuresim stopped", "error", err)
-		os.Exit(1)
-	}
+	simkit.Main("azuresim", func(log *slog.Logger) error { return run(o, log) })
 }
 
 func run(o options, log *slog.Logger) error {
-	if o.model == "" {
-		return errors.New("-model is required")
-	}
-	m, err := azuresim.LoadModel(o.model)
+	m, err := simkit.LoadModelFlag(o.model, azuresim.LoadModel)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -34,18 +33,11 @@ func main() {
 	flag.DurationVar(&o.latency, "latency", 0, "delay every answer by this much")
 	flag.DurationVar(&o.visibility, "visibility-delay", 0, "Describe calls show writes only after this delay")
 	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(o, log); err != nil {
-		log.Error("ec2sim stopped", "error", err)
-		os.Exit(1)
-	}
+	simkit.Main("ec2sim", func(log *slog.Logger) error { return run(o, log) })
 }
 
 func run(o options, log *slog.Logger) error {
-	if o.model == "" {
-		return errors.New("-model is required")
-	}
-	m, err := ec2sim.LoadModel(o.model)
+	m, err := simkit.LoadModelFlag(o.model, ec2sim.LoadModel)
 	if err != nil {
 		return err
 	}

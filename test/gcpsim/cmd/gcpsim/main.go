@@ -9,10 +9,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/egressgw/egressgw/test/gcpsim"
@@ -35,18 +33,11 @@ func main() {
 	flag.IntVar(&o.readQuota, "read-quota", 0, "read requests per minute before 403 rateLimitExceeded (0: unlimited)")
 	flag.IntVar(&o.writeQuota, "write-quota", 0, "write requests per minute before 403 rateLimitExceeded (0: unlimited)")
 	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(o, log); err != nil {
-		log.Error("gcpsim stopped", "error", err)
-		os.Exit(1)
-	}
+	simkit.Main("gcpsim", func(log *slog.Logger) error { return run(o, log) })
 }
 
 func run(o options, log *slog.Logger) error {
-	if o.model == "" {
-		return errors.New("-model is required")
-	}
-	m, err := gcpsim.LoadModel(o.model)
+	m, err := simkit.LoadModelFlag(o.model, gcpsim.LoadModel)
 	if err != nil {
 		return err
 	}

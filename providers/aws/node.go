@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/egressip"
 )
 
 // attachment is where a node's egress IPs go: the gateway's dedicated ENI, or its primary ENI (device index
@@ -26,13 +27,7 @@ type attachment struct {
 
 // check refuses an IP that EC2 could never put on this attachment.
 func (a attachment) check(ip netip.Addr) error {
-	if !ip.Is4() {
-		return fmt.Errorf("%s: egress IPs on AWS are IPv4 addresses: %w", ip, providers.ErrPermanent)
-	}
-	if !a.subnet.Contains(ip) {
-		return fmt.Errorf("%s is not in subnet %s (%s) of node %s: %w", ip, a.subnetID, a.subnet, a.node, providers.ErrOutsideSubnet)
-	}
-	return nil
+	return egressip.InSubnet(ip, "AWS", a.subnet, a.subnetID, a.node)
 }
 
 // DescribeNode implements providers.Provider. It reads the instance and its egress interface afresh (their

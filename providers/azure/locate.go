@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/egressip"
 )
 
 // Locate implements providers.Provider by listing the NICs of Options.ResourceGroups (or of the whole
@@ -17,12 +18,9 @@ import (
 func (p *Provider) Locate(ctx context.Context, ips []netip.Addr) (map[netip.Addr]providers.Location, error) {
 	ctx, cancel := p.bound(ctx)
 	defer cancel()
-	wanted := map[netip.Addr]bool{}
-	for _, ip := range ips {
-		if !ip.Is4() {
-			return nil, fmt.Errorf("locate %s: egress IPs on Azure are IPv4 addresses: %w", ip, providers.ErrPermanent)
-		}
-		wanted[ip] = true
+	wanted, err := egressip.Wanted(ips, "Azure")
+	if err != nil {
+		return nil, err
 	}
 	out := map[netip.Addr]providers.Location{}
 	if len(wanted) == 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/egressip"
 )
 
 // attachment is where a node's egress IPs go: the primary NIC of its VM and that NIC's subnet. A VM's
@@ -32,13 +33,7 @@ type subnetInfo struct {
 
 // check refuses an IP that Azure could never put on this attachment.
 func (a attachment) check(ip netip.Addr) error {
-	if !ip.Is4() {
-		return fmt.Errorf("%s: egress IPs on Azure are IPv4 addresses: %w", ip, providers.ErrPermanent)
-	}
-	if !a.subnet.Contains(ip) {
-		return fmt.Errorf("%s is not in subnet %s (%s) of node %s: %w", ip, a.subnetID, a.subnet, a.node, providers.ErrOutsideSubnet)
-	}
-	return nil
+	return egressip.InSubnet(ip, "Azure", a.subnet, a.subnetID, a.node)
 }
 
 // DescribeNode implements providers.Provider. The NIC is read afresh (its addresses change); the VM and

@@ -81,12 +81,7 @@ func New(m Model, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Clock == nil {
-		opts.Clock = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Clock, opts.Logger = simkit.OrWallClock(opts.Clock), simkit.OrQuiet(opts.Logger)
 	s := &Server{opts: opts, st: st, actions: map[string]int{}, callers: map[string]int{}, tokens: map[string]int{}}
 	s.faults = newFaults()
 	return s, nil

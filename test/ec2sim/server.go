@@ -68,12 +68,7 @@ func New(m Model, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Clock == nil {
-		opts.Clock = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Clock, opts.Logger = simkit.OrWallClock(opts.Clock), simkit.OrQuiet(opts.Logger)
 	return &Server{opts: opts, st: st, actions: map[string]int{}}, nil
 }
 

@@ -69,12 +69,7 @@ func New(m Model, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Clock == nil {
-		opts.Clock = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Clock, opts.Logger = simkit.OrWallClock(opts.Clock), simkit.OrQuiet(opts.Logger)
 	s := &Server{opts: opts, st: st, ops: map[string]*operation{}, reqIDs: map[string]*operation{},
 		calls: map[string]int{}, perms: map[string]int{}}
 	s.faults = newFaults()

@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// Delay waits d, the injected answer latency, and reports false when the client gave up (ctx ended)
-// first, so that the simulator answers as the cloud would to a request cut short.
+// Delay waits d and reports whether it did, or returns false as soon as ctx ends: a simulator's answer
+// latency (false: the client gave up, answer as the cloud would to a request cut short) or a simulated
+// daemon's pause between rounds.
 func Delay(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return true

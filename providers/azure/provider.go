@@ -37,6 +37,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/coalesce"
 	"github.com/egressgw/egressgw/providers/internal/deadline"
 	"github.com/egressgw/egressgw/providers/internal/retry"
 )
@@ -79,7 +80,7 @@ type Provider struct {
 	writes   *rate.Limiter
 	retry    retry.Policy
 	log      *slog.Logger
-	writers  nicWriters
+	writers  coalesce.Queue[edit] // by canonical NIC ID: edits waiting for the NIC's next write
 	resolves singleflight.Group
 
 	mu       sync.Mutex
@@ -166,7 +167,7 @@ func (p *Provider) setOptions(opts Options) {
 	p.opts, p.log = opts, opts.Logger.With("provider", "azure")
 	p.reads, p.writes = opts.Limits.Reads.Limiter(), opts.Limits.Writes.Limiter()
 	p.retry = retry.Policy{Backoff: opts.Backoff, RetryAfter: retryAfter, Log: p.log, LogMessage: "retrying ARM request"}
-	p.writers = nicWriters{m: map[string]*nicWriter{}}
+	p.writers.Fallback = opts.DefaultTimeout
 }
 
 // bound gives ctx a deadline (Options.DefaultTimeout) when it has none.

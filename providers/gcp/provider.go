@@ -28,6 +28,7 @@ import (
 	htransport "google.golang.org/api/transport/http"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/coalesce"
 	"github.com/egressgw/egressgw/providers/internal/deadline"
 	"github.com/egressgw/egressgw/providers/internal/retry"
 )
@@ -79,7 +80,7 @@ type Provider struct {
 	mu        sync.Mutex
 	nodes     map[string]attachment // by instanceRef.key: where its egress IPs go
 	subnetsBy map[string]subnet     // by subnetwork URL
-	queues    map[string]*queue     // by instanceRef.key: writes waiting for the node's nic0
+	queues    coalesce.Queue[edit]  // by instanceRef.key: writes waiting for the node's nic0
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -162,7 +163,8 @@ func newProvider(opts Options) *Provider {
 	log := opts.Logger.With("provider", "gcp")
 	return &Provider{opts: opts, limiters: retry.Limiters(opts.Limits), log: log,
 		retry: retry.Policy{Backoff: opts.Backoff, Log: log, LogMessage: "retrying compute call"},
-		nodes: map[string]attachment{}, subnetsBy: map[string]subnet{}, queues: map[string]*queue{}}
+		nodes: map[string]attachment{}, subnetsBy: map[string]subnet{},
+		queues: coalesce.Queue[edit]{Window: opts.BatchWindow, Fallback: opts.DefaultTimeout}}
 }
 
 // Close releases the SDK clients.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/egressgw/egressgw/providers"
 	"github.com/egressgw/egressgw/providers/internal/egressip"
+	"github.com/egressgw/egressgw/providers/internal/lockedmap"
 )
 
 // Locate implements providers.Provider by listing the NICs of Options.ResourceGroups (or of the whole
@@ -121,7 +122,7 @@ func (p *Provider) fillPublicIPs(ctx context.Context, out map[netip.Addr]provide
 }
 
 func (p *Provider) publicIPAddress(ctx context.Context, pipID string) (netip.Addr, error) {
-	if a, ok := cached(p, p.pipAddrs, canonical(pipID)); ok {
+	if a, ok := lockedmap.Get(&p.mu, p.pipAddrs, canonical(pipID)); ok {
 		return netip.ParseAddr(a)
 	}
 	id, err := arm.ParseResourceID(pipID)
@@ -142,6 +143,6 @@ func (p *Provider) publicIPAddress(ctx context.Context, pipID string) (netip.Add
 	if err != nil {
 		return netip.Addr{}, nil // not allocated (yet): nothing to report
 	}
-	remember(p, p.pipAddrs, canonical(pipID), raw)
+	lockedmap.Put(&p.mu, p.pipAddrs, canonical(pipID), raw)
 	return addr, nil
 }

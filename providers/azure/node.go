@@ -12,6 +12,7 @@ import (
 
 	"github.com/egressgw/egressgw/providers"
 	"github.com/egressgw/egressgw/providers/internal/egressip"
+	"github.com/egressgw/egressgw/providers/internal/lockedmap"
 )
 
 // attachment is where a node's egress IPs go: the primary NIC of its VM and that NIC's subnet. A VM's
@@ -93,7 +94,7 @@ func (p *Provider) attachment(ctx context.Context, node providers.Node) (attachm
 		return attachment{}, fmt.Errorf("node %s: %w", node.Name, err)
 	}
 	k := canonical(ref.id)
-	if at, ok := cached(p, p.nodes, k); ok {
+	if at, ok := lockedmap.Get(&p.mu, p.nodes, k); ok {
 		at.node = node.Name
 		return at, nil
 	}
@@ -130,7 +131,7 @@ func (p *Provider) resolve(ctx context.Context, node string, ref vmRef) (attachm
 	if at.subnetID, at.subnet, err = p.primarySubnet(ctx, node, nic); err != nil {
 		return attachment{}, err
 	}
-	remember(p, p.nodes, at.vm, at)
+	lockedmap.Put(&p.mu, p.nodes, at.vm, at)
 	return at, nil
 }
 
@@ -219,7 +220,7 @@ func (p *Provider) primarySubnet(ctx context.Context, node string, nic armnetwor
 }
 
 func (p *Provider) subnetInfo(ctx context.Context, subnetID string) (subnetInfo, error) {
-	if info, ok := cached(p, p.prefixes, canonical(subnetID)); ok {
+	if info, ok := lockedmap.Get(&p.mu, p.prefixes, canonical(subnetID)); ok {
 		return info, nil
 	}
 	id, err := arm.ParseResourceID(subnetID)
@@ -240,7 +241,7 @@ func (p *Provider) subnetInfo(ctx context.Context, subnetID string) (subnetInfo,
 			}
 		}
 	}
-	remember(p, p.prefixes, canonical(subnetID), info)
+	lockedmap.Put(&p.mu, p.prefixes, canonical(subnetID), info)
 	return info, nil
 }
 
@@ -285,19 +286,4 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
-}
-
-// cached reads one of the provider's caches.
-func cached[V any](p *Provider, m map[string]V, key string) (V, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	v, ok := m[key]
-	return v, ok
-}
-
-// remember writes one of the provider's caches.
-func remember[V any](p *Provider, m map[string]V, key string, v V) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	m[key] = v
 }

@@ -37,7 +37,6 @@ type faults struct {
 	etagRaces      map[string]int           // lower-cased NIC name -> writes that find another writer was first
 	lostAnswers    simkit.Countdown         // action -> requests whose answer is lost after they were served
 	opFailures     simkit.Injections[Fault] // under "": how the next accepted writes end
-	latency        time.Duration
 	opLatency      time.Duration
 	opJitter       time.Duration // extra latency, uniform in [0, opJitter), drawn per operation
 	pollRetryAfter time.Duration
@@ -115,9 +114,7 @@ func (s *Server) ClearFaults() {
 
 // SetLatency delays every answer by d.
 func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.latency = d
+	s.latency.Set(d)
 }
 
 // SetOperationLatency makes every accepted NIC write take d to complete (0: done when accepted).

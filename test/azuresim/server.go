@@ -63,8 +63,9 @@ type Event struct {
 // Server is the simulated ARM endpoint; it implements http.Handler.
 type Server struct {
 	opts    Options
-	fireMu  sync.Mutex // serializes completions with their OnChange calls, so events arrive in order
-	mu      sync.Mutex // guards everything below
+	fireMu  sync.Mutex     // serializes completions with their OnChange calls, so events arrive in order
+	latency simkit.Latency // injected answer latency; its own lock, so that requests wait it unlocked
+	mu      sync.Mutex     // guards everything below
 	st      *state
 	faults  faults
 	actions map[string]int
@@ -177,10 +178,7 @@ func cutConnection(w http.ResponseWriter) {
 
 // wait applies the injected answer latency, ending early when the client gives up.
 func (s *Server) wait(r *http.Request) *APIError {
-	s.mu.Lock()
-	d := s.faults.latency
-	s.mu.Unlock()
-	if !simkit.Delay(r.Context(), d) {
+	if !s.latency.Wait(r.Context()) {
 		return apiErr(http.StatusInternalServerError, CodeInternalServerError, "client went away")
 	}
 	return nil

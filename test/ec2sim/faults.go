@@ -43,7 +43,6 @@ const unfilteredKey = "unfiltered Describe"
 type faults struct {
 	buckets    map[string]*simkit.TokenBucket
 	inject     simkit.Injections[string] // by action: EC2 error codes for its next calls
-	latency    time.Duration
 	visibility time.Duration
 }
 
@@ -91,9 +90,7 @@ func (s *Server) ClearFaults() {
 
 // SetLatency delays every answer by d.
 func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.latency = d
+	s.latency.Set(d)
 }
 
 // SetVisibilityDelay makes Describe answers show the state as it was d ago (EC2's eventual consistency):

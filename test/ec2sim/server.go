@@ -47,8 +47,9 @@ type Options struct {
 // Server is the simulated EC2 endpoint; it implements http.Handler.
 type Server struct {
 	opts    Options
-	writeMu sync.Mutex // serializes writes with their OnChange calls, so events arrive in commit order
-	mu      sync.Mutex // guards everything below
+	writeMu sync.Mutex     // serializes writes with their OnChange calls, so events arrive in commit order
+	latency simkit.Latency // injected answer latency; its own lock, so that requests wait it unlocked
+	mu      sync.Mutex     // guards everything below
 	st      *state
 	history []snapshot
 	faults  faults
@@ -155,10 +156,7 @@ func (s *Server) checkProtocol(hr *http.Request, r request) *APIError {
 
 // wait applies the injected latency, ending early when the client gives up.
 func (s *Server) wait(hr *http.Request) *APIError {
-	s.mu.Lock()
-	d := s.faults.latency
-	s.mu.Unlock()
-	if !simkit.Delay(hr.Context(), d) {
+	if !s.latency.Wait(hr.Context()) {
 		return apiErr(CodeInternalError, "client went away")
 	}
 	return nil

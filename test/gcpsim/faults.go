@@ -26,7 +26,6 @@ var quotaGroup = map[string]string{
 type faults struct {
 	inject            simkit.Injections[*APIError] // by method: errors for its next calls
 	quotas            map[string]*simkit.TokenBucket
-	latency           time.Duration
 	opLatency         time.Duration
 	opLatencyMax      time.Duration // when above opLatency, each operation draws its latency in between
 	opErrors          []string
@@ -89,9 +88,7 @@ func (s *Server) SetRateQuota(group string, perMinute int) {
 
 // SetLatency delays every answer by d.
 func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.latency = d
+	s.latency.Set(d)
 }
 
 // SetOperationLatency makes operations started from now on take d from insertion to DONE (PENDING for

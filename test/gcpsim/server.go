@@ -51,16 +51,17 @@ type Options struct {
 
 // Server is the simulated compute endpoint; it implements http.Handler.
 type Server struct {
-	opts   Options
-	mux    *http.ServeMux
-	mu     sync.Mutex // guards everything below
-	st     *state
-	ops    map[string]*operation // by zone/name
-	opSeq  []string
-	reqIDs map[string]*operation // by requestId
-	faults faults
-	calls  map[string]int // by method
-	perms  map[string]int // by permission
+	opts    Options
+	mux     *http.ServeMux
+	latency simkit.Latency // injected answer latency; its own lock, so that requests wait it unlocked
+	mu      sync.Mutex     // guards everything below
+	st      *state
+	ops     map[string]*operation // by zone/name
+	opSeq   []string
+	reqIDs  map[string]*operation // by requestId
+	faults  faults
+	calls   map[string]int // by method
+	perms   map[string]int // by permission
 }
 
 // New builds a server from a model.
@@ -169,10 +170,7 @@ func (s *Server) authorize(token, permission, resource string) *APIError {
 
 // wait applies the injected answer latency, ending early when the client gives up.
 func (s *Server) wait(r *http.Request) *APIError {
-	s.mu.Lock()
-	d := s.faults.latency
-	s.mu.Unlock()
-	if !simkit.Delay(r.Context(), d) {
+	if !s.latency.Wait(r.Context()) {
 		return apiErr(http.StatusServiceUnavailable, ReasonBackendError, "client went away")
 	}
 	return nil

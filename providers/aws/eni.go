@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/lockedmap"
 )
 
 // The dedicated egress interface of a gateway node.
@@ -283,7 +284,7 @@ func (p *Provider) RemoveAttachment(ctx context.Context, node providers.Node) er
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	forget(p, p.nodes, ref.id)
+	lockedmap.Delete(&p.mu, p.nodes, ref.id)
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/grantcheck"
 	"github.com/egressgw/egressgw/test/ec2sim"
 )
 
@@ -37,10 +37,7 @@ var testBackoff = Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond}
 
 // seenActions collects the actions every simulator of this package's tests received, for the IAM policy
 // check in TestMain.
-var seenActions = struct {
-	sync.Mutex
-	m map[string]bool
-}{m: map[string]bool{}}
+var seenActions grantcheck.Seen
 
 type env struct {
 	sim *ec2sim.Server
@@ -72,11 +69,7 @@ func newEnvFrom(t testing.TB, m ec2sim.Model, opts ec2sim.Options) *env {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(func() {
 		srv.Close()
-		seenActions.Lock()
-		defer seenActions.Unlock()
-		for action := range sim.Actions() {
-			seenActions.m[action] = true
-		}
+		seenActions.Record(sim.Actions())
 	})
 	return &env{sim: sim, url: srv.URL}
 }

@@ -2,7 +2,6 @@ package aws
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"maps"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/egressgw/egressgw/providers/internal/grantcheck"
 	"github.com/egressgw/egressgw/test/ec2sim"
 )
 
@@ -55,28 +55,39 @@ func examplePolicy(t testing.TB) *ec2sim.Policy {
 	return p
 }
 
-func loadPolicy(t testing.TB) policy {
+func readPolicy() (policy, error) {
+	var p policy
 	data, err := os.ReadFile(policyFile)
+	if err == nil {
+		err = json.Unmarshal(data, &p)
+	}
+	if err != nil {
+		return p, fmt.Errorf("%s: %w", policyFile, err)
+	}
+	return p, nil
+}
+
+func loadPolicy(t testing.TB) policy {
+	p, err := readPolicy()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var p policy
-	if err := json.Unmarshal(data, &p); err != nil {
-		t.Fatalf("%s: %v", policyFile, err)
 	}
 	return p
 }
 
-// policyActions are the EC2 action names the policy allows, without the ec2: prefix.
-func policyActions(t testing.TB) []string {
+// actions are the EC2 action names the policy allows, without the ec2: prefix.
+func (p policy) actions() []string {
 	var out []string
-	for _, st := range loadPolicy(t).Statement {
+	for _, st := range p.Statement {
 		for _, a := range st.Action {
 			out = append(out, strings.TrimPrefix(a, "ec2:"))
 		}
 	}
 	return out
 }
+
+// policyActions are the EC2 action names the policy allows, without the ec2: prefix.
+func policyActions(t testing.TB) []string { return loadPolicy(t).actions() }
 
 func mutating(action string) bool { return !strings.HasPrefix(action, "Describe") }
 
@@ -116,71 +127,42 @@ func hasTagCondition(st statement) bool {
 // TagSpecifications at creation are authorized as ec2:CreateTags with ec2:CreateAction set.
 var impliedActions = map[string][]string{"CreateNetworkInterface": {"CreateTags"}}
 
+// policyWording words the policy check's mistakes.
+var policyWording = grantcheck.Wording{Document: policyFile,
+	Missing: func(action string) string {
+		return "the provider calls ec2:" + action + " but the policy does not allow it"
+	},
+	Extra: func(action string) string {
+		kind := "read-only"
+		if mutating(action) {
+			kind = "mutating"
+		}
+		return fmt.Sprintf("the policy grants %s ec2:%s, which the provider never calls", kind, action)
+	},
+}
+
 // checkPolicyAgainst compares the actions the simulators saw during this package's tests with the policy:
-// the policy must allow each, and grant nothing the provider never calls.
+// the policy must allow each (and what EC2 checks with it), and grant nothing the provider never calls.
 func checkPolicyAgainst(seen map[string]bool, allowed []string) error {
-	var problems []string
 	seen = maps.Clone(seen)
 	for action := range maps.Clone(seen) {
 		for _, implied := range impliedActions[action] {
 			seen[implied] = true
 		}
 	}
-	for action := range seen {
-		if !slices.Contains(allowed, action) {
-			problems = append(problems, "the provider calls ec2:"+action+" but the policy does not allow it")
-		}
-	}
-	for _, action := range allowed {
-		if !seen[action] {
-			kind := "read-only"
-			if mutating(action) {
-				kind = "mutating"
-			}
-			problems = append(problems, fmt.Sprintf("the policy grants %s ec2:%s, which the provider never calls", kind, action))
-		}
-	}
-	slices.Sort(problems)
-	if len(problems) > 0 {
-		return fmt.Errorf("%s:\n  %s", policyFile, strings.Join(problems, "\n  "))
-	}
-	return nil
+	return grantcheck.Compare(seen, allowed, policyWording)
 }
 
-// TestMain runs the tests, then compares every action the simulators saw with the IAM policy. It does so
-// only for a full run: a run narrowed with -run sees only part of the provider's calls.
+// TestMain runs the tests, then compares every action the simulators saw with the IAM policy (after a
+// full run only: see grantcheck.Main).
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if f := flag.Lookup("test.run"); code != 0 || f == nil || f.Value.String() != "" {
-		os.Exit(code)
-	}
-	var allowed []string
-	for _, st := range loadPolicyOrExit().Statement {
-		for _, a := range st.Action {
-			allowed = append(allowed, strings.TrimPrefix(a, "ec2:"))
+	grantcheck.Main(m, "IAM policy check", func() error {
+		p, err := readPolicy()
+		if err != nil {
+			return err
 		}
-	}
-	seenActions.Lock()
-	err := checkPolicyAgainst(seenActions.m, allowed)
-	seenActions.Unlock()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL: IAM policy check:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
-
-func loadPolicyOrExit() policy {
-	var p policy
-	data, err := os.ReadFile(policyFile)
-	if err == nil {
-		err = json.Unmarshal(data, &p)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL: IAM policy:", err)
-		os.Exit(1)
-	}
-	return p
+		return checkPolicyAgainst(seenActions.Set(), p.actions())
+	})
 }
 
 func TestPolicyCheckCatchesBothMistakes(t *testing.T) {

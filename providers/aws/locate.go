@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/egressip"
 )
 
 // locateChunk keeps each DescribeNetworkInterfaces request well inside EC2's limit on filter values.
@@ -48,8 +49,8 @@ func (p *Provider) locateOne(ctx context.Context, vpc string, ip netip.Addr) (fo
 func (p *Provider) locate(ctx context.Context, vpc string, ips []netip.Addr) (map[netip.Addr]found, error) {
 	wanted := map[string]netip.Addr{}
 	for _, ip := range ips {
-		if !ip.Is4() {
-			return nil, fmt.Errorf("locate %s: egress IPs on AWS are IPv4 addresses: %w", ip, providers.ErrPermanent)
+		if err := egressip.IPv4(ip, "AWS"); err != nil {
+			return nil, fmt.Errorf("locate %w", err)
 		}
 		wanted[ip.String()] = ip
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/egressip"
+	"github.com/egressgw/egressgw/providers/internal/lockedmap"
 )
 
 // attachment is where a node's egress IPs go: the gateway's dedicated ENI, or its primary ENI (device index
@@ -26,13 +28,7 @@ type attachment struct {
 
 // check refuses an IP that EC2 could never put on this attachment.
 func (a attachment) check(ip netip.Addr) error {
-	if !ip.Is4() {
-		return fmt.Errorf("%s: egress IPs on AWS are IPv4 addresses: %w", ip, providers.ErrPermanent)
-	}
-	if !a.subnet.Contains(ip) {
-		return fmt.Errorf("%s is not in subnet %s (%s) of node %s: %w", ip, a.subnetID, a.subnet, a.node, providers.ErrOutsideSubnet)
-	}
-	return nil
+	return egressip.InSubnet(ip, "AWS", a.subnet, a.subnetID, a.node)
 }
 
 // DescribeNode implements providers.Provider. It reads the instance and its egress interface afresh (their
@@ -77,7 +73,7 @@ func (p *Provider) attachment(ctx context.Context, node providers.Node) (attachm
 	if err != nil {
 		return attachment{}, err
 	}
-	if at, ok := cached(p, p.nodes, ref.id); ok {
+	if at, ok := lockedmap.Get(&p.mu, p.nodes, ref.id); ok {
 		at.node = node.Name
 		return at, nil
 	}
@@ -117,7 +113,7 @@ func (p *Provider) resolve(ctx context.Context, node providers.Node, create bool
 	if err != nil {
 		return attachment{}, nicView{}, err
 	}
-	remember(p, p.nodes, at.instance, at)
+	lockedmap.Put(&p.mu, p.nodes, at.instance, at)
 	return at, nic, nil
 }
 
@@ -191,7 +187,7 @@ type typeLimits struct {
 // typeLimits reads how many IPv4 addresses one interface of the instance type holds, and how many
 // interfaces it takes.
 func (p *Provider) typeLimits(ctx context.Context, instanceType string) (typeLimits, error) {
-	if l, ok := cached(p, p.types, instanceType); ok {
+	if l, ok := lockedmap.Get(&p.mu, p.types, instanceType); ok {
 		return l, nil
 	}
 	out, err := call(ctx, p, "DescribeInstanceTypes", func(ctx context.Context) (*ec2.DescribeInstanceTypesOutput, error) {
@@ -205,32 +201,10 @@ func (p *Provider) typeLimits(ctx context.Context, instanceType string) (typeLim
 	}
 	ni := out.InstanceTypes[0].NetworkInfo
 	l := typeLimits{ipv4PerInterface: int(sdkaws.ToInt32(ni.Ipv4AddressesPerInterface)), maxInterfaces: int(sdkaws.ToInt32(ni.MaximumNetworkInterfaces))}
-	remember(p, p.types, instanceType, l)
+	lockedmap.Put(&p.mu, p.types, instanceType, l)
 	return l, nil
 }
 
 func filter(name string, values ...string) types.Filter {
 	return types.Filter{Name: sdkaws.String(name), Values: values}
-}
-
-// cached reads one of the provider's caches.
-func cached[V any](p *Provider, m map[string]V, key string) (V, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	v, ok := m[key]
-	return v, ok
-}
-
-// remember writes one of the provider's caches.
-func remember[V any](p *Provider, m map[string]V, key string, v V) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	m[key] = v
-}
-
-// forget drops an entry of one of the provider's caches.
-func forget[V any](p *Provider, m map[string]V, key string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(m, key)
 }

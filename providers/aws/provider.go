@@ -26,6 +26,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/deadline"
+	"github.com/egressgw/egressgw/providers/internal/retry"
 )
 
 // Options tune a Provider. ClusterName is required in the default, dedicated-interface mode.
@@ -63,7 +65,7 @@ type Provider struct {
 	ec2      *ec2.Client
 	region   string
 	opts     Options
-	backoff  Backoff
+	retry    retry.Policy
 	limiters map[string]*rate.Limiter
 	log      *slog.Logger
 
@@ -161,9 +163,10 @@ func newProvider(client *ec2.Client, region string, opts Options) *Provider {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	log := opts.Logger.With("provider", "aws")
 	return &Provider{
-		ec2: client, region: region, opts: opts, backoff: opts.Backoff, limiters: newLimiters(opts.Limits),
-		log: opts.Logger.With("provider", "aws"), nodes: map[string]attachment{}, subnets: map[string]subnetInfo{},
+		ec2: client, region: region, opts: opts, limiters: retry.Limiters(opts.Limits), log: log,
+		retry: retry.Policy{Backoff: opts.Backoff, Log: log, LogMessage: "retrying EC2 call"}, nodes: map[string]attachment{}, subnets: map[string]subnetInfo{},
 		types: map[string]typeLimits{}, zoneNets: map[string]string{},
 	}
 }
@@ -179,10 +182,7 @@ func (p *Provider) onNode(ctx context.Context, node providers.Node, fn func(cont
 	return fn(ctx, at)
 }
 
-// bound gives ctx a deadline when it has none.
+// bound gives ctx a deadline (Options.DefaultTimeout) when it has none.
 func (p *Provider) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, p.opts.DefaultTimeout)
+	return deadline.Ensure(ctx, p.opts.DefaultTimeout)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/lockedmap"
 )
 
 // subnetInfo is what the provider needs of a subnet; none of it ever changes.
@@ -23,7 +24,7 @@ type subnetInfo struct {
 
 // subnet reads a subnet once.
 func (p *Provider) subnet(ctx context.Context, id string) (subnetInfo, error) {
-	if sn, ok := cached(p, p.subnets, id); ok {
+	if sn, ok := lockedmap.Get(&p.mu, p.subnets, id); ok {
 		return sn, nil
 	}
 	found, err := p.describeSubnets(ctx, filter("subnet-id", id))
@@ -52,7 +53,7 @@ func (p *Provider) describeSubnets(ctx context.Context, filters ...types.Filter)
 			return nil, fmt.Errorf("subnet %s has CIDR %q: %w", sn.id, sdkaws.ToString(s.CidrBlock), providers.ErrPermanent)
 		}
 		sn.cidr = cidr
-		remember(p, p.subnets, sn.id, sn)
+		lockedmap.Put(&p.mu, p.subnets, sn.id, sn)
 		found = append(found, sn)
 	}
 	slices.SortFunc(found, func(a, b subnetInfo) int { return strings.Compare(a.id, b.id) })
@@ -81,7 +82,7 @@ func (p *Provider) egressSubnet(ctx context.Context, node, zone string, primary 
 
 func (p *Provider) taggedSubnet(ctx context.Context, zone, vpc string) (string, error) {
 	key := vpc + "/" + zone
-	if id, ok := cached(p, p.zoneNets, key); ok {
+	if id, ok := lockedmap.Get(&p.mu, p.zoneNets, key); ok {
 		return id, nil
 	}
 	filters := []types.Filter{filter("vpc-id", vpc), filter("availability-zone", zone)}
@@ -99,7 +100,7 @@ func (p *Provider) taggedSubnet(ctx context.Context, zone, vpc string) (string, 
 	if len(found) > 1 {
 		p.log.Warn("several subnets carry the egress subnet tags; using the lowest ID", "zone", zone, "vpc", vpc, "subnet", found[0].id, "candidates", len(found))
 	}
-	remember(p, p.zoneNets, key, found[0].id)
+	lockedmap.Put(&p.mu, p.zoneNets, key, found[0].id)
 	return found[0].id, nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/grantcheck"
 	"github.com/egressgw/egressgw/test/azuresim"
 )
 
@@ -53,10 +53,7 @@ var testOptions = Options{PollInterval: 20 * time.Millisecond, Backoff: Backoff{
 
 // seenActions collects the RBAC actions every simulator of this package's tests checked, for the role
 // definition check in TestMain.
-var seenActions = struct {
-	sync.Mutex
-	m map[string]bool
-}{m: map[string]bool{}}
+var seenActions grantcheck.Seen
 
 type env struct {
 	sim *azuresim.Server
@@ -89,11 +86,7 @@ func newEnv(t testing.TB, roles map[string][]string) *env {
 	}
 	t.Cleanup(func() {
 		srv.Close()
-		seenActions.Lock()
-		defer seenActions.Unlock()
-		for a := range sim.Actions() {
-			seenActions.m[a] = true
-		}
+		seenActions.Record(sim.Actions())
 	})
 	return &env{sim: sim, url: srv.URL, ca: ca}
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/egressip"
+	"github.com/egressgw/egressgw/providers/internal/lockedmap"
 )
 
 // Locate implements providers.Provider by listing the NICs of Options.ResourceGroups (or of the whole
@@ -17,12 +19,9 @@ import (
 func (p *Provider) Locate(ctx context.Context, ips []netip.Addr) (map[netip.Addr]providers.Location, error) {
 	ctx, cancel := p.bound(ctx)
 	defer cancel()
-	wanted := map[netip.Addr]bool{}
-	for _, ip := range ips {
-		if !ip.Is4() {
-			return nil, fmt.Errorf("locate %s: egress IPs on Azure are IPv4 addresses: %w", ip, providers.ErrPermanent)
-		}
-		wanted[ip] = true
+	wanted, err := egressip.Wanted(ips, "Azure")
+	if err != nil {
+		return nil, err
 	}
 	out := map[netip.Addr]providers.Location{}
 	if len(wanted) == 0 {
@@ -123,7 +122,7 @@ func (p *Provider) fillPublicIPs(ctx context.Context, out map[netip.Addr]provide
 }
 
 func (p *Provider) publicIPAddress(ctx context.Context, pipID string) (netip.Addr, error) {
-	if a, ok := cached(p, p.pipAddrs, canonical(pipID)); ok {
+	if a, ok := lockedmap.Get(&p.mu, p.pipAddrs, canonical(pipID)); ok {
 		return netip.ParseAddr(a)
 	}
 	id, err := arm.ParseResourceID(pipID)
@@ -144,6 +143,6 @@ func (p *Provider) publicIPAddress(ctx context.Context, pipID string) (netip.Add
 	if err != nil {
 		return netip.Addr{}, nil // not allocated (yet): nothing to report
 	}
-	remember(p, p.pipAddrs, canonical(pipID), raw)
+	lockedmap.Put(&p.mu, p.pipAddrs, canonical(pipID), raw)
 	return addr, nil
 }

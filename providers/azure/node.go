@@ -11,6 +11,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/egressip"
+	"github.com/egressgw/egressgw/providers/internal/lockedmap"
 )
 
 // attachment is where a node's egress IPs go: the primary NIC of its VM and that NIC's subnet. A VM's
@@ -32,13 +34,7 @@ type subnetInfo struct {
 
 // check refuses an IP that Azure could never put on this attachment.
 func (a attachment) check(ip netip.Addr) error {
-	if !ip.Is4() {
-		return fmt.Errorf("%s: egress IPs on Azure are IPv4 addresses: %w", ip, providers.ErrPermanent)
-	}
-	if !a.subnet.Contains(ip) {
-		return fmt.Errorf("%s is not in subnet %s (%s) of node %s: %w", ip, a.subnetID, a.subnet, a.node, providers.ErrOutsideSubnet)
-	}
-	return nil
+	return egressip.InSubnet(ip, "Azure", a.subnet, a.subnetID, a.node)
 }
 
 // DescribeNode implements providers.Provider. The NIC is read afresh (its addresses change); the VM and
@@ -98,7 +94,7 @@ func (p *Provider) attachment(ctx context.Context, node providers.Node) (attachm
 		return attachment{}, fmt.Errorf("node %s: %w", node.Name, err)
 	}
 	k := canonical(ref.id)
-	if at, ok := cached(p, p.nodes, k); ok {
+	if at, ok := lockedmap.Get(&p.mu, p.nodes, k); ok {
 		at.node = node.Name
 		return at, nil
 	}
@@ -135,7 +131,7 @@ func (p *Provider) resolve(ctx context.Context, node string, ref vmRef) (attachm
 	if at.subnetID, at.subnet, err = p.primarySubnet(ctx, node, nic); err != nil {
 		return attachment{}, err
 	}
-	remember(p, p.nodes, at.vm, at)
+	lockedmap.Put(&p.mu, p.nodes, at.vm, at)
 	return at, nil
 }
 
@@ -224,7 +220,7 @@ func (p *Provider) primarySubnet(ctx context.Context, node string, nic armnetwor
 }
 
 func (p *Provider) subnetInfo(ctx context.Context, subnetID string) (subnetInfo, error) {
-	if info, ok := cached(p, p.prefixes, canonical(subnetID)); ok {
+	if info, ok := lockedmap.Get(&p.mu, p.prefixes, canonical(subnetID)); ok {
 		return info, nil
 	}
 	id, err := arm.ParseResourceID(subnetID)
@@ -245,7 +241,7 @@ func (p *Provider) subnetInfo(ctx context.Context, subnetID string) (subnetInfo,
 			}
 		}
 	}
-	remember(p, p.prefixes, canonical(subnetID), info)
+	lockedmap.Put(&p.mu, p.prefixes, canonical(subnetID), info)
 	return info, nil
 }
 
@@ -290,19 +286,4 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
-}
-
-// cached reads one of the provider's caches.
-func cached[V any](p *Provider, m map[string]V, key string) (V, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	v, ok := m[key]
-	return v, ok
-}
-
-// remember writes one of the provider's caches.
-func remember[V any](p *Provider, m map[string]V, key string, v V) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	m[key] = v
 }

@@ -37,6 +37,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/coalesce"
+	"github.com/egressgw/egressgw/providers/internal/deadline"
+	"github.com/egressgw/egressgw/providers/internal/retry"
 )
 
 // MaxIPConfigsPerNIC is Azure's limit of ip configurations on one network interface, the primary
@@ -75,8 +78,9 @@ type Provider struct {
 	opts     Options
 	reads    *rate.Limiter
 	writes   *rate.Limiter
+	retry    retry.Policy
 	log      *slog.Logger
-	writers  nicWriters
+	writers  coalesce.Queue[edit] // by canonical NIC ID: edits waiting for the NIC's next write
 	resolves singleflight.Group
 
 	mu       sync.Mutex
@@ -161,17 +165,14 @@ func (p *Provider) setOptions(opts Options) {
 		opts.Logger = slog.Default()
 	}
 	p.opts, p.log = opts, opts.Logger.With("provider", "azure")
-	p.reads = rate.NewLimiter(rate.Limit(opts.Limits.Reads.PerSecond), max(1, opts.Limits.Reads.Burst))
-	p.writes = rate.NewLimiter(rate.Limit(opts.Limits.Writes.PerSecond), max(1, opts.Limits.Writes.Burst))
-	p.writers = nicWriters{m: map[string]*nicWriter{}}
+	p.reads, p.writes = opts.Limits.Reads.Limiter(), opts.Limits.Writes.Limiter()
+	p.retry = retry.Policy{Backoff: opts.Backoff, RetryAfter: retryAfter, Log: p.log, LogMessage: "retrying ARM request"}
+	p.writers.Fallback = opts.DefaultTimeout
 }
 
-// bound gives ctx a deadline when it has none.
+// bound gives ctx a deadline (Options.DefaultTimeout) when it has none.
 func (p *Provider) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, p.opts.DefaultTimeout)
+	return deadline.Ensure(ctx, p.opts.DefaultTimeout)
 }
 
 // canonical is the form in which the provider compares and reports ARM IDs: ARM treats them without case

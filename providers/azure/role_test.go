@@ -1,10 +1,7 @@
 package azure
 
 import (
-	"flag"
-	"fmt"
-	"os"
-	"slices"
+	"github.com/egressgw/egressgw/providers/internal/grantcheck"
 	"strings"
 	"testing"
 )
@@ -29,25 +26,16 @@ func TestRoleDefinitionForm(t *testing.T) {
 	}
 }
 
+// roleWording words the role check's mistakes.
+var roleWording = grantcheck.Wording{Document: roleFile,
+	Missing: func(action string) string { return "the provider needs " + action + " but the role does not grant it" },
+	Extra:   func(action string) string { return "the role grants " + action + ", which the provider never needs" },
+}
+
 // checkRoleAgainst compares the actions the simulators checked during this package's tests with the
 // role: the role must grant each, and nothing the provider never needs.
 func checkRoleAgainst(seen map[string]bool, granted []string) error {
-	var problems []string
-	for action := range seen {
-		if !slices.Contains(granted, action) {
-			problems = append(problems, "the provider needs "+action+" but the role does not grant it")
-		}
-	}
-	for _, action := range granted {
-		if !seen[action] {
-			problems = append(problems, fmt.Sprintf("the role grants %s, which the provider never needs", action))
-		}
-	}
-	slices.Sort(problems)
-	if len(problems) > 0 {
-		return fmt.Errorf("%s:\n  %s", roleFile, strings.Join(problems, "\n  "))
-	}
-	return nil
+	return grantcheck.Compare(seen, granted, roleWording)
 }
 
 func TestRoleCheckCatchesBothMistakes(t *testing.T) {
@@ -64,24 +52,14 @@ func TestRoleCheckCatchesBothMistakes(t *testing.T) {
 	}
 }
 
-// TestMain runs the tests, then compares every action the simulators checked with the role definition.
-// It does so only for a full run: a run narrowed with -run sees only part of the provider's calls.
+// TestMain runs the tests, then compares every action the simulators checked with the role definition
+// (after a full run only: see grantcheck.Main).
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if f := flag.Lookup("test.run"); code != 0 || f == nil || f.Value.String() != "" {
-		os.Exit(code)
-	}
-	r, err := loadRole()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL: role definition:", err)
-		os.Exit(1)
-	}
-	seenActions.Lock()
-	err = checkRoleAgainst(seenActions.m, r.Actions)
-	seenActions.Unlock()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL: role definition check:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
+	grantcheck.Main(m, "role definition check", func() error {
+		r, err := loadRole()
+		if err != nil {
+			return err
+		}
+		return checkRoleAgainst(seenActions.Set(), r.Actions)
+	})
 }

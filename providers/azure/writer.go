@@ -5,113 +5,51 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/coalesce"
+	"github.com/egressgw/egressgw/providers/internal/retry"
 )
 
 // edit changes a fresh read of a NIC in place for one Assign or Release. It reports whether it changed
 // anything; an error refuses this edit alone.
 type edit func(nic *armnetwork.Interface) (bool, error)
 
-// change is one edit waiting for a NIC write.
-type change struct {
-	what     string
-	edit     edit
-	deadline time.Time
-	done     chan error
-}
+// change is one edit waiting for the NIC write that carries it (see submit).
+type change = coalesce.Request[edit]
 
-// nicWriter coalesces the edits of one NIC: while a write is in flight, new edits queue, and the next
-// write carries all of them. A NIC takes one write at a time anyway (Azure answers another with
-// RetryableErrorDueToAnotherOperation), and each write is a long-running operation of seconds, so ten IPs
-// failing over to one gateway cost one or two writes, not ten in a row.
-type nicWriter struct {
-	mu      sync.Mutex
-	pending []*change
-	running bool
-}
-
-type nicWriters struct {
-	mu sync.Mutex
-	m  map[string]*nicWriter // by canonical NIC ID; as many as gateway NICs
-}
-
-func (w *nicWriters) get(nicID string) *nicWriter {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.m[nicID] == nil {
-		w.m[nicID] = &nicWriter{}
-	}
-	return w.m[nicID]
-}
-
-// submit queues an edit of at's NIC and waits for the write that carries it, or for ctx.
+// submit queues an edit of at's NIC and waits for the write that carries it, or for ctx. While a write is
+// in flight, new edits queue, and the next write carries all of them: a NIC takes one write at a time
+// anyway (Azure answers another with RetryableErrorDueToAnotherOperation). The write runs to the latest
+// deadline of its edits even when a caller gives up.
 func (p *Provider) submit(ctx context.Context, at attachment, what string, e edit) error {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(p.opts.DefaultTimeout)
-	}
-	ch := &change{what: what, edit: e, deadline: deadline, done: make(chan error, 1)}
-	w := p.writers.get(at.nicID)
-	w.mu.Lock()
-	w.pending = append(w.pending, ch)
-	lead := !w.running
-	w.running = true
-	w.mu.Unlock()
-	if lead {
-		go p.drain(at, w)
-	}
+	done := p.writers.Add(ctx, at.nicID, e, func(ctx context.Context, batch []*change) { p.writeBatch(ctx, at, batch) })
 	select {
-	case err := <-ch.done:
+	case err := <-done:
 		return err
 	case <-ctx.Done():
 		return fmt.Errorf("%s on node %s: %w: %w", what, at.node, providers.ErrUnavailable, ctx.Err())
 	}
 }
 
-// drain writes batches of queued edits until none is left. A write runs to the latest deadline of its
-// edits even when a caller gives up: cancelling a NIC write half-way helps nobody.
-func (p *Provider) drain(at attachment, w *nicWriter) {
-	for {
-		w.mu.Lock()
-		batch := w.pending
-		w.pending = nil
-		if len(batch) == 0 {
-			w.running = false
-			w.mu.Unlock()
-			return
-		}
-		w.mu.Unlock()
-		p.writeBatch(at, batch)
-	}
-}
-
-func (p *Provider) writeBatch(at attachment, batch []*change) {
-	latest := batch[0].deadline
-	for _, ch := range batch[1:] {
-		if ch.deadline.After(latest) {
-			latest = ch.deadline
-		}
-	}
-	ctx, cancel := context.WithDeadline(context.Background(), latest)
-	defer cancel()
+func (p *Provider) writeBatch(ctx context.Context, at attachment, batch []*change) {
 	errs, err := p.readModifyWrite(ctx, at, batch)
 	if err != nil && len(batch) > 1 && !providers.Retryable(err) {
 		// One edit's refusal (an address in use, a missing public IP) must not fail the others: alone, each
-		// meets its own answer.
+		// meets its own answer, by its own deadline.
 		for _, ch := range batch {
-			p.writeBatch(at, []*change{ch})
+			one, cancel := context.WithDeadline(context.Background(), ch.Deadline())
+			p.writeBatch(one, at, []*change{ch})
+			cancel()
 		}
 		return
 	}
 	for i, ch := range batch {
-		ch.done <- errors.Join(errs[i], err)
+		ch.Answer(errors.Join(errs[i], err))
 	}
 }
 
@@ -142,7 +80,7 @@ func (p *Provider) readModifyWrite(ctx context.Context, at attachment, batch []*
 		case !providers.Retryable(err):
 			return errs, err
 		}
-		if serr := sleep(ctx, p.opts.Backoff.delay(attempt)); serr != nil {
+		if serr := retry.Sleep(ctx, p.opts.Backoff.Delay(attempt)); serr != nil {
 			return errs, fmt.Errorf("%w (gave up: %w)", err, serr)
 		}
 	}
@@ -157,7 +95,7 @@ func (p *Provider) settledNIC(ctx context.Context, at attachment) (armnetwork.In
 		if err != nil || !updating(nic) {
 			return nic, err
 		}
-		if err := sleep(ctx, p.opts.PollInterval); err != nil {
+		if err := retry.Sleep(ctx, p.opts.PollInterval); err != nil {
 			return nic, fmt.Errorf("node %s: NIC %s is still being updated by another operation: %w: %w", at.node, at.nicNam, providers.ErrUnavailable, err)
 		}
 	}
@@ -175,7 +113,7 @@ func applyAll(nic *armnetwork.Interface, batch []*change) ([]error, bool) {
 	errs := make([]error, len(batch))
 	changed := false
 	for i, ch := range batch {
-		c, err := ch.edit(nic)
+		c, err := ch.Edit(nic)
 		errs[i], changed = err, changed || c
 	}
 	return errs, changed
@@ -200,7 +138,7 @@ func (p *Provider) writeNIC(ctx context.Context, at attachment, nic armnetwork.I
 // SDK's PollUntilDone would, whatever its Frequency): a failover waits for two such operations.
 func (p *Provider) waitOperation(ctx context.Context, at attachment, what string, poller *runtime.Poller[armnetwork.InterfacesClientCreateOrUpdateResponse]) error {
 	for !poller.Done() {
-		if err := sleep(ctx, p.opts.PollInterval); err != nil {
+		if err := retry.Sleep(ctx, p.opts.PollInterval); err != nil {
 			return fmt.Errorf("node %s: %s still running: %w: %w", at.node, what, providers.ErrUnavailable, err)
 		}
 		if _, err := call(ctx, p, false, "poll "+what, poller.Poll); err != nil {

@@ -9,6 +9,8 @@ import (
 	"cloud.google.com/go/compute/apiv1/computepb"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/coalesce"
+	"github.com/egressgw/egressgw/providers/internal/retry"
 )
 
 // A node's nic0 is one object written whole (its alias list) with a fingerprint, so concurrent writes to
@@ -17,94 +19,32 @@ import (
 // and the queue's runner applies all the edits waiting at that moment in one read-modify-write: one
 // PATCH and one operation for the lot.
 
-// request is one edit waiting for its node's runner.
-type request struct {
-	fn       edit
-	deadline time.Time
-	done     chan error
-}
-
-// queue is the edits waiting for one node, and whether a runner is at work on it.
-type queue struct {
-	pending []*request
-	running bool
-}
+// request is one edit waiting for its node's batch.
+type request = coalesce.Request[edit]
 
 // editAliases applies fn to nic0's alias ranges, together with the edits other callers queued for the
-// same node meanwhile (see editBatch). It returns when its edit is done, or when ctx ends: the edit may
-// then still happen, as after a lost answer.
+// same node meanwhile (see editBatch; the queue waits Options.BatchWindow before a node's first batch, so
+// that the edits a failover sends at once make one batch). It returns when its edit is done, or when ctx
+// ends: the edit may then still happen, as after a lost answer.
 func (p *Provider) editAliases(ctx context.Context, at attachment, what string, fn edit) error {
-	req := &request{fn: fn, done: make(chan error, 1)}
-	if d, ok := ctx.Deadline(); ok {
-		req.deadline = d
-	}
-	key := at.ref.key()
-	p.mu.Lock()
-	q := p.queues[key]
-	if q == nil {
-		q = &queue{}
-		p.queues[key] = q
-	}
-	q.pending = append(q.pending, req)
-	start := !q.running
-	q.running = true
-	p.mu.Unlock()
-	if start {
-		go p.run(at, key)
-	}
+	done := p.queues.Add(ctx, at.ref.key(), fn, func(ctx context.Context, batch []*request) { p.editBatch(ctx, at, batch) })
 	select {
-	case err := <-req.done:
+	case err := <-done:
 		return err
 	case <-ctx.Done():
 	}
-	// The runner shares the deadline and stops at it too: a moment more gives the caller its answer,
+	// The batch shares the deadline and stops at it too: a moment more gives the caller its answer,
 	// which says why the deadline came (throttled, unavailable) as the contract wants.
 	select {
-	case err := <-req.done:
+	case err := <-done:
 		return err
 	case <-time.After(answerGrace):
 		return fmt.Errorf("%s on node %s: %w", what, at.node, ctx.Err())
 	}
 }
 
-// answerGrace is how long a caller whose context ended still waits for the runner's answer.
+// answerGrace is how long a caller whose context ended still waits for the batch's answer.
 const answerGrace = 100 * time.Millisecond
-
-// run takes the node's waiting edits, batch after batch, until none is left. It first waits BatchWindow,
-// so that the edits a failover sends at once (the manager's workers call together) make one batch
-// rather than one alone and the rest after its operation.
-func (p *Provider) run(at attachment, key string) {
-	time.Sleep(p.opts.BatchWindow)
-	for {
-		p.mu.Lock()
-		batch := p.queues[key].pending
-		p.queues[key].pending = nil
-		if len(batch) == 0 {
-			delete(p.queues, key)
-			p.mu.Unlock()
-			return
-		}
-		p.mu.Unlock()
-		ctx, cancel := batchContext(batch, p.opts.DefaultTimeout)
-		p.editBatch(ctx, at, batch)
-		cancel()
-	}
-}
-
-// batchContext lasts as long as the longest-waiting caller of the batch can wait.
-func batchContext(batch []*request, fallback time.Duration) (context.Context, context.CancelFunc) {
-	var last time.Time
-	for _, r := range batch {
-		d := r.deadline
-		if d.IsZero() {
-			d = time.Now().Add(fallback)
-		}
-		if d.After(last) {
-			last = d
-		}
-	}
-	return context.WithDeadline(context.Background(), last)
-}
 
 // editBatch is the read-modify-write of nic0's alias ranges for a batch of edits: read the NIC (ranges and
 // fingerprint), apply every edit in turn (an edit that fails, or has nothing to do, is answered at once
@@ -116,7 +56,7 @@ func (p *Provider) editBatch(ctx context.Context, at attachment, batch []*reques
 	for attempt := 0; ; attempt++ {
 		nic, err := p.readNIC(ctx, at)
 		if err != nil {
-			answer(batch, err)
+			coalesce.Answer(batch, err)
 			return
 		}
 		ranges, active := applyEdits(nic, batch)
@@ -126,10 +66,10 @@ func (p *Provider) editBatch(ctx context.Context, at attachment, batch []*reques
 		err = p.patchAliases(ctx, at, nic.GetFingerprint(), ranges)
 		switch {
 		case errors.Is(err, errRetryEdit):
-			d := p.opts.Backoff.delay(attempt)
+			d := p.opts.Backoff.Delay(attempt)
 			p.log.Debug("writing nic0 again", "node", at.node, "edits", len(active), "attempt", attempt+1, "delay", d, "error", err)
-			if serr := sleep(ctx, d); serr != nil {
-				answer(active, fmt.Errorf("gave up: %w: %w (%w)", providers.ErrUnavailable, err, serr))
+			if serr := retry.Sleep(ctx, d); serr != nil {
+				coalesce.Answer(active, fmt.Errorf("gave up: %w: %w (%w)", providers.ErrUnavailable, err, serr))
 				return
 			}
 			batch = active
@@ -139,7 +79,7 @@ func (p *Provider) editBatch(ctx context.Context, at attachment, batch []*reques
 			}
 			return
 		default:
-			answer(active, err)
+			coalesce.Answer(active, err)
 			return
 		}
 	}
@@ -152,21 +92,15 @@ func applyEdits(nic *computepb.NetworkInterface, batch []*request) ([]*computepb
 	var active []*request
 	for _, r := range batch {
 		view := &computepb.NetworkInterface{Name: nic.Name, NetworkIP: nic.NetworkIP, AliasIpRanges: ranges}
-		next, done, err := r.fn(view)
+		next, done, err := r.Edit(view)
 		switch {
 		case err != nil:
-			r.done <- err
+			r.Answer(err)
 		case done:
-			r.done <- nil
+			r.Answer(nil)
 		default:
 			ranges, active = next, append(active, r)
 		}
 	}
 	return ranges, active
-}
-
-func answer(reqs []*request, err error) {
-	for _, r := range reqs {
-		r.done <- err
-	}
 }

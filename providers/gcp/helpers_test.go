@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/grantcheck"
 	"github.com/egressgw/egressgw/test/gcpsim"
 )
 
@@ -44,10 +45,7 @@ var (
 
 // seenPermissions collects the permissions every simulator of this package's tests needed, for the role
 // check in TestMain.
-var seenPermissions = struct {
-	sync.Mutex
-	m map[string]bool
-}{m: map[string]bool{}}
+var seenPermissions grantcheck.Seen
 
 type env struct {
 	sim *gcpsim.Server
@@ -72,11 +70,7 @@ func newEnv(t testing.TB, opts gcpsim.Options) *env {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(func() {
 		srv.Close()
-		seenPermissions.Lock()
-		defer seenPermissions.Unlock()
-		for perm := range sim.Permissions() {
-			seenPermissions.m[perm] = true
-		}
+		seenPermissions.Record(sim.Permissions())
 	})
 	return &env{sim: sim, url: srv.URL}
 }

@@ -1,53 +1,33 @@
 package gcp
 
 import (
-	"flag"
-	"fmt"
-	"os"
-	"slices"
+	"github.com/egressgw/egressgw/providers/internal/grantcheck"
 	"strings"
 	"testing"
 )
 
+// roleWording words the role check's mistakes.
+var roleWording = grantcheck.Wording{Document: roleFile,
+	Missing: func(perm string) string { return "the provider needs " + perm + " but the role does not grant it" },
+	Extra:   func(perm string) string { return "the role grants " + perm + ", which no call of the provider needs" },
+}
+
 // checkRoleAgainst compares the permissions the simulators saw being needed with the role: the role must
 // grant each, and nothing more.
 func checkRoleAgainst(seen map[string]bool, granted []string) error {
-	var problems []string
-	for perm := range seen {
-		if !slices.Contains(granted, perm) {
-			problems = append(problems, "the provider needs "+perm+" but the role does not grant it")
-		}
-	}
-	for _, perm := range granted {
-		if !seen[perm] {
-			problems = append(problems, "the role grants "+perm+", which no call of the provider needs")
-		}
-	}
-	slices.Sort(problems)
-	if len(problems) > 0 {
-		return fmt.Errorf("%s:\n  %s", roleFile, strings.Join(problems, "\n  "))
-	}
-	return nil
+	return grantcheck.Compare(seen, granted, roleWording)
 }
 
 // TestMain runs the tests, then compares every permission the simulators saw needed with the custom
-// role. It does so only for a full run: a run narrowed with -run sees only part of the provider's calls.
+// role (after a full run only: see grantcheck.Main).
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if f := flag.Lookup("test.run"); code != 0 || f == nil || f.Value.String() != "" {
-		os.Exit(code)
-	}
-	r, err := loadRole()
-	if err == nil {
-		seenPermissions.Lock()
-		err = checkRoleAgainst(seenPermissions.m, r.IncludedPermissions)
-		seenPermissions.Unlock()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL: IAM role check:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
+	grantcheck.Main(m, "IAM role check", func() error {
+		r, err := loadRole()
+		if err != nil {
+			return err
+		}
+		return checkRoleAgainst(seenPermissions.Set(), r.IncludedPermissions)
+	})
 }
 
 func TestRoleCheckCatchesBothMistakes(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/egressip"
 )
 
 // Locate implements providers.Provider with one paginated instances.aggregatedList over Options.Project
@@ -19,12 +20,9 @@ import (
 func (p *Provider) Locate(ctx context.Context, ips []netip.Addr) (map[netip.Addr]providers.Location, error) {
 	ctx, cancel := p.bound(ctx)
 	defer cancel()
-	wanted := map[netip.Addr]bool{}
-	for _, ip := range ips {
-		if !ip.Is4() {
-			return nil, fmt.Errorf("locate %s: egress IPs on GCP are IPv4 addresses: %w", ip, providers.ErrPermanent)
-		}
-		wanted[ip] = true
+	wanted, err := egressip.Wanted(ips, "GCP")
+	if err != nil {
+		return nil, err
 	}
 	if len(wanted) == 0 {
 		return map[netip.Addr]providers.Location{}, nil

@@ -9,6 +9,7 @@ import (
 	"cloud.google.com/go/compute/apiv1/computepb"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/egressip"
 )
 
 // egressNIC is the interface that carries egress IPs: the first one, which GKE also uses for its pod
@@ -36,8 +37,8 @@ type subnet struct {
 // check refuses an IP that cannot be an egress IP of this attachment: egress IPs come from the
 // subnetwork's primary range, where the nodes' own addresses are.
 func (a attachment) check(ip netip.Addr) error {
-	if !ip.Is4() {
-		return fmt.Errorf("%s: egress IPs on GCP are IPv4 addresses: %w", ip, providers.ErrPermanent)
+	if err := egressip.IPv4(ip, "GCP"); err != nil {
+		return err
 	}
 	if a.subnet.primary.Contains(ip) {
 		return nil

@@ -28,6 +28,9 @@ import (
 	htransport "google.golang.org/api/transport/http"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/coalesce"
+	"github.com/egressgw/egressgw/providers/internal/deadline"
+	"github.com/egressgw/egressgw/providers/internal/retry"
 )
 
 // DefaultPollInterval is the wait between two reads of a running zone operation: short against the 2-5s a
@@ -70,13 +73,14 @@ type Provider struct {
 	subnets    *compute.SubnetworksClient
 	operations *compute.ZoneOperationsClient
 	limiters   map[string]*rate.Limiter
+	retry      retry.Policy
 	log        *slog.Logger
 
 	resolving singleflight.Group
 	mu        sync.Mutex
 	nodes     map[string]attachment // by instanceRef.key: where its egress IPs go
 	subnetsBy map[string]subnet     // by subnetwork URL
-	queues    map[string]*queue     // by instanceRef.key: writes waiting for the node's nic0
+	queues    coalesce.Queue[edit]  // by instanceRef.key: writes waiting for the node's nic0
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -156,8 +160,11 @@ func newProvider(opts Options) *Provider {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Provider{opts: opts, limiters: newLimiters(opts.Limits), log: opts.Logger.With("provider", "gcp"),
-		nodes: map[string]attachment{}, subnetsBy: map[string]subnet{}, queues: map[string]*queue{}}
+	log := opts.Logger.With("provider", "gcp")
+	return &Provider{opts: opts, limiters: retry.Limiters(opts.Limits), log: log,
+		retry: retry.Policy{Backoff: opts.Backoff, Log: log, LogMessage: "retrying compute call"},
+		nodes: map[string]attachment{}, subnetsBy: map[string]subnet{},
+		queues: coalesce.Queue[edit]{Window: opts.BatchWindow, Fallback: opts.DefaultTimeout}}
 }
 
 // Close releases the SDK clients.
@@ -176,10 +183,7 @@ func (p *Provider) onNode(ctx context.Context, node providers.Node, fn func(cont
 	return fn(ctx, at)
 }
 
-// bound gives ctx a deadline when it has none.
+// bound gives ctx a deadline (Options.DefaultTimeout) when it has none.
 func (p *Provider) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, p.opts.DefaultTimeout)
+	return deadline.Ensure(ctx, p.opts.DefaultTimeout)
 }

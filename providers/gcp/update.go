@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/retry"
 )
 
 // edit computes nic0's new alias ranges from the current ones; done means there is nothing to change.
@@ -41,7 +42,7 @@ func (p *Provider) waitOperation(ctx context.Context, at attachment, op *compute
 	wctx, cancel := context.WithTimeout(ctx, p.opts.OperationTimeout)
 	defer cancel()
 	for op.GetStatus() != computepb.Operation_DONE {
-		if err := sleep(wctx, p.opts.PollInterval); err != nil {
+		if err := retry.Sleep(wctx, p.opts.PollInterval); err != nil {
 			return p.stuck(at, op, time.Since(start), err)
 		}
 		next, err := call(wctx, p, groupOperations, "zoneOperations.get", func(ctx context.Context) (*computepb.Operation, error) {

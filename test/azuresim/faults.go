@@ -1,6 +1,7 @@
 package azuresim
 
 import (
+	"github.com/egressgw/egressgw/test/simkit"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -8,40 +9,17 @@ import (
 )
 
 // Bucket is a token bucket of ARM throttling: Capacity requests at once, refilled at RefillPerSecond.
-type Bucket struct {
-	Capacity        float64
-	RefillPerSecond float64
-}
+type Bucket = simkit.Bucket
 
 // ARM's limits per principal and region (Azure Resource Manager request limits, token bucket model):
 // reads 250 refilled 25/s, writes 200 refilled 10/s; and the Network resource provider's own: 1000
 // writes and 10000 reads per five minutes.
 var (
-	ARMReads     = Bucket{250, 25}
-	ARMWrites    = Bucket{200, 10}
-	NetworkWrite = Bucket{1000, 1000.0 / 300}
-	NetworkRead  = Bucket{10000, 10000.0 / 300}
+	ARMReads     = Bucket{Capacity: 250, RefillPerSecond: 25}
+	ARMWrites    = Bucket{Capacity: 200, RefillPerSecond: 10}
+	NetworkWrite = Bucket{Capacity: 1000, RefillPerSecond: 1000.0 / 300}
+	NetworkRead  = Bucket{Capacity: 10000, RefillPerSecond: 10000.0 / 300}
 )
-
-type tokenBucket struct {
-	Bucket
-	tokens float64
-	last   time.Time
-}
-
-// take refills the bucket for the time since the last call and takes a token; when there is none it
-// returns how long until there is.
-func (b *tokenBucket) take(now time.Time) (bool, time.Duration) {
-	if !b.last.IsZero() {
-		b.tokens = min(b.Capacity, b.tokens+now.Sub(b.last).Seconds()*b.RefillPerSecond)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false, time.Duration((1 - b.tokens) / b.RefillPerSecond * float64(time.Second))
-	}
-	b.tokens--
-	return true, 0
-}
 
 // Fault is an error answer to inject.
 type Fault struct {
@@ -51,20 +29,14 @@ type Fault struct {
 	RetryAfter time.Duration
 }
 
-type injection struct {
-	Fault
-	n int
-}
-
 // faults are the injected misbehaviours. Guarded by Server.mu.
 type faults struct {
-	inject         map[string][]injection // action ("" for any) -> errors for its next calls
-	buckets        map[string]*tokenBucket
-	bucketSpecs    map[string]Bucket // "read"/"write" (ARM, per principal), "network-read"/"network-write"
-	etagRaces      map[string]int    // lower-cased NIC name -> writes that find another writer was first
-	lostAnswers    map[string]int    // action -> requests whose answer is lost after they were served
-	opFailures     []injection
-	latency        time.Duration
+	inject         simkit.Injections[Fault] // by action: errors for its next calls
+	buckets        map[string]*simkit.TokenBucket
+	bucketSpecs    map[string]Bucket        // "read"/"write" (ARM, per principal), "network-read"/"network-write"
+	etagRaces      map[string]int           // lower-cased NIC name -> writes that find another writer was first
+	lostAnswers    simkit.Countdown         // action -> requests whose answer is lost after they were served
+	opFailures     simkit.Injections[Fault] // under "": how the next accepted writes end
 	opLatency      time.Duration
 	opJitter       time.Duration // extra latency, uniform in [0, opJitter), drawn per operation
 	pollRetryAfter time.Duration
@@ -72,7 +44,7 @@ type faults struct {
 }
 
 func newFaults() faults {
-	return faults{inject: map[string][]injection{}, buckets: map[string]*tokenBucket{}, etagRaces: map[string]int{}, lostAnswers: map[string]int{},
+	return faults{buckets: map[string]*simkit.TokenBucket{}, etagRaces: map[string]int{}, lostAnswers: simkit.Countdown{},
 		pollRetryAfter: 10 * time.Second, busyRetryAfter: time.Second}
 }
 
@@ -81,7 +53,7 @@ func newFaults() faults {
 func (s *Server) Inject(action string, f Fault, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.inject[action] = append(s.faults.inject[action], injection{Fault: f, n: n})
+	s.faults.inject.Add(action, f, n)
 }
 
 // Throttle makes the next n requests needing action fail with 429 TooManyRequests and Retry-After.
@@ -119,11 +91,7 @@ func (s *Server) LoseAnswers(action string, n int) {
 
 // loseAnswer reports whether this request's answer is to be lost. The caller holds s.mu.
 func (s *Server) loseAnswer(action string) bool {
-	if s.faults.lostAnswers[action] <= 0 {
-		return false
-	}
-	s.faults.lostAnswers[action]--
-	return true
+	return s.faults.lostAnswers.Take(action)
 }
 
 // FailOperations makes the next n accepted NIC writes end as failed operations with code (their change
@@ -131,22 +99,22 @@ func (s *Server) loseAnswer(action string) bool {
 func (s *Server) FailOperations(code string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.opFailures = append(s.faults.opFailures, injection{Fault: Fault{Status: http.StatusInternalServerError, Code: code,
-		Message: "Injected by the simulator: the operation failed."}, n: n})
+	s.faults.opFailures.Add("", Fault{Status: http.StatusInternalServerError, Code: code,
+		Message: "Injected by the simulator: the operation failed."}, n)
 }
 
 // ClearFaults removes injected errors, ETag races and operation failures that have not fired yet.
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.inject, s.faults.etagRaces, s.faults.opFailures, s.faults.lostAnswers = map[string][]injection{}, map[string]int{}, nil, map[string]int{}
+	s.faults.inject.Clear()
+	s.faults.opFailures.Clear()
+	s.faults.etagRaces, s.faults.lostAnswers = map[string]int{}, simkit.Countdown{}
 }
 
 // SetLatency delays every answer by d.
 func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.latency = d
+	s.latency.Set(d)
 }
 
 // SetOperationLatency makes every accepted NIC write take d to complete (0: done when accepted).
@@ -185,7 +153,7 @@ func (s *Server) SetPollRetryAfter(d time.Duration) {
 func (s *Server) SetBuckets(b map[string]Bucket) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.bucketSpecs, s.faults.buckets = b, map[string]*tokenBucket{}
+	s.faults.bucketSpecs, s.faults.buckets = b, map[string]*simkit.TokenBucket{}
 }
 
 // UseAzureBuckets throttles with ARM's and the Network resource provider's documented limits.
@@ -196,14 +164,8 @@ func (s *Server) UseAzureBuckets() {
 // fault returns the error a request meets before it is served: an injected one, or throttling. The
 // caller holds s.mu.
 func (s *Server) fault(who, action, method string) *APIError {
-	for _, k := range []string{action, ""} {
-		if q := s.faults.inject[k]; len(q) > 0 {
-			if q[0].n--; q[0].n <= 0 {
-				s.faults.inject[k] = q[1:]
-			}
-			f := q[0].Fault
-			return &APIError{Status: f.Status, Code: f.Code, Message: f.Message, RetryAfter: f.RetryAfter}
-		}
+	if f, ok := s.faults.inject.Next(action); ok {
+		return &APIError{Status: f.Status, Code: f.Code, Message: f.Message, RetryAfter: f.RetryAfter}
 	}
 	class := "read"
 	if method != http.MethodGet {
@@ -230,22 +192,18 @@ func (s *Server) takeToken(who, name string) (time.Duration, bool) {
 	k := who + "/" + name
 	b := s.faults.buckets[k]
 	if b == nil {
-		b = &tokenBucket{Bucket: spec, tokens: spec.Capacity}
+		b = simkit.NewTokenBucket(spec)
 		s.faults.buckets[k] = b
 	}
-	ok, wait := b.take(s.now())
+	ok, wait := b.Take(s.now())
 	return wait, ok
 }
 
 // nextOpFailure returns the failure the next accepted write is to end with, if any. The caller holds s.mu.
 func (s *Server) nextOpFailure() *APIError {
-	q := s.faults.opFailures
-	if len(q) == 0 {
+	f, ok := s.faults.opFailures.Next("")
+	if !ok {
 		return nil
 	}
-	if q[0].n--; q[0].n <= 0 {
-		s.faults.opFailures = q[1:]
-	}
-	f := q[0].Fault
 	return &APIError{Status: f.Status, Code: f.Code, Message: f.Message}
 }

@@ -21,6 +21,7 @@ package azuresim
 
 import (
 	"fmt"
+	"github.com/egressgw/egressgw/test/simkit"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -62,8 +63,9 @@ type Event struct {
 // Server is the simulated ARM endpoint; it implements http.Handler.
 type Server struct {
 	opts    Options
-	fireMu  sync.Mutex // serializes completions with their OnChange calls, so events arrive in order
-	mu      sync.Mutex // guards everything below
+	fireMu  sync.Mutex     // serializes completions with their OnChange calls, so events arrive in order
+	latency simkit.Latency // injected answer latency; its own lock, so that requests wait it unlocked
+	mu      sync.Mutex     // guards everything below
 	st      *state
 	faults  faults
 	actions map[string]int
@@ -80,12 +82,7 @@ func New(m Model, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Clock == nil {
-		opts.Clock = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Clock, opts.Logger = simkit.OrWallClock(opts.Clock), simkit.OrQuiet(opts.Logger)
 	s := &Server{opts: opts, st: st, actions: map[string]int{}, callers: map[string]int{}, tokens: map[string]int{}}
 	s.faults = newFaults()
 	return s, nil
@@ -181,20 +178,10 @@ func cutConnection(w http.ResponseWriter) {
 
 // wait applies the injected answer latency, ending early when the client gives up.
 func (s *Server) wait(r *http.Request) *APIError {
-	s.mu.Lock()
-	d := s.faults.latency
-	s.mu.Unlock()
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-r.Context().Done():
+	if !s.latency.Wait(r.Context()) {
 		return apiErr(http.StatusInternalServerError, CodeInternalServerError, "client went away")
-	case <-t.C:
-		return nil
 	}
+	return nil
 }
 
 // serve dispatches an admitted request to its handler.

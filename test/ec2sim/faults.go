@@ -1,16 +1,14 @@
 package ec2sim
 
 import (
+	"github.com/egressgw/egressgw/test/simkit"
 	"strings"
 	"time"
 )
 
 // Bucket is a token bucket of EC2's request throttling: Capacity requests at once, refilled at
 // RefillPerSecond. EC2 keeps one bucket per account, region and action.
-type Bucket struct {
-	Capacity        float64
-	RefillPerSecond float64
-}
+type Bucket = simkit.Bucket
 
 // AWSBuckets are the bucket sizes EC2 documents for the actions the provider calls: Assign/Unassign 100
 // refilled 5/s, the generic mutating bucket (AssociateAddress, DisassociateAddress) 50 refilled 5/s, and
@@ -18,53 +16,33 @@ type Bucket struct {
 // Describe calls with neither IDs, filters nor pagination: 50 refilled 10/s.
 var (
 	AWSBuckets = map[string]Bucket{
-		"AssignPrivateIpAddresses":   {100, 5},
-		"UnassignPrivateIpAddresses": {100, 5},
-		"AssociateAddress":           {50, 5},
-		"DisassociateAddress":        {50, 5},
+		"AssignPrivateIpAddresses":   {Capacity: 100, RefillPerSecond: 5},
+		"UnassignPrivateIpAddresses": {Capacity: 100, RefillPerSecond: 5},
+		"AssociateAddress":           {Capacity: 50, RefillPerSecond: 5},
+		"DisassociateAddress":        {Capacity: 50, RefillPerSecond: 5},
 		// The interface lifecycle draws on the generic mutating bucket's size; CreateTags has its own.
-		"CreateNetworkInterface":          {50, 5},
-		"AttachNetworkInterface":          {50, 5},
-		"ModifyNetworkInterfaceAttribute": {50, 5},
-		"DetachNetworkInterface":          {50, 5},
-		"DeleteNetworkInterface":          {50, 5},
-		"CreateTags":                      {100, 10},
-		"DescribeInstances":               {100, 20},
-		"DescribeNetworkInterfaces":       {100, 20},
-		"DescribeSubnets":                 {100, 20},
-		"DescribeInstanceTypes":           {100, 20},
-		"DescribeAddresses":               {100, 20},
+		"CreateNetworkInterface":          {Capacity: 50, RefillPerSecond: 5},
+		"AttachNetworkInterface":          {Capacity: 50, RefillPerSecond: 5},
+		"ModifyNetworkInterfaceAttribute": {Capacity: 50, RefillPerSecond: 5},
+		"DetachNetworkInterface":          {Capacity: 50, RefillPerSecond: 5},
+		"DeleteNetworkInterface":          {Capacity: 50, RefillPerSecond: 5},
+		"CreateTags":                      {Capacity: 100, RefillPerSecond: 10},
+		"DescribeInstances":               {Capacity: 100, RefillPerSecond: 20},
+		"DescribeNetworkInterfaces":       {Capacity: 100, RefillPerSecond: 20},
+		"DescribeSubnets":                 {Capacity: 100, RefillPerSecond: 20},
+		"DescribeInstanceTypes":           {Capacity: 100, RefillPerSecond: 20},
+		"DescribeAddresses":               {Capacity: 100, RefillPerSecond: 20},
 	}
-	UnfilteredBucket = Bucket{50, 10}
+	UnfilteredBucket = Bucket{Capacity: 50, RefillPerSecond: 10}
 )
 
 // unfilteredKey names the unfiltered Describe bucket among the per-action ones.
 const unfilteredKey = "unfiltered Describe"
 
-type tokenBucket struct {
-	Bucket
-	tokens float64
-	last   time.Time
-}
-
-// take refills the bucket for the time since the last call and takes one token if there is one.
-func (b *tokenBucket) take(now time.Time) bool {
-	if !b.last.IsZero() {
-		b.tokens = min(b.Capacity, b.tokens+now.Sub(b.last).Seconds()*b.RefillPerSecond)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
 // faults are the injected misbehaviours of the simulated API. Guarded by Server.mu.
 type faults struct {
-	buckets    map[string]*tokenBucket
-	inject     map[string][]injection // action ("" for any) -> errors for its next calls, in order
-	latency    time.Duration
+	buckets    map[string]*simkit.TokenBucket
+	inject     simkit.Injections[string] // by action: EC2 error codes for its next calls
 	visibility time.Duration
 }
 
@@ -74,9 +52,9 @@ type faults struct {
 func (s *Server) SetBuckets(buckets map[string]Bucket) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.buckets = map[string]*tokenBucket{}
+	s.faults.buckets = map[string]*simkit.TokenBucket{}
 	for action, b := range buckets {
-		s.faults.buckets[action] = &tokenBucket{Bucket: b, tokens: b.Capacity}
+		s.faults.buckets[action] = simkit.NewTokenBucket(b)
 	}
 }
 
@@ -89,19 +67,13 @@ func (s *Server) UseAWSBuckets() {
 	s.SetBuckets(all)
 }
 
-// injection is an error code for the next n calls.
-type injection struct {
-	code string
-	n    int
-}
-
 // InjectError makes the next n calls of action (of every action when action is "") fail with EC2 error
 // code, before they change anything; errors injected earlier fire first. The HTTP status follows the code
 // (see APIError.Status): RequestLimitExceeded and Unavailable are 503, InternalError 500.
 func (s *Server) InjectError(action, code string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.inject[action] = append(s.faults.inject[action], injection{code: code, n: n})
+	s.faults.inject.Add(action, code, n)
 }
 
 // Throttle makes the next n calls of action (every action when "") fail with RequestLimitExceeded.
@@ -113,14 +85,12 @@ func (s *Server) Throttle(action string, n int) {
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.inject = map[string][]injection{}
+	s.faults.inject.Clear()
 }
 
 // SetLatency delays every answer by d.
 func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.latency = d
+	s.latency.Set(d)
 }
 
 // SetVisibilityDelay makes Describe answers show the state as it was d ago (EC2's eventual consistency):
@@ -135,19 +105,14 @@ func (s *Server) SetVisibilityDelay(d time.Duration) {
 // fault returns the error a request meets before it is served, if any: an injected one, or throttling by
 // its bucket. The caller holds s.mu.
 func (s *Server) fault(r request) *APIError {
-	for _, key := range []string{r.action, ""} {
-		if q := s.faults.inject[key]; len(q) > 0 {
-			if q[0].n--; q[0].n <= 0 {
-				s.faults.inject[key] = q[1:]
-			}
-			return injected(q[0].code)
-		}
+	if code, ok := s.faults.inject.Next(r.action); ok {
+		return injected(code)
 	}
 	key := r.action
 	if strings.HasPrefix(r.action, "Describe") && !filtered(r) {
 		key = unfilteredKey
 	}
-	if b := s.faults.buckets[key]; b != nil && !b.take(s.now()) {
+	if b := s.faults.buckets[key]; b != nil && !b.Allow(s.now()) {
 		return apiErr(CodeRequestLimitExceeded, defaultMessageForThrottling)
 	}
 	return nil

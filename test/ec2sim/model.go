@@ -1,10 +1,7 @@
 package ec2sim
 
 import (
-	"fmt"
-	"os"
-
-	"sigs.k8s.io/yaml"
+	"github.com/egressgw/egressgw/test/simkit"
 )
 
 // Model is the VPC a simulator starts from, as written in a model file (YAML or JSON). Instances'
@@ -87,19 +84,7 @@ type ElasticIPSpec struct {
 }
 
 // LoadModel reads a model file (YAML or JSON).
-func LoadModel(path string) (Model, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Model{}, err
-	}
-	return ParseModel(data)
-}
+func LoadModel(path string) (Model, error) { return simkit.LoadModel[Model](path) }
 
 // ParseModel parses a model (YAML or JSON); unknown fields are an error so that typos do not pass silently.
-func ParseModel(data []byte) (Model, error) {
-	var m Model
-	if err := yaml.UnmarshalStrict(data, &m); err != nil {
-		return Model{}, fmt.Errorf("model: %w", err)
-	}
-	return m, nil
-}
+func ParseModel(data []byte) (Model, error) { return simkit.ParseModel[Model](data) }

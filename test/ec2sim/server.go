@@ -15,6 +15,7 @@ package ec2sim
 
 import (
 	"fmt"
+	"github.com/egressgw/egressgw/test/simkit"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -46,8 +47,9 @@ type Options struct {
 // Server is the simulated EC2 endpoint; it implements http.Handler.
 type Server struct {
 	opts    Options
-	writeMu sync.Mutex // serializes writes with their OnChange calls, so events arrive in commit order
-	mu      sync.Mutex // guards everything below
+	writeMu sync.Mutex     // serializes writes with their OnChange calls, so events arrive in commit order
+	latency simkit.Latency // injected answer latency; its own lock, so that requests wait it unlocked
+	mu      sync.Mutex     // guards everything below
 	st      *state
 	history []snapshot
 	faults  faults
@@ -67,15 +69,8 @@ func New(m Model, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Clock == nil {
-		opts.Clock = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	s := &Server{opts: opts, st: st, actions: map[string]int{}}
-	s.faults.inject = map[string][]injection{}
-	return s, nil
+	opts.Clock, opts.Logger = simkit.OrWallClock(opts.Clock), simkit.OrQuiet(opts.Logger)
+	return &Server{opts: opts, st: st, actions: map[string]int{}}, nil
 }
 
 func (s *Server) now() time.Time { return s.opts.Clock() }
@@ -161,20 +156,10 @@ func (s *Server) checkProtocol(hr *http.Request, r request) *APIError {
 
 // wait applies the injected latency, ending early when the client gives up.
 func (s *Server) wait(hr *http.Request) *APIError {
-	s.mu.Lock()
-	d := s.faults.latency
-	s.mu.Unlock()
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-hr.Context().Done():
+	if !s.latency.Wait(hr.Context()) {
 		return apiErr(CodeInternalError, "client went away")
-	case <-t.C:
-		return nil
 	}
+	return nil
 }
 
 func (s *Server) serve(r request) (any, *APIError) {

@@ -1,6 +1,7 @@
 package gcpsim
 
 import (
+	"github.com/egressgw/egressgw/test/simkit"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -23,42 +24,18 @@ var quotaGroup = map[string]string{
 
 // faults are the injected misbehaviours. Guarded by Server.mu.
 type faults struct {
-	inject            map[string][]injection // method ("" for any) -> errors for its next calls
-	quotas            map[string]*bucket
-	latency           time.Duration
+	inject            simkit.Injections[*APIError] // by method: errors for its next calls
+	quotas            map[string]*simkit.TokenBucket
 	opLatency         time.Duration
 	opLatencyMax      time.Duration // when above opLatency, each operation draws its latency in between
 	opErrors          []string
 	staleFingerprints int
-	lost              map[string]int       // method -> answers to replace with 503 after the request took effect
+	lost              simkit.Countdown     // method -> answers to replace with 503 after the request took effect
 	deletions         map[string]time.Time // instance key -> when it is gone
 }
 
 func newFaults() faults {
-	return faults{inject: map[string][]injection{}, quotas: map[string]*bucket{}, deletions: map[string]time.Time{}, lost: map[string]int{}}
-}
-
-type injection struct {
-	err *APIError
-	n   int
-}
-
-// bucket is a per-minute rate quota: PerMinute requests at once, refilled evenly over the minute.
-type bucket struct {
-	perMinute, tokens float64
-	last              time.Time
-}
-
-func (b *bucket) take(now time.Time) bool {
-	if !b.last.IsZero() {
-		b.tokens = min(b.perMinute, b.tokens+now.Sub(b.last).Minutes()*b.perMinute)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return faults{quotas: map[string]*simkit.TokenBucket{}, deletions: map[string]time.Time{}, lost: simkit.Countdown{}}
 }
 
 // InjectError makes the next n calls of method (every method when "") fail with this HTTP status and
@@ -70,7 +47,7 @@ func (s *Server) InjectError(method string, status int, reason string, n int) {
 	if reason == ReasonRateLimitExceeded {
 		msg = "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute' of service 'compute.googleapis.com'."
 	}
-	s.faults.inject[method] = append(s.faults.inject[method], injection{err: apiErr(status, reason, "%s", msg), n: n})
+	s.faults.inject.Add(method, apiErr(status, reason, "%s", msg), n)
 }
 
 // Throttle makes the next n calls of method (every method when "") fail with 429 rateLimitExceeded.
@@ -90,10 +67,10 @@ func (s *Server) LoseAnswers(method string, n int) {
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.inject = map[string][]injection{}
+	s.faults.inject.Clear()
 	s.faults.opErrors = nil
 	s.faults.staleFingerprints = 0
-	s.faults.lost = map[string]int{}
+	s.faults.lost = simkit.Countdown{}
 }
 
 // SetRateQuota meters a quota group (QuotaRead, QuotaWrite, QuotaOperations) at perMinute requests,
@@ -105,14 +82,13 @@ func (s *Server) SetRateQuota(group string, perMinute int) {
 		delete(s.faults.quotas, group)
 		return
 	}
-	s.faults.quotas[group] = &bucket{perMinute: float64(perMinute), tokens: float64(perMinute)}
+	// A per-minute quota is a bucket of the minute's requests, refilled evenly over the minute.
+	s.faults.quotas[group] = simkit.NewTokenBucket(simkit.Bucket{Capacity: float64(perMinute), RefillPerSecond: float64(perMinute) / 60})
 }
 
 // SetLatency delays every answer by d.
 func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.latency = d
+	s.latency.Set(d)
 }
 
 // SetOperationLatency makes operations started from now on take d from insertion to DONE (PENDING for
@@ -183,15 +159,10 @@ func (s *Server) DeleteInstance(zone, name string, d time.Duration) {
 // fault returns the error a request meets before it is served: an injected one, or a rate quota. The
 // caller holds s.mu.
 func (s *Server) fault(method string) *APIError {
-	for _, key := range []string{method, ""} {
-		if q := s.faults.inject[key]; len(q) > 0 {
-			if q[0].n--; q[0].n <= 0 {
-				s.faults.inject[key] = q[1:]
-			}
-			return q[0].err
-		}
+	if aerr, ok := s.faults.inject.Next(method); ok {
+		return aerr
 	}
-	if b := s.faults.quotas[quotaGroup[method]]; b != nil && !b.take(s.now()) {
+	if b := s.faults.quotas[quotaGroup[method]]; b != nil && !b.Allow(s.now()) {
 		return apiErr(http.StatusForbidden, ReasonRateLimitExceeded,
 			"Quota exceeded for quota metric '%s requests' and limit '%s requests per minute' of service 'compute.googleapis.com'.", quotaGroup[method], quotaGroup[method])
 	}

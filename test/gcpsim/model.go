@@ -1,10 +1,7 @@
 package gcpsim
 
 import (
-	"fmt"
-	"os"
-
-	"sigs.k8s.io/yaml"
+	"github.com/egressgw/egressgw/test/simkit"
 )
 
 // Model is the project a simulator starts from, as written in a model file (YAML or JSON). Subnetworks
@@ -71,15 +68,6 @@ type AliasSpec struct {
 	SubnetworkRangeName string `json:"subnetworkRangeName,omitempty"`
 }
 
-// LoadModel reads a model file.
-func LoadModel(path string) (Model, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Model{}, err
-	}
-	var m Model
-	if err := yaml.UnmarshalStrict(data, &m); err != nil {
-		return Model{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return m, nil
-}
+// LoadModel reads a model file (YAML or JSON); unknown fields are an error so that typos do not pass
+// silently.
+func LoadModel(path string) (Model, error) { return simkit.LoadModel[Model](path) }

@@ -24,6 +24,7 @@
 package gcpsim
 
 import (
+	"github.com/egressgw/egressgw/test/simkit"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -50,16 +51,17 @@ type Options struct {
 
 // Server is the simulated compute endpoint; it implements http.Handler.
 type Server struct {
-	opts   Options
-	mux    *http.ServeMux
-	mu     sync.Mutex // guards everything below
-	st     *state
-	ops    map[string]*operation // by zone/name
-	opSeq  []string
-	reqIDs map[string]*operation // by requestId
-	faults faults
-	calls  map[string]int // by method
-	perms  map[string]int // by permission
+	opts    Options
+	mux     *http.ServeMux
+	latency simkit.Latency // injected answer latency; its own lock, so that requests wait it unlocked
+	mu      sync.Mutex     // guards everything below
+	st      *state
+	ops     map[string]*operation // by zone/name
+	opSeq   []string
+	reqIDs  map[string]*operation // by requestId
+	faults  faults
+	calls   map[string]int // by method
+	perms   map[string]int // by permission
 }
 
 // New builds a server from a model.
@@ -68,12 +70,7 @@ func New(m Model, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Clock == nil {
-		opts.Clock = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Clock, opts.Logger = simkit.OrWallClock(opts.Clock), simkit.OrQuiet(opts.Logger)
 	s := &Server{opts: opts, st: st, ops: map[string]*operation{}, reqIDs: map[string]*operation{},
 		calls: map[string]int{}, perms: map[string]int{}}
 	s.faults = newFaults()
@@ -123,8 +120,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method, permissio
 		s.mu.Lock()
 		s.settle()
 		body, aerr = h(s, r, caller)
-		if aerr == nil && s.faults.lost[method] > 0 { // done, but the answer never reaches the client
-			s.faults.lost[method]--
+		if aerr == nil && s.faults.lost.Take(method) { // done, but the answer never reaches the client
 			aerr = apiErr(http.StatusServiceUnavailable, ReasonBackendError, "Injected by the simulator after the request took effect.")
 		}
 		s.mu.Unlock()
@@ -174,18 +170,8 @@ func (s *Server) authorize(token, permission, resource string) *APIError {
 
 // wait applies the injected answer latency, ending early when the client gives up.
 func (s *Server) wait(r *http.Request) *APIError {
-	s.mu.Lock()
-	d := s.faults.latency
-	s.mu.Unlock()
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-r.Context().Done():
+	if !s.latency.Wait(r.Context()) {
 		return apiErr(http.StatusServiceUnavailable, ReasonBackendError, "client went away")
-	case <-t.C:
-		return nil
 	}
+	return nil
 }

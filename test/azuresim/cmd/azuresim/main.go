@@ -10,19 +10,13 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"os"
-	"os/exec"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/egressgw/egressgw/test/azuresim"
+	"github.com/egressgw/egressgw/test/simkit"
 )
 
 type options struct {
@@ -42,18 +36,11 @@ func main() {
 	flag.DurationVar(&o.retryAfter, "poll-retry-after", 10*time.Second, "Retry-After sent while an operation runs (the Network resource provider sends 10s; 0: none)")
 	flag.BoolVar(&o.azureBuckets, "azure-buckets", false, "throttle with ARM's and the Network resource provider's documented limits")
 	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(o, log); err != nil {
-		log.Error("azuresim stopped", "error", err)
-		os.Exit(1)
-	}
+	simkit.Main("azuresim", func(log *slog.Logger) error { return run(o, log) })
 }
 
 func run(o options, log *slog.Logger) error {
-	if o.model == "" {
-		return errors.New("-model is required")
-	}
-	m, err := azuresim.LoadModel(o.model)
+	m, err := simkit.LoadModelFlag(o.model, azuresim.LoadModel)
 	if err != nil {
 		return err
 	}
@@ -74,29 +61,13 @@ func run(o options, log *slog.Logger) error {
 	if err := ca.WritePEM(o.caOut); err != nil {
 		return fmt.Errorf("write the CA certificate: %w", err)
 	}
-	return serve(o.listen, sim, ca, log)
-}
-
-// serve runs the HTTPS server until SIGINT or SIGTERM.
-func serve(addr string, h http.Handler, ca *azuresim.CA, log *slog.Logger) error {
 	cfg, err := ca.ServerConfig()
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := simkit.SignalContext()
 	defer stop()
-	srv := &http.Server{Addr: addr, Handler: h, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
-	log.Info("azuresim serving", "address", "https://"+addr)
-	if err := srv.ListenAndServeTLS("", ""); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return simkit.Serve(ctx, "azuresim", o.listen, sim, cfg, log)
 }
 
 // hook returns the OnChange callback: with a command, it runs it synchronously, so that a fabric route is
@@ -106,17 +77,8 @@ func hook(command string, log *slog.Logger) func(azuresim.Event) {
 		return nil
 	}
 	return func(ev azuresim.Event) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		hop := ""
-		if ev.NextHop.IsValid() {
-			hop = ev.NextHop.String()
-		}
-		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-		cmd.Env = append(os.Environ(), "EGRESSGW_IP="+ev.IP.String(), "EGRESSGW_INTERFACE="+ev.Interface, "EGRESSGW_INSTANCE="+ev.Instance,
-			"EGRESSGW_NEXT_HOP="+hop, "EGRESSGW_PREV_INTERFACE="+ev.PrevInterface, "EGRESSGW_PUBLIC_IP="+ev.PublicIP)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			log.Error("on-change command failed", "ip", ev.IP, "error", err, "output", fmt.Sprintf("%q", out))
-		}
+		simkit.RunHook(command, []string{"EGRESSGW_IP=" + ev.IP.String(), "EGRESSGW_INTERFACE=" + ev.Interface, "EGRESSGW_INSTANCE=" + ev.Instance,
+			"EGRESSGW_NEXT_HOP=" + simkit.AddrOrEmpty(ev.NextHop), "EGRESSGW_PREV_INTERFACE=" + ev.PrevInterface,
+			"EGRESSGW_PUBLIC_IP=" + ev.PublicIP}, log, "ip", ev.IP)
 	}
 }

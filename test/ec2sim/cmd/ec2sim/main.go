@@ -7,19 +7,14 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/egressgw/egressgw/test/ec2sim"
+	"github.com/egressgw/egressgw/test/simkit"
 )
 
 type options struct {
@@ -38,18 +33,11 @@ func main() {
 	flag.DurationVar(&o.latency, "latency", 0, "delay every answer by this much")
 	flag.DurationVar(&o.visibility, "visibility-delay", 0, "Describe calls show writes only after this delay")
 	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(o, log); err != nil {
-		log.Error("ec2sim stopped", "error", err)
-		os.Exit(1)
-	}
+	simkit.Main("ec2sim", func(log *slog.Logger) error { return run(o, log) })
 }
 
 func run(o options, log *slog.Logger) error {
-	if o.model == "" {
-		return errors.New("-model is required")
-	}
-	m, err := ec2sim.LoadModel(o.model)
+	m, err := simkit.LoadModelFlag(o.model, ec2sim.LoadModel)
 	if err != nil {
 		return err
 	}
@@ -72,25 +60,9 @@ func run(o options, log *slog.Logger) error {
 	}
 	sim.SetLatency(o.latency)
 	sim.SetVisibilityDelay(o.visibility)
-	return serve(o.listen, sim, log)
-}
-
-// serve runs the HTTP server until SIGINT or SIGTERM.
-func serve(addr string, h http.Handler, log *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := simkit.SignalContext()
 	defer stop()
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
-	log.Info("ec2sim serving", "address", addr)
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return simkit.Serve(ctx, "ec2sim", o.listen, sim, nil, log)
 }
 
 // hook returns the OnChange callback: the simulator already logs each change; with a command, it also
@@ -100,21 +72,8 @@ func hook(command string, log *slog.Logger) func(ec2sim.Event) {
 		return nil
 	}
 	return func(ev ec2sim.Event) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-		cmd.Env = append(os.Environ(), "EGRESSGW_IP="+ev.IP.String(), "EGRESSGW_INSTANCE="+ev.Instance,
-			"EGRESSGW_INTERFACE="+ev.Interface, "EGRESSGW_NEXT_HOP="+nextHop(ev), "EGRESSGW_PREV_INSTANCE="+ev.PrevInstance,
-			"EGRESSGW_PREV_INTERFACE="+ev.PrevInterface)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			log.Error("on-change command failed", "ip", ev.IP, "error", err, "output", fmt.Sprintf("%q", out))
-		}
+		simkit.RunHook(command, []string{"EGRESSGW_IP=" + ev.IP.String(), "EGRESSGW_INSTANCE=" + ev.Instance,
+			"EGRESSGW_INTERFACE=" + ev.Interface, "EGRESSGW_NEXT_HOP=" + simkit.AddrOrEmpty(ev.NextHop),
+			"EGRESSGW_PREV_INSTANCE=" + ev.PrevInstance, "EGRESSGW_PREV_INTERFACE=" + ev.PrevInterface}, log, "ip", ev.IP)
 	}
-}
-
-func nextHop(ev ec2sim.Event) string {
-	if !ev.NextHop.IsValid() {
-		return ""
-	}
-	return ev.NextHop.String()
 }

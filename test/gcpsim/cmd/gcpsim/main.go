@@ -9,18 +9,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"log/slog"
-	"net/http"
-	"os"
-	"os/exec"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/egressgw/egressgw/test/gcpsim"
+	"github.com/egressgw/egressgw/test/simkit"
 )
 
 type options struct {
@@ -39,18 +33,11 @@ func main() {
 	flag.IntVar(&o.readQuota, "read-quota", 0, "read requests per minute before 403 rateLimitExceeded (0: unlimited)")
 	flag.IntVar(&o.writeQuota, "write-quota", 0, "write requests per minute before 403 rateLimitExceeded (0: unlimited)")
 	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(o, log); err != nil {
-		log.Error("gcpsim stopped", "error", err)
-		os.Exit(1)
-	}
+	simkit.Main("gcpsim", func(log *slog.Logger) error { return run(o, log) })
 }
 
 func run(o options, log *slog.Logger) error {
-	if o.model == "" {
-		return errors.New("-model is required")
-	}
-	m, err := gcpsim.LoadModel(o.model)
+	m, err := simkit.LoadModelFlag(o.model, gcpsim.LoadModel)
 	if err != nil {
 		return err
 	}
@@ -62,10 +49,10 @@ func run(o options, log *slog.Logger) error {
 	sim.SetOperationLatency(o.opLatency)
 	sim.SetRateQuota(gcpsim.QuotaRead, o.readQuota)
 	sim.SetRateQuota(gcpsim.QuotaWrite, o.writeQuota)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := simkit.SignalContext()
 	defer stop()
 	go settle(ctx, sim)
-	return serve(ctx, o.listen, sim, log)
+	return simkit.Serve(ctx, "gcpsim", o.listen, sim, nil, log)
 }
 
 // settle completes due operations on a ticker, so that OnChange fires when an operation's time comes
@@ -83,22 +70,6 @@ func settle(ctx context.Context, sim *gcpsim.Server) {
 	}
 }
 
-// serve runs the HTTP server until ctx ends.
-func serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
-	log.Info("gcpsim serving", "address", addr)
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
 // hook returns the OnChange callback: with a command, it runs it synchronously, so that a fabric route
 // is in place before the operation is reported DONE.
 func hook(command string, log *slog.Logger) func(gcpsim.Event) {
@@ -107,18 +78,8 @@ func hook(command string, log *slog.Logger) func(gcpsim.Event) {
 		if command == "" {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-		nextHop := ""
-		if ev.NextHop.IsValid() {
-			nextHop = ev.NextHop.String()
-		}
-		cmd.Env = append(os.Environ(), "EGRESSGW_IP="+ev.IP.String(), "EGRESSGW_INSTANCE="+ev.Instance, "EGRESSGW_ZONE="+ev.Zone,
-			"EGRESSGW_INTERFACE="+ev.Interface, "EGRESSGW_NEXT_HOP="+nextHop, "EGRESSGW_PREV_INSTANCE="+ev.PrevInstance,
-			"EGRESSGW_PREV_ZONE="+ev.PrevZone)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			log.Error("on-change command failed", "ip", ev.IP, "error", err, "output", fmt.Sprintf("%q", out))
-		}
+		simkit.RunHook(command, []string{"EGRESSGW_IP=" + ev.IP.String(), "EGRESSGW_INSTANCE=" + ev.Instance, "EGRESSGW_ZONE=" + ev.Zone,
+			"EGRESSGW_INTERFACE=" + ev.Interface, "EGRESSGW_NEXT_HOP=" + simkit.AddrOrEmpty(ev.NextHop),
+			"EGRESSGW_PREV_INSTANCE=" + ev.PrevInstance, "EGRESSGW_PREV_ZONE=" + ev.PrevZone}, log, "ip", ev.IP)
 	}
 }

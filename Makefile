@@ -7,7 +7,8 @@ SHELL := /usr/bin/env bash
 export PATH := $(PATH):/usr/local/go/bin
 .SHELLFLAGS := -eu -o pipefail -c
 GO ?= go
-# Extra flags for `go test`, for example GOTEST_FLAGS='-run TestCRD -count=1'.
+# Extra flags for `go test`, for example GOTEST_FLAGS='-run TestCRD'. Results are never taken from the test
+# cache (-count=1): the datapath tests depend on the kernel and its tools, which the cache does not see.
 GOTEST_FLAGS ?=
 
 .PHONY: all build generate test lab envtest-assets test-deps vet fmt-check bench-datapath bench-manager bench-azure bench-agent
@@ -41,7 +42,7 @@ fmt-check:
 test: test-deps fmt-check vet
 	@if [[ $$(id -u) -ne 0 ]]; then echo "make test: not root: the network-namespace tests will skip (they need root)"; fi
 	@assets=$$(test/tools/build-envtest-assets.sh); \
-	KUBEBUILDER_ASSETS=$$assets $(GO) test -race -json -timeout 30m $(GOTEST_FLAGS) ./... | $(GO) run ./test/testreport
+	KUBEBUILDER_ASSETS=$$assets $(GO) test -race -json -count=1 -timeout 30m $(GOTEST_FLAGS) ./... | $(GO) run ./test/testreport
 
 ## bench-datapath: the datapath's figures (root): full apply of 10,000 pods, one pod change, iperf3
 ## throughput through the tunnel against direct SNAT, with the controls that explain the gap (docs/datapath.md).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,6 +199,7 @@ func testLeaderCrashInMove(t *testing.T, passWrites int, wantBetween string) {
 // TestHungReleaseDelaysNoOtherGateway fails two gateway nodes at once, each holding another gateway's
 // IP, both IPs bound for the same healthy node; the first node's VM is hung, so releasing from it never
 // completes. The other gateway's IP must move meanwhile, and the hung one once the VM answers again.
+// The failures happen while no leader runs, so that the next leader plans both moves in one pass.
 func TestHungReleaseDelaysNoOtherGateway(t *testing.T) {
 	g := newGCPProject(t)
 	c := newCluster(t, g.provider(t, "m1"))
@@ -208,20 +210,38 @@ func TestHungReleaseDelaysNoOtherGateway(t *testing.T) {
 		spec.NodeSelector = egressgwv1.LabelSelector{MatchLabels: map[string]egressgwv1.LabelValue{gw.pool: "true"}}
 		c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: gw.name}, Spec: spec})
 	}
-	c.startManager("m1", func(o *manager.RunOptions) { o.Config.CloudTimeout = 15 * time.Second })
+	bounded := func(o *manager.RunOptions) { o.Config.CloudTimeout = 15 * time.Second }
+	stop1, _ := c.startManager("m1", bounded)
 	c.eventually("each IP on its pool's node", func() (bool, string) {
 		return g.holder("10.0.1.50") == "gw-a1" && g.holder("10.0.1.51") == "gw-a2", g.holder("10.0.1.50") + " " + g.holder("10.0.1.51")
 	})
+	stop1()
 	worker := c.node("worker-a4")
 	worker.Labels = map[string]string{"pool-a": "true", "pool-b": "true"}
 	if err := c.env.Client.Update(context.Background(), worker); err != nil {
 		t.Fatal(err)
 	}
-
 	g.sim.SetHung("us-central1-a", "gw-a1", true)
 	c.killAgent("gw-a1")
 	c.killAgent("gw-a2")
-	c.eventually("gw-b's IP on worker-a4", func() (bool, string) { return g.holder("10.0.1.51") == "worker-a4", g.holder("10.0.1.51") })
+
+	for len(c.moves) > 0 {
+		<-c.moves // m1's placements
+	}
+	c.startManager("m2", bounded)
+	for {
+		rec := c.nextMove(t)
+		if !slices.Contains(rec.IPs, addr("10.0.1.51")) {
+			continue
+		}
+		if rec.Err != nil || len(rec.IPs) != 1 || rec.To != "worker-a4" {
+			t.Fatalf("gw-b's first move after the failure: %+v; want 10.0.1.51 alone to worker-a4, done, whatever gw-a1's release does", rec)
+		}
+		break
+	}
+	if h := g.holder("10.0.1.51"); h != "worker-a4" {
+		t.Fatalf("gw-b's IP is on %q, want worker-a4", h)
+	}
 	if h := g.holder("10.0.1.50"); h != "gw-a1" {
 		t.Fatalf("gw-a's IP is on %q while its old VM is hung; want it still there", h)
 	}

@@ -57,11 +57,11 @@ type ipHistory struct {
 	mu      sync.Mutex
 	holders map[netip.Addr]map[string]bool
 	most    map[netip.Addr]int
-	log     []string
+	log     map[netip.Addr][]string
 }
 
 func newIPHistory() *ipHistory {
-	return &ipHistory{holders: map[netip.Addr]map[string]bool{}, most: map[netip.Addr]int{}}
+	return &ipHistory{holders: map[netip.Addr]map[string]bool{}, most: map[netip.Addr]int{}, log: map[netip.Addr][]string{}}
 }
 
 func (h *ipHistory) record(ip netip.Addr, prev, now string) {
@@ -75,7 +75,7 @@ func (h *ipHistory) record(ip netip.Addr, prev, now string) {
 		h.holders[ip][now] = true
 	}
 	h.most[ip] = max(h.most[ip], len(h.holders[ip]))
-	h.log = append(h.log, fmt.Sprintf("%s: %q -> %q", ip, prev, now))
+	h.log[ip] = append(h.log[ip], fmt.Sprintf("%q -> %q", prev, now))
 }
 
 // check fails the test if ip was ever on two NICs at once.
@@ -84,9 +84,9 @@ func (h *ipHistory) check(t *testing.T, ip netip.Addr) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.most[ip] > 1 {
-		t.Errorf("%s was on %d NICs at once; history %v", ip, h.most[ip], h.log)
+		t.Errorf("%s was on %d NICs at once; history %v", ip, h.most[ip], h.log[ip])
 	}
-	t.Logf("history of %s: %v", ip, h.log)
+	t.Logf("history of %s: %v", ip, h.log[ip])
 }
 
 // writeGate sits before a simulator. It can hold the NIC writes from a chosen one on: a held request

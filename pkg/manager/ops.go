@@ -48,9 +48,13 @@ func (c *Controller) runMove(ctx context.Context, m *moveOp) {
 	c.kick()
 }
 
-// cloudMove moves in one call where the cloud allows it, else releases from the old node and assigns
-// to the new one, IP by IP.
+// cloudMove moves in one call where the cloud allows it, else releases each IP from wherever the cloud
+// has it and assigns it to the new node. The whole move shares one deadline, so that a release hanging on
+// a dead VM fails this move in time and holds up no other (two-step moves are one per old node, see
+// planMove).
 func (c *Controller) cloudMove(ctx context.Context, m *moveOp) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.CloudTimeout)
+	defer cancel()
 	to, err := c.providerNodeNamed(ctx, m.to)
 	if err != nil {
 		return err
@@ -59,8 +63,10 @@ func (c *Controller) cloudMove(ctx context.Context, m *moveOp) error {
 		return c.call(ctx, "Move", func(ctx context.Context) error { return mover.Move(ctx, to, m.ips) })
 	}
 	for i, ip := range m.ips {
-		if err := c.releaseFrom(ctx, m.from[i], m.to, ip); err != nil {
-			return err
+		if m.from[i] != "" {
+			if err := c.releaseHeld(ctx, m.to, ip); err != nil {
+				return err
+			}
 		}
 		a := providers.Assignment{IP: ip, PublicIP: c.publicIDOf(ip)}
 		if err := c.call(ctx, "Assign", func(ctx context.Context) error { return c.provider.Assign(ctx, to, a) }); err != nil {
@@ -70,17 +76,53 @@ func (c *Controller) cloudMove(ctx context.Context, m *moveOp) error {
 	return nil
 }
 
-func (c *Controller) releaseFrom(ctx context.Context, from, to string, ip netip.Addr) error {
-	if from == "" || from == to {
+// releaseHeld releases ip from wherever the cloud has it now, unless that is node keep. It goes by the
+// cloud's Location, not by a Node object: the old node's Node may be deleted, or its name may now stand
+// for another instance. An IP the cloud holds nowhere is free; an old instance that is gone (ErrNotFound)
+// took the IP with it. Either way the caller may assign: Assign still refuses an IP held elsewhere, so the
+// IP never lands on two NICs.
+func (c *Controller) releaseHeld(ctx context.Context, keep string, ip netip.Addr) error {
+	locs, err := c.locate(ctx, []netip.Addr{ip})
+	if err != nil {
+		return fmt.Errorf("locating %s before releasing it: %w", ip, err)
+	}
+	loc, held := locs[ip]
+	if !held {
 		return nil
 	}
-	old, err := c.providerNodeNamed(ctx, from)
-	if err != nil {
+	name, old, err := c.holderOf(loc)
+	if err != nil || name == keep {
 		return err
 	}
-	return c.call(ctx, "Release", func(ctx context.Context) error {
+	err = c.call(ctx, "Release", func(ctx context.Context) error {
 		return c.provider.Release(ctx, old, providers.Assignment{IP: ip})
 	})
+	if errors.Is(err, providers.ErrNotFound) {
+		c.log.Info("the instance that held the egress IP is gone, and the IP with it", "ip", ip, "node", name, "instance", loc.Instance)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("releasing %s from %s (instance %s): %w", ip, name, loc.Instance, err)
+	}
+	return nil
+}
+
+// holderOf names the gateway node whose instance holds an IP, as the provider needs it, from the cloud's
+// record the manager keeps of every node it described, which outlives the Node object. Anything else
+// holding the IP is not taken from.
+func (c *Controller) holderOf(loc providers.Location) (string, providers.Node, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if loc.Primary {
+		return "", providers.Node{}, fmt.Errorf("%s is the primary address of instance %s: %w", loc.IP, loc.Instance, providers.ErrAssignedElsewhere)
+	}
+	for name, nc := range c.nodes {
+		if loc.Instance != "" && nc.info.Instance == loc.Instance && nc.node.ProviderID != "" {
+			return name, nc.node, nil
+		}
+	}
+	return "", providers.Node{}, fmt.Errorf("%s is held by %s, which is not a gateway node of this cluster, and is not taken from it: %w",
+		loc.IP, describeHolder(loc), providers.ErrAssignedElsewhere)
 }
 
 // call runs one provider call under the cloud timeout and records its latency and errors.
@@ -182,7 +224,7 @@ func (c *Controller) assign(ctx context.Context, node string, a providers.Assign
 func (c *Controller) releaseOperation(st *ipState) op {
 	node, ip := st.node, st.ip
 	return c.ipOperation(st, PriorityBackground, "release "+ip.String(),
-		func(ctx context.Context) error { return c.releaseFrom(ctx, node, "", ip) },
+		func(ctx context.Context) error { return c.releaseHeld(ctx, "", ip) },
 		func(err error) {
 			if err != nil {
 				c.retryLater(st, err, "releasing failed", time.Now())

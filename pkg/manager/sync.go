@@ -12,6 +12,7 @@ import (
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
 	"github.com/egressgw/egressgw/pkg/failover"
+	"github.com/egressgw/egressgw/providers"
 )
 
 // view is what the last sync derived from the cluster, kept for the status writes of the cloud
@@ -148,7 +149,7 @@ func (c *Controller) placementGateway(gw *egressgwv1.EgressGateway, members []st
 // decide turns placement's decisions into state changes, moves grouped by target node, and other
 // cloud operations. Caller holds c.mu.
 func (c *Controller) decide(ctx context.Context, decisions []failover.Decision, now time.Time) ([]*moveOp, []op) {
-	byTarget := map[string]*moveOp{}
+	byTarget := map[string]*moveOp{} // see planMove
 	var ops []op
 	unplaced := 0
 	for _, d := range decisions {
@@ -202,11 +203,18 @@ func (c *Controller) settle(st *ipState, now time.Time) []op {
 	return []op{c.associateOperation(st)}
 }
 
+// planMove adds an IP to the move to its new node. A cloud that moves in one call gets one move per
+// target node; a two-step move gets one per target and old node, so that a release hanging on a dead
+// VM holds up only the IPs leaving that VM.
 func (c *Controller) planMove(moves map[string]*moveOp, st *ipState, d failover.Decision, now time.Time) {
-	m := moves[d.Node]
+	key := d.Node
+	if _, oneCall := c.provider.(providers.Mover); !oneCall {
+		key += "\x00" + st.node
+	}
+	m := moves[key]
 	if m == nil {
 		m = &moveOp{to: d.Node, priority: PriorityPlacement}
-		moves[d.Node] = m
+		moves[key] = m
 	}
 	why := "new egress IP"
 	if st.node != "" {

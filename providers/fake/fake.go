@@ -1,6 +1,6 @@
-// Package fake is an in-memory providers.Provider (and providers.Mover) for unit tests of the manager. It
-// keeps the contract's rules (subnet, capacity, one node per IP, idempotency), records every call, and can
-// be told to fail or slow down any method.
+// Package fake is an in-memory providers.Provider (and providers.Mover, or not: WithoutMover) for unit tests
+// of the manager. It keeps the contract's rules (subnet, capacity, one node per IP, idempotency), records
+// every call, and can be told to fail or slow down any method.
 package fake
 
 import (

@@ -117,3 +117,30 @@ func TestInjectedErrorsAndDelaysAreRecorded(t *testing.T) {
 		t.Fatalf("calls %+v", calls)
 	}
 }
+
+func TestWithoutMoverIsNoMoverAndSharesTheCloud(t *testing.T) {
+	p := newCloud(3)
+	two := p.WithoutMover()
+	if _, ok := two.(providers.Mover); ok {
+		t.Fatal("WithoutMover still implements providers.Mover")
+	}
+	ctx := context.Background()
+	if err := two.Assign(ctx, nodeA, providers.Assignment{IP: ip50}); err != nil {
+		t.Fatal(err)
+	}
+	if err := two.Assign(ctx, nodeB, providers.Assignment{IP: ip50}); !errors.Is(err, providers.ErrAssignedElsewhere) {
+		t.Fatalf("assign held elsewhere: got %v", err)
+	}
+	if err := two.Release(ctx, nodeA, providers.Assignment{IP: ip50}); err != nil {
+		t.Fatal(err)
+	}
+	if err := two.Assign(ctx, nodeB, providers.Assignment{IP: ip50}); err != nil {
+		t.Fatal(err)
+	}
+	if owner, _ := p.Owner(ip50); owner != nodeB.ProviderID {
+		t.Fatalf("owner %q, want %s", owner, nodeB.ProviderID)
+	}
+	if n := len(p.Calls()); n != 4 {
+		t.Fatalf("%d calls recorded on the shared fake, want 4", n)
+	}
+}

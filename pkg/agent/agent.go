@@ -47,7 +47,7 @@ type Options struct {
 	// Registry receives the agent's metrics.
 	Registry prometheus.Registerer
 	// HealthBindAddress is where /healthz, /readyz and /metrics are served: "" is this node's InternalIP
-	// on failover.DefaultAgentHealthPort (where the manager probes), "0" serves nothing.
+	// on agenthealth.DefaultPort (where the manager probes), "0" serves nothing.
 	HealthBindAddress string
 	// Gatherer serves /metrics; the Registry when it is a *prometheus.Registry.
 	Gatherer prometheus.Gatherer

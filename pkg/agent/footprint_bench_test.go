@@ -25,7 +25,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
-	"github.com/egressgw/egressgw/pkg/failover"
+	"github.com/egressgw/egressgw/pkg/agenthealth"
 	"github.com/egressgw/egressgw/test/envtest"
 	"github.com/egressgw/egressgw/test/netlab"
 )
@@ -155,7 +155,7 @@ func startAgentBinary(tb testing.TB, bin string, n *netlab.Node, args []string) 
 			_ = cmd.Wait()
 		}
 	})
-	readyz := fmt.Sprintf("http://%s:%d/readyz", n.IP, failover.DefaultAgentHealthPort)
+	readyz := fmt.Sprintf("http://%s:%d/readyz", n.IP, agenthealth.DefaultPort)
 	for time.Since(start) < 3*time.Minute {
 		if resp, err := nsHTTPClient(n.NS).Get(readyz); err == nil {
 			resp.Body.Close()

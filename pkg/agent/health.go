@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vishvananda/netlink"
 
-	"github.com/egressgw/egressgw/pkg/failover"
+	"github.com/egressgw/egressgw/pkg/agenthealth"
 	"github.com/egressgw/egressgw/pkg/nodeagent"
 )
 
@@ -108,8 +108,8 @@ func (a *Agent) uplinkIndex(d *nodeagent.Desired) int {
 // serve egress), /readyz (200 once the first full apply is done) and /metrics.
 func (a *Agent) Handler(gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(failover.DefaultAgentHealthPath, nodeagent.HealthHandler(a.check))
-	mux.Handle("/readyz", nodeagent.HealthHandler(func() error {
+	mux.Handle(agenthealth.DefaultPath, agenthealth.Handler(a.check))
+	mux.Handle("/readyz", agenthealth.Handler(func() error {
 		select {
 		case <-a.ready:
 			return nil
@@ -132,5 +132,5 @@ func (a *Agent) HealthAddress() (string, error) {
 	if !ok {
 		return "", fmt.Errorf("node %q has no IPv4 InternalIP", a.opts.Node)
 	}
-	return net.JoinHostPort(ip.String(), fmt.Sprint(failover.DefaultAgentHealthPort)), nil
+	return net.JoinHostPort(ip.String(), fmt.Sprint(agenthealth.DefaultPort)), nil
 }

@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
-	"github.com/egressgw/egressgw/pkg/failover"
+	"github.com/egressgw/egressgw/pkg/agenthealth"
 )
 
 // TestHealthFollowsTheDatapath: /readyz and the manager's /healthz answer 200 once the first apply is
@@ -31,7 +31,7 @@ func TestHealthFollowsTheDatapath(t *testing.T) {
 		b, _ := io.ReadAll(rec.Body)
 		return rec.Code, string(b)
 	}
-	for _, path := range []string{"/readyz", failover.DefaultAgentHealthPath} {
+	for _, path := range []string{"/readyz", agenthealth.DefaultPath} {
 		if code, body := get(path); code != http.StatusOK {
 			t.Errorf("%s: %d %s, want 200 after the first apply", path, code, body)
 		}
@@ -40,14 +40,14 @@ func TestHealthFollowsTheDatapath(t *testing.T) {
 	if _, err := n2.NS.Run(context.Background(), nil, "ip", "link", "set", "eth0", "down"); err != nil {
 		t.Fatal(err)
 	}
-	code, body := get(failover.DefaultAgentHealthPath)
+	code, body := get(agenthealth.DefaultPath)
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "uplink eth0 is down") {
 		t.Errorf("uplink down: %d %q, want 503 naming the uplink", code, body)
 	}
 	if _, err := n2.NS.Run(context.Background(), nil, "ip", "link", "set", "eth0", "up"); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := get(failover.DefaultAgentHealthPath); code != http.StatusOK {
+	if code, body := get(agenthealth.DefaultPath); code != http.StatusOK {
 		t.Errorf("uplink up again: %d %s, want 200", code, body)
 	}
 }
@@ -69,7 +69,7 @@ func TestNotReadyUntilProgrammed(t *testing.T) {
 		return rec.Code, string(b)
 	}
 	c.eventually("a failed first apply", func() (bool, string) {
-		code, body := get(failover.DefaultAgentHealthPath)
+		code, body := get(agenthealth.DefaultPath)
 		return code == http.StatusServiceUnavailable && strings.Contains(body, `node "node1" has no IPv4 address`), fmt.Sprint(code, body)
 	})
 	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "first full apply") {
@@ -81,7 +81,7 @@ func TestNotReadyUntilProgrammed(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("not ready 60 s after the Node appeared")
 	}
-	for _, path := range []string{"/readyz", failover.DefaultAgentHealthPath} {
+	for _, path := range []string{"/readyz", agenthealth.DefaultPath} {
 		if code, body := get(path); code != http.StatusOK {
 			t.Errorf("%s after the Node appeared: %d %s", path, code, body)
 		}

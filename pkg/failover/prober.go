@@ -11,13 +11,6 @@ import (
 	"time"
 )
 
-// Where agents serve their health endpoint on each node's InternalIP (nodeagent.HealthHandler), unless
-// configured otherwise on both sides.
-const (
-	DefaultAgentHealthPort = 9561
-	DefaultAgentHealthPath = "/healthz"
-)
-
 // Target is the health endpoint of a gateway node's agent.
 type Target struct {
 	Node string

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/egressgw/egressgw/pkg/agenthealth"
 	"github.com/egressgw/egressgw/pkg/failover"
 )
 
@@ -38,8 +39,8 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		AgentHealthPort:  failover.DefaultAgentHealthPort,
-		AgentHealthPath:  failover.DefaultAgentHealthPath,
+		AgentHealthPort:  agenthealth.DefaultPort,
+		AgentHealthPath:  agenthealth.DefaultPath,
 		Probe:            failover.DefaultProberConfig(),
 		CloudConcurrency: 8,
 		CloudTimeout:     30 * time.Second,

@@ -1,4 +1,4 @@
-package nodeagent
+package agenthealth
 
 import (
 	"errors"
@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-func TestHealthHandler(t *testing.T) {
+func TestHandler(t *testing.T) {
 	var state error
-	srv := httptest.NewServer(HealthHandler(func() error { return state }))
+	srv := httptest.NewServer(Handler(func() error { return state }))
 	defer srv.Close()
 	get := func() (int, string) {
 		resp, err := http.Get(srv.URL + "/healthz")

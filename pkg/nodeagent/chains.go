@@ -78,24 +78,6 @@ func renderChains(k *kernelState, cfg Config) {
 		t.chains[j.to] = nil
 	}
 	k.table("filter").chains[chainAccept] = acceptRules(cfg)
-	orderJumps(k)
-}
-
-// orderJumps puts first-position jumps before last-position ones in each built-in chain.
-func orderJumps(k *kernelState) {
-	for _, j := range jumps {
-		if !j.last {
-			continue
-		}
-		rules := k.table(j.table).chains[j.from]
-		for i, r := range rules {
-			if r == j.spec() {
-				rules = append(append(rules[:i:i], rules[i+1:]...), r)
-				break
-			}
-		}
-		k.table(j.table).chains[j.from] = rules
-	}
 }
 
 func acceptRules(cfg Config) []string {

@@ -96,7 +96,7 @@ func run(o options) (err error) {
 	return lab.Demonstrate(ctx, l, os.Stdout, o.failovers)
 }
 
-func pidFile(o options) string { return filepath.Join(o.stateDir, "lab.pid") }
+func pidFile(o options) string   { return filepath.Join(o.stateDir, "lab.pid") }
 func readyFile(o options) string { return filepath.Join(o.stateDir, "ready") }
 
 // up starts `lab serve` in the background and waits until it says the lab is ready.

@@ -122,3 +122,8 @@ func askOnce(ctx context.Context, ns *netlab.Namespace, network string, server n
 	ap, err := netip.ParseAddrPort(src)
 	return ap.Addr(), err
 }
+
+// Ask sends one request from p to the firewall and returns the source it saw.
+func (p *Pod) Ask(ctx context.Context, network string, dest netip.Addr, token string, timeout time.Duration) (netip.Addr, error) {
+	return askOnce(ctx, p.NS, network, netip.AddrPortFrom(dest, netlab.EchoPort), token, timeout)
+}

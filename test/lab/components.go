@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
@@ -219,4 +221,56 @@ func (l *Lab) WaitFor(ctx context.Context, limit time.Duration, what string, con
 		}
 	}
 	return fmt.Errorf("%s: not after %s: %s", what, limit, last)
+}
+
+// RestartAgent stops n's agent with SIGTERM (which leaves the datapath in place), starts it again and
+// waits until it is ready.
+func (l *Lab) RestartAgent(ctx context.Context, name string) error {
+	n := l.Node(name)
+	if n == nil {
+		return fmt.Errorf("no node %s", name)
+	}
+	if p := l.procs["agent-"+name]; p != nil {
+		if err := p.stop(syscall.SIGTERM, 10*time.Second); err != nil {
+			return err
+		}
+	}
+	if err := l.startAgent(n); err != nil {
+		return err
+	}
+	return l.waitAgentReady(ctx, n, time.Minute)
+}
+
+// Leader is the manager replica (1 or 2) that holds the leader election Lease, from the replicas' logs
+// since their last start (the Lease names a host and a random suffix, the same host for both here).
+func (l *Lab) Leader() (int, error) {
+	for i := range l.managerNodes() {
+		name := fmt.Sprintf("manager-%d", i+1)
+		if p := l.procs[name]; p == nil || p.exited() {
+			continue
+		}
+		data, err := os.ReadFile(l.path("logs", name+".log"))
+		if err != nil {
+			return 0, err
+		}
+		current := string(data)
+		if k := strings.LastIndex(current, "\n---- "); k >= 0 {
+			current = current[k:]
+		}
+		if strings.Contains(current, "Successfully acquired lease") {
+			return i + 1, nil
+		}
+	}
+	return 0, errors.New("no running manager replica has acquired the lease")
+}
+
+// KillManager kills replica i with SIGKILL, as a node or container crash does.
+func (l *Lab) KillManager(i int) error {
+	p := l.procs[fmt.Sprintf("manager-%d", i)]
+	if p == nil {
+		return fmt.Errorf("no manager-%d", i)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	return nil
 }

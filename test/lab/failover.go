@@ -40,23 +40,25 @@ func (f Failover) String() string {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
 
-// attempt is one request of the failover client.
-type attempt struct {
-	at  time.Time
-	src netip.Addr
-	ok  bool
+// Attempt is one request of a Prober: when it was sent, and the source the firewall saw if it was answered.
+type Attempt struct {
+	At  time.Time
+	Src netip.Addr
+	OK  bool
 }
 
-// prober sends a request every ProbeInterval from pod to the firewall until stopped.
-type prober struct {
+// Prober sends a UDP request every ProbeInterval from a pod to the firewall until stopped, each from a
+// new socket, as a client retrying would.
+type Prober struct {
 	mu       sync.Mutex
-	attempts []attempt
+	attempts []Attempt
 	stop     chan struct{}
 	done     chan struct{}
 }
 
-func startProber(ctx context.Context, p *Pod) *prober {
-	pr := &prober{stop: make(chan struct{}), done: make(chan struct{})}
+// StartProber starts asking the firewall from p.
+func StartProber(ctx context.Context, p *Pod) *Prober {
+	pr := &Prober{stop: make(chan struct{}), done: make(chan struct{})}
 	server := netip.AddrPortFrom(netlab.ServerIP, netlab.EchoPort)
 	go func() {
 		defer close(pr.done)
@@ -66,7 +68,7 @@ func startProber(ctx context.Context, p *Pod) *prober {
 			at := time.Now()
 			src, err := askOnce(ctx, p.NS, "udp", server, fmt.Sprintf("failover-%d-%d", at.UnixNano(), i), ProbeInterval)
 			pr.mu.Lock()
-			pr.attempts = append(pr.attempts, attempt{at: at, src: src, ok: err == nil})
+			pr.attempts = append(pr.attempts, Attempt{At: at, Src: src, OK: err == nil})
 			pr.mu.Unlock()
 			select {
 			case <-pr.stop:
@@ -78,30 +80,62 @@ func startProber(ctx context.Context, p *Pod) *prober {
 	return pr
 }
 
-func (pr *prober) finish() []attempt {
+// Finish stops the prober and returns its attempts.
+func (pr *Prober) Finish() []Attempt {
 	close(pr.stop)
 	<-pr.done
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
-	return append([]attempt(nil), pr.attempts...)
+	return append([]Attempt(nil), pr.attempts...)
 }
 
-// backSince is the first answered attempt after a failed one that came after t, and the failed one.
-func (pr *prober) backSince(t time.Time) (firstFail, back time.Time) {
+func (pr *Prober) backSince(t time.Time) (firstFail, back time.Time) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
-	for _, a := range pr.attempts {
-		if a.at.Before(t) {
+	return BackSince(pr.attempts, t)
+}
+
+// BackSince finds, among attempts sent from t on, the first unanswered one and the first answered one
+// after it: the edges of an outage (back is zero when none was answered again).
+func BackSince(attempts []Attempt, t time.Time) (firstFail, back time.Time) {
+	for _, a := range attempts {
+		if a.At.Before(t) {
 			continue
 		}
-		if !a.ok && firstFail.IsZero() {
-			firstFail = a.at
+		if !a.OK && firstFail.IsZero() {
+			firstFail = a.At
 		}
-		if a.ok && !firstFail.IsZero() {
-			return firstFail, a.at
+		if a.OK && !firstFail.IsZero() {
+			return firstFail, a.At
 		}
 	}
 	return firstFail, time.Time{}
+}
+
+// Sources counts the answered attempts by the source the firewall saw.
+func Sources(attempts []Attempt) map[netip.Addr]int {
+	out := map[netip.Addr]int{}
+	for _, a := range attempts {
+		if a.OK {
+			out[a.Src]++
+		}
+	}
+	return out
+}
+
+// LongestGap is the longest run of unanswered attempts, from the first of them to the next answer.
+func LongestGap(attempts []Attempt) time.Duration {
+	var longest time.Duration
+	var since time.Time
+	for _, a := range attempts {
+		switch {
+		case !a.OK && since.IsZero():
+			since = a.At
+		case a.OK && !since.IsZero():
+			longest, since = max(longest, a.At.Sub(since)), time.Time{}
+		}
+	}
+	return longest
 }
 
 // Holder is the node an egress IP of a gateway is Assigned to ("" when it is not Assigned).
@@ -124,16 +158,16 @@ func (l *Lab) Holder(ctx context.Context, gateway string, ip netip.Addr) (string
 // RunFailover kills the node holding the gateway's IP while client sends a request every 50 ms, measures
 // the outage and its parts, and revives the node.
 func (l *Lab) RunFailover(ctx context.Context, gateway string, ip netip.Addr, clientPod *Pod) (Failover, error) {
-	f := Failover{IP: ip, Sources: map[netip.Addr]int{}}
+	f := Failover{IP: ip}
 	var err error
 	if f.From, _, err = l.Holder(ctx, gateway, ip); err != nil || f.From == "" {
 		return f, fmt.Errorf("%s is not assigned before the trial (%v)", ip, err)
 	}
-	pr := startProber(ctx, clientPod)
+	pr := StartProber(ctx, clientPod)
 	time.Sleep(500 * time.Millisecond)
 	killed := time.Now()
 	if err := l.KillNode(f.From); err != nil {
-		pr.finish()
+		pr.Finish()
 		return f, err
 	}
 	deadline := killed.Add(60 * time.Second)
@@ -152,14 +186,9 @@ func (l *Lab) RunFailover(ctx context.Context, gateway string, ip netip.Addr, cl
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(time.Second) // the firewall must keep seeing the same address afterwards
-	attempts := pr.finish()
-	firstFail, back := (&prober{attempts: attempts}).backSince(killed)
-	for _, a := range attempts {
-		f.Sent++
-		if a.ok {
-			f.Sources[a.src]++
-		}
-	}
+	attempts := pr.Finish()
+	firstFail, back := BackSince(attempts, killed)
+	f.Sent, f.Sources = len(attempts), Sources(attempts)
 	if !back.IsZero() {
 		f.Outage, f.Back = back.Sub(firstFail), back.Sub(killed)
 	}
@@ -210,4 +239,11 @@ func Percentile(ds []time.Duration, p float64) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	k := int(p/100*float64(len(s))+0.5) - 1
 	return s[min(max(k, 0), len(s)-1)]
+}
+
+// Snapshot returns the attempts so far, the prober still running.
+func (pr *Prober) Snapshot() []Attempt {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return append([]Attempt(nil), pr.attempts...)
 }

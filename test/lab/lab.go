@@ -120,6 +120,12 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 }
 
 func (l *Lab) up(ctx context.Context) error {
+	// Each lab starts with fresh logs and node folders; the binaries stay (go build reuses them).
+	for _, d := range []string{"logs", "nodes"} {
+		if err := os.RemoveAll(filepath.Join(l.cfg.StateDir, d)); err != nil {
+			return err
+		}
+	}
 	for _, d := range []string{"bin", "logs", "nodes"} {
 		if err := os.MkdirAll(filepath.Join(l.cfg.StateDir, d), 0o755); err != nil {
 			return err

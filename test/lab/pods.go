@@ -38,6 +38,9 @@ type PodSpec struct {
 	Namespace, Name string
 	Labels          map[string]string
 	Node            string
+	// AfterAdd, when set, runs as soon as CNI ADD returned, before the Pod's status is written: where a
+	// container's first packet leaves.
+	AfterAdd func(*Pod)
 }
 
 // initialPods: on every node a selected pod of each tenant and an unselected one; a pod of the tenant
@@ -46,11 +49,11 @@ func (l *Lab) initialPods() []PodSpec {
 	var pods []PodSpec
 	for _, n := range l.Topo.Nodes {
 		pods = append(pods,
-			PodSpec{"payments", "pay-" + n.Name, map[string]string{"app": "pay"}, n.Name},
-			PodSpec{"payments", "web-" + n.Name, map[string]string{"app": "web"}, n.Name},
-			PodSpec{"reports", "report-" + n.Name, map[string]string{"app": "report"}, n.Name})
+			PodSpec{Namespace: "payments", Name: "pay-" + n.Name, Labels: map[string]string{"app": "pay"}, Node: n.Name},
+			PodSpec{Namespace: "payments", Name: "web-" + n.Name, Labels: map[string]string{"app": "web"}, Node: n.Name},
+			PodSpec{Namespace: "reports", Name: "report-" + n.Name, Labels: map[string]string{"app": "report"}, Node: n.Name})
 	}
-	return append(pods, PodSpec{"sandbox", "pay-node3", map[string]string{"app": "pay"}, "node3"})
+	return append(pods, PodSpec{Namespace: "sandbox", Name: "pay-node3", Labels: map[string]string{"app": "pay"}, Node: "node3"})
 }
 
 func (l *Lab) startPods(ctx context.Context) error {
@@ -102,6 +105,9 @@ func (l *Lab) StartPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 	p.Added = time.Now()
 	if p.IP, err = resultIP(result); err != nil {
 		return p, err
+	}
+	if spec.AfterAdd != nil {
+		spec.AfterAdd(p)
 	}
 	obj.Status = corev1.PodStatus{Phase: corev1.PodRunning, HostIP: n.IP.String(), PodIP: p.IP.String(),
 		HostIPs: []corev1.HostIP{{IP: n.IP.String()}}, PodIPs: []corev1.PodIP{{IP: p.IP.String()}},

@@ -88,8 +88,11 @@ The lab is running. Its kubeconfig: %[1]s
   kubectl describe egw gw-pay          # where each IP lives, conditions, Events
   kubectl get pods -A -o wide
 Ask the firewall from a pod (it answers with the source address it saw):
-  ip netns exec %[2]s sh -c 'echo hello | nc -w1 198.51.100.10 8080'
+  ip netns exec %[2]s bash -c 'exec 3<>/dev/tcp/198.51.100.10/8080; echo hello >&3; head -1 <&3'
+  (that is payments/pay-node3; every pod's namespace: ip netns list | grep %[4]s-p)
+Kill the gateway that holds 10.0.0.50 and watch the IP move (kubectl get egw -w):
+  ip netns exec %[4]s-fab iptables -I FORWARD -i n1 -j DROP   # node1's port; undo with -D
 Logs of every component: %[3]s
 Stop it with: make lab-down
-`, l.AdminKubeconfig, pod.NS.Name, l.path("logs"))
+`, l.AdminKubeconfig, pod.NS.Name, l.path("logs"), l.cfg.Prefix)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,8 +35,15 @@ type Failover struct {
 }
 
 func (f Failover) String() string {
-	return fmt.Sprintf("%s %s -> %s: outage %s (detected %s, moved in EC2 %s, status Assigned %s, firewall sees it again %s), %d requests, sources %v",
-		f.IP, f.From, f.To, ms(f.Outage), ms(f.Detected), ms(f.Moved), ms(f.Assigned), ms(f.Back), f.Sent, f.Sources)
+	var seen []string
+	answered := 0
+	for src, n := range f.Sources {
+		seen = append(seen, fmt.Sprintf("%s %d", src, n))
+		answered += n
+	}
+	sort.Strings(seen)
+	return fmt.Sprintf("%s %s -> %s: outage %s (status left %s at %s, EC2 moved it at %s, status Assigned at %s, firewall answered again at %s); %d requests, %d answered, from: %s",
+		f.IP, f.From, f.To, ms(f.Outage), f.From, ms(f.Detected), ms(f.Moved), ms(f.Assigned), ms(f.Back), f.Sent, answered, strings.Join(seen, ", "))
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }

@@ -169,17 +169,7 @@ func TestLeaderKilled(t *testing.T) {
 		if h, ok := l.Cloud.Sim.Where(lab.PayIP); !ok || h.Instance == "" {
 			t.Errorf("EC2 no longer shows %s on an instance: %+v", lab.PayIP, h)
 		}
-		unanswered := 0
-		for _, a := range attempts {
-			if !a.OK {
-				unanswered++
-			}
-		}
-		for src, n := range lab.Sources(attempts) {
-			if src != lab.PayIP {
-				t.Errorf("the firewall saw %d requests from %s", n, src)
-			}
-		}
+		unanswered := onlyEgressIP(t, attempts, "while the leader changed")
 		t.Logf("replica %d took over %s after replica %d was killed; %d of %d requests unanswered meanwhile (longest gap %s)",
 			other, took.Round(time.Millisecond), leader, unanswered, len(attempts), lab.LongestGap(attempts))
 		if err := l.StartManager(leader); err != nil {
@@ -215,11 +205,7 @@ func TestLeaderKilled(t *testing.T) {
 		}
 		attempts := pr.Finish()
 		firstFail, back := lab.BackSince(attempts, killed)
-		for src, n := range lab.Sources(attempts) {
-			if src != lab.PayIP {
-				t.Errorf("the firewall saw %d requests from %s", n, src)
-			}
-		}
+		onlyEgressIP(t, attempts, "during the failover")
 		if rerr := l.ReviveNode(ctx, from); rerr != nil {
 			t.Error(rerr)
 		}
@@ -235,4 +221,22 @@ func TestLeaderKilled(t *testing.T) {
 			t.Error(err)
 		}
 	})
+}
+
+// onlyEgressIP fails the test for every answered attempt the firewall saw from another address than
+// payments' egress IP, and returns how many attempts got no answer.
+func onlyEgressIP(t *testing.T, attempts []lab.Attempt, when string) int {
+	t.Helper()
+	for src, n := range lab.Sources(attempts) {
+		if src != lab.PayIP {
+			t.Errorf("the firewall saw %d requests from %s %s", n, src, when)
+		}
+	}
+	unanswered := 0
+	for _, a := range attempts {
+		if !a.OK {
+			unanswered++
+		}
+	}
+	return unanswered
 }

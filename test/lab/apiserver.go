@@ -4,23 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 
 	"github.com/go-logr/logr"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-
-	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
+	"github.com/egressgw/egressgw/test/envtest"
 	"github.com/egressgw/egressgw/test/netlab"
 )
 
@@ -45,11 +40,9 @@ func (l *Lab) startAPIServer(context.Context) error {
 		return errors.Join(fmt.Errorf("start kube-apiserver and etcd from %s: %w", l.cfg.Assets, err), l.env.Stop())
 	}
 	l.onClose(l.env.Stop)
-	scheme := k8sruntime.NewScheme()
-	for _, add := range []func(*k8sruntime.Scheme) error{clientgoscheme.AddToScheme, egressgwv1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			return err
-		}
+	scheme, err := envtest.Scheme()
+	if err != nil {
+		return err
 	}
 	if l.Client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		return err
@@ -95,34 +88,12 @@ func (l *Lab) reachAPIServer(ns *netlab.Namespace) error {
 
 // forward listens on addr inside ns and copies every connection to target, dialled from the host.
 func (l *Lab) forward(ns *netlab.Namespace, addr, target string) error {
-	var ln net.Listener
-	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
-		return fmt.Errorf("listen on %s in %s: %w", addr, ns.Name, err)
-	}
-	l.onClose(func() error { ln.Close(); return nil })
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go splice(in, target)
-		}
-	}()
-	return nil
-}
-
-func splice(in net.Conn, target string) {
-	defer in.Close()
-	out, err := net.Dial("tcp", target)
+	ln, err := ns.Forward(addr, target)
 	if err != nil {
-		return
+		return err
 	}
-	defer out.Close()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
-	<-done
+	l.onClose(ln.Close)
+	return nil
 }
 
 // restConfig is the admin's client configuration, for watches the lab runs itself.

@@ -103,7 +103,8 @@ type Provider interface {
 	DescribeNode(ctx context.Context, node Node) (NodeInfo, error)
 
 	// Assign makes the cloud hold a.IP on node's egress NIC and, if a.PublicIP is set, associates that
-	// public IP with a.IP. Assigning what is already there returns nil without a mutating call. Assign never
+	// public IP with a.IP; with a.PublicIP empty, a public IP still associated with a.IP is removed (the
+	// spec stopped naming one). Assigning what is already there returns nil without a mutating call. Assign never
 	// takes an IP away from another node: that is ErrAssignedElsewhere (use a Mover, or Release first);
 	// while the cloud's reads lag a recent write, the refusal may instead come as ErrPermanent with the
 	// cloud's own message ("in use"). Either way nothing moved.

@@ -15,7 +15,8 @@ import (
 )
 
 // Assign implements providers.Provider: the IP first (never taken from another ENI), then its Elastic IP.
-// A missing Elastic IP is found before anything changes.
+// A missing Elastic IP is found before anything changes. An Assignment without a public IP leaves the IP
+// without one: an Elastic IP still associated with it (the spec named one before) is disassociated.
 func (p *Provider) Assign(ctx context.Context, node providers.Node, a providers.Assignment) error {
 	return p.onNode(ctx, node, func(ctx context.Context, at attachment) error {
 		if err := at.check(a.IP); err != nil {
@@ -28,17 +29,24 @@ func (p *Provider) Assign(ctx context.Context, node providers.Node, a providers.
 				return err
 			}
 		}
-		if err := p.ensurePrivate(ctx, at, a.IP); err != nil || eip == nil {
+		was, err := p.ensurePrivate(ctx, at, a.IP)
+		switch {
+		case err != nil:
 			return err
+		case eip != nil:
+			return p.associate(ctx, at, a, *eip)
+		case was.associationID != "":
+			return p.disassociateIfHere(ctx, at, a.IP, was.associationID)
 		}
-		return p.associate(ctx, at, a, *eip)
+		return nil
 	})
 }
 
-// ensurePrivate puts ip on at's ENI unless it is there already; it refuses when another ENI holds it.
-func (p *Provider) ensurePrivate(ctx context.Context, at attachment, ip netip.Addr) error {
-	if done, err := p.placed(ctx, at, ip); done || err != nil {
-		return err
+// ensurePrivate puts ip on at's ENI unless it is there already (then it returns what Describe shows of
+// it); it refuses when another ENI holds it.
+func (p *Provider) ensurePrivate(ctx context.Context, at attachment, ip netip.Addr) (found, error) {
+	if was, done, err := p.placed(ctx, at, ip); done || err != nil {
+		return was, err
 	}
 	_, err := call(ctx, p, "AssignPrivateIpAddresses", func(ctx context.Context) (*ec2.AssignPrivateIpAddressesOutput, error) {
 		return p.ec2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
@@ -46,32 +54,33 @@ func (p *Provider) ensurePrivate(ctx context.Context, at attachment, ip netip.Ad
 	})
 	if err == nil {
 		p.log.Info("assigned egress IP", "node", at.node, "instance", at.instance, "eni", at.eni, "ip", ip)
-		return nil
+		return found{}, nil
 	}
 	// EC2 refuses an address held elsewhere with InvalidParameterValue, like any other bad value; look
 	// again to tell the two apart (and to see our own earlier try that succeeded after all).
 	if errors.Is(err, providers.ErrPermanent) {
-		if done, lerr := p.placed(ctx, at, ip); done || lerr != nil && errors.Is(lerr, providers.ErrAssignedElsewhere) {
-			return lerr
+		if was, done, lerr := p.placed(ctx, at, ip); done || lerr != nil && errors.Is(lerr, providers.ErrAssignedElsewhere) {
+			return was, lerr
 		}
 	}
-	return fmt.Errorf("assign %s to node %s (%s): %w", ip, at.node, at.eni, err)
+	return found{}, fmt.Errorf("assign %s to node %s (%s): %w", ip, at.node, at.eni, err)
 }
 
-// placed reports whether ip already is on at's ENI, or ErrAssignedElsewhere when another ENI holds it.
-func (p *Provider) placed(ctx context.Context, at attachment, ip netip.Addr) (bool, error) {
+// placed reports whether ip already is on at's ENI (with what Describe shows of it), or
+// ErrAssignedElsewhere when another ENI holds it.
+func (p *Provider) placed(ctx context.Context, at attachment, ip netip.Addr) (found, bool, error) {
 	f, ok, err := p.locateOne(ctx, at.vpc, ip)
 	switch {
 	case err != nil:
-		return false, err
+		return found{}, false, err
 	case !ok:
-		return false, nil
+		return found{}, false, nil
 	case f.Interface == at.eni:
-		return true, nil
+		return f, true, nil
 	case f.Primary:
-		return false, fmt.Errorf("%s is the primary address of %s (instance %s), not an egress IP: %w", ip, f.Interface, f.Instance, providers.ErrAssignedElsewhere)
+		return found{}, false, fmt.Errorf("%s is the primary address of %s (instance %s), not an egress IP: %w", ip, f.Interface, f.Instance, providers.ErrAssignedElsewhere)
 	}
-	return false, fmt.Errorf("%s is on %s (instance %s), not on node %s: %w", ip, f.Interface, f.Instance, at.node, providers.ErrAssignedElsewhere)
+	return found{}, false, fmt.Errorf("%s is on %s (instance %s), not on node %s: %w", ip, f.Interface, f.Instance, at.node, providers.ErrAssignedElsewhere)
 }
 
 // Move implements providers.Mover: one AssignPrivateIpAddresses call with AllowReassignment for all ips;

@@ -168,3 +168,25 @@ func TestUnknownInstanceAndElasticIP(t *testing.T) {
 		t.Fatalf("mutating calls were made: %v", got)
 	}
 }
+
+// TestAssignWithoutAPublicIPDisassociatesTheOldOne: publicIP removed from the spec is an Assign without
+// one; the Elastic IP leaves the address (and is free for another), the address stays, and a repeat
+// changes nothing.
+func TestAssignWithoutAPublicIPDisassociatesTheOldOne(t *testing.T) {
+	e, p := start(t)
+	ctx := t.Context()
+	must(t, p.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50"), PublicIP: eip1}))
+	must(t, p.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50")}))
+	if h := e.wantOn(t, "10.0.1.50", eniA1); h.ElasticIP != "" {
+		t.Fatalf("publicIP removed, but %s is still associated: %+v", h.ElasticIP, h)
+	}
+	writes := e.calls("DisassociateAddress") + e.calls("AssignPrivateIpAddresses")
+	must(t, p.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50")}))
+	if got := e.calls("DisassociateAddress") + e.calls("AssignPrivateIpAddresses"); got != writes {
+		t.Fatalf("repeating the Assign made %d more mutating calls", got-writes)
+	}
+	must(t, p.Assign(ctx, gwA2, providers.Assignment{IP: ip("10.0.1.51"), PublicIP: eip1}))
+	if h := e.wantOn(t, "10.0.1.51", eniA2); h.ElasticIP != eip1 {
+		t.Fatalf("the freed Elastic IP did not go to its new address: %+v", h)
+	}
+}

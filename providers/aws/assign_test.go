@@ -190,3 +190,26 @@ func TestAssignWithoutAPublicIPDisassociatesTheOldOne(t *testing.T) {
 		t.Fatalf("the freed Elastic IP did not go to its new address: %+v", h)
 	}
 }
+
+// TestReservedAddressesAreRefusedUpFront: the first four and the last address of a subnet pass the CRD's
+// validation, but EC2 never assigns them; the provider says so without asking EC2, for Assign and Move.
+func TestReservedAddressesAreRefusedUpFront(t *testing.T) {
+	e, p := start(t)
+	ctx := t.Context()
+	for _, addr := range []string{"10.0.1.0", "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.255"} {
+		err := p.Assign(ctx, gwA1, providers.Assignment{IP: ip(addr)})
+		if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "reserved by AWS") {
+			t.Errorf("Assign %s: want a permanent refusal naming the reservation, got %v", addr, err)
+		}
+		err = p.Move(ctx, gwA1, []netip.Addr{ip("10.0.1.60"), ip(addr)})
+		if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), addr+" is reserved by AWS") {
+			t.Errorf("Move %s: want a permanent refusal naming the reservation, got %v", addr, err)
+		}
+	}
+	if n := e.calls("AssignPrivateIpAddresses"); n != 0 {
+		t.Fatalf("%d AssignPrivateIpAddresses calls for addresses EC2 refuses forever", n)
+	}
+	must(t, p.Move(ctx, gwA1, []netip.Addr{ip("10.0.1.4"), ip("10.0.1.254")})) // the first and last usable
+	e.wantOn(t, "10.0.1.4", eniA1)
+	e.wantOn(t, "10.0.1.254", eniA1)
+}

@@ -59,7 +59,7 @@ func (p *Provider) ensurePrivate(ctx context.Context, at attachment, ip netip.Ad
 	// EC2 refuses an address held elsewhere with InvalidParameterValue, like any other bad value; look
 	// again to tell the two apart (and to see our own earlier try that succeeded after all).
 	if errors.Is(err, providers.ErrPermanent) {
-		if was, done, lerr := p.placed(ctx, at, ip); done || lerr != nil && errors.Is(lerr, providers.ErrAssignedElsewhere) {
+		if was, done, lerr := p.placed(ctx, at, ip); done || errors.Is(lerr, providers.ErrAssignedElsewhere) || errors.Is(lerr, providers.ErrIPInUse) {
 			return was, lerr
 		}
 	}
@@ -77,14 +77,16 @@ func (p *Provider) placed(ctx context.Context, at attachment, ip netip.Addr) (fo
 		return found{}, false, nil
 	case f.Interface == at.eni:
 		return f, true, nil
-	case f.Primary:
-		return found{}, false, fmt.Errorf("%s is the primary address of %s (instance %s), not an egress IP: %w", ip, f.Interface, f.Instance, providers.ErrAssignedElsewhere)
+	case f.InUse != "":
+		return found{}, false, refuseInUse(f, providers.ErrAssignedElsewhere)
 	}
 	return found{}, false, fmt.Errorf("%s is on %s (instance %s), not on node %s: %w", ip, f.Interface, f.Instance, at.node, providers.ErrAssignedElsewhere)
 }
 
-// Move implements providers.Mover: one AssignPrivateIpAddresses call with AllowReassignment for all ips;
-// EC2 moves their Elastic IPs with them.
+// Move implements providers.Mover: one AssignPrivateIpAddresses call for all ips; EC2 moves their Elastic
+// IPs with them. It reads first where the IPs are, and takes none held by an interface that is not
+// egressgw's (ownership.go): AllowReassignment would take a pod's address from the CNI as readily as an
+// egress IP from a failed gateway.
 func (p *Provider) Move(ctx context.Context, node providers.Node, ips []netip.Addr) error {
 	ips = slices.Compact(slices.SortedFunc(slices.Values(ips), netip.Addr.Compare))
 	return p.onNode(ctx, node, func(ctx context.Context, at attachment) error {
@@ -95,16 +97,59 @@ func (p *Provider) Move(ctx context.Context, node providers.Node, ips []netip.Ad
 	})
 }
 
+// move reassigns only when another egressgw interface holds one of ips: IPs the read shows free go with
+// AllowReassignment off, so that EC2 itself refuses one that something else took since the read. Such a
+// refusal (or a read that lagged) is looked at once more before it counts.
 func (p *Provider) move(ctx context.Context, at attachment, ips []netip.Addr) error {
-	_, err := call(ctx, p, "AssignPrivateIpAddresses", func(ctx context.Context) (*ec2.AssignPrivateIpAddressesOutput, error) {
-		return p.ec2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
-			NetworkInterfaceId: sdkaws.String(at.eni), PrivateIpAddresses: addrStrings(ips), AllowReassignment: sdkaws.Bool(true)})
-	})
+	reassign, err := p.takeable(ctx, at, ips)
+	if err != nil {
+		return err
+	}
+	err = p.assignAll(ctx, at, ips, reassign)
+	if err != nil && !reassign && errors.Is(err, providers.ErrPermanent) {
+		if again, lerr := p.takeable(ctx, at, ips); lerr != nil {
+			return lerr
+		} else if again {
+			err = p.assignAll(ctx, at, ips, true)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("move %v to node %s (%s): %w", ips, at.node, at.eni, err)
 	}
-	p.log.Info("moved egress IPs", "node", at.node, "instance", at.instance, "eni", at.eni, "ips", ips)
+	p.log.Info("moved egress IPs", "node", at.node, "instance", at.instance, "eni", at.eni, "ips", ips, "reassigned", reassign)
 	return nil
+}
+
+// takeable reads where ips are and refuses, naming every one, those held by something that is not
+// egressgw's; reassign says whether another egressgw interface holds any of them.
+func (p *Provider) takeable(ctx context.Context, at attachment, ips []netip.Addr) (reassign bool, err error) {
+	where, err := p.locate(ctx, []string{at.vpc}, ips)
+	if err != nil {
+		return false, err
+	}
+	var refused []error
+	for _, ip := range ips {
+		f, held := where[ip]
+		switch {
+		case !held || f.Interface == at.eni:
+		case f.InUse != "":
+			refused = append(refused, refuseInUse(f, providers.ErrPermanent))
+		default:
+			reassign = true
+		}
+	}
+	if err := errors.Join(refused...); err != nil {
+		return false, fmt.Errorf("move to node %s: %w", at.node, err)
+	}
+	return reassign, nil
+}
+
+func (p *Provider) assignAll(ctx context.Context, at attachment, ips []netip.Addr, reassign bool) error {
+	_, err := call(ctx, p, "AssignPrivateIpAddresses", func(ctx context.Context) (*ec2.AssignPrivateIpAddressesOutput, error) {
+		return p.ec2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
+			NetworkInterfaceId: sdkaws.String(at.eni), PrivateIpAddresses: addrStrings(ips), AllowReassignment: sdkaws.Bool(reassign)})
+	})
+	return err
 }
 
 // checkAll refuses a batch naming every IP that cannot go to at, so one answer fixes them all.

@@ -44,7 +44,7 @@ func (p *Provider) notEgress(nic types.NetworkInterface, f found) string {
 	if ours && primary {
 		return ""
 	}
-	return fmt.Sprintf("%s is held by %s%s, which is not the primary interface of a gateway tagged %s: it is another tool's address, and egressgw does not take it; choose another egress IP, or unassign it there",
+	return fmt.Sprintf("%s is held by %s%s, which is not the primary interface of a gateway tagged %s: egressgw takes it for another tool's address and does not take it; if the interface is a gateway's, tag it (docs/aws.md, Permissions), else choose another egress IP or unassign it there",
 		f.IP, f.Interface, onInstance(f.Instance), TagCluster)
 }
 

@@ -67,7 +67,7 @@ func (p *Provider) ensurePrivate(ctx context.Context, at attachment, ip netip.Ad
 }
 
 // placed reports whether ip already is on at's ENI (with what Describe shows of it), or
-// ErrAssignedElsewhere when another ENI holds it.
+// ErrAssignedElsewhere when another egressgw ENI holds it (ErrIPInUse as well when something else does).
 func (p *Provider) placed(ctx context.Context, at attachment, ip netip.Addr) (found, bool, error) {
 	f, ok, err := p.locateOne(ctx, at.vpc, ip)
 	switch {
@@ -107,16 +107,16 @@ func (p *Provider) move(ctx context.Context, at attachment, ips []netip.Addr) er
 	}
 	err = p.assignAll(ctx, at, ips, reassign)
 	if err != nil && !reassign && errors.Is(err, providers.ErrPermanent) {
-		if again, lerr := p.takeable(ctx, at, ips); lerr != nil {
-			return lerr
-		} else if again {
+		if reassign, err2 := p.takeable(ctx, at, ips); err2 != nil {
+			return err2
+		} else if reassign {
 			err = p.assignAll(ctx, at, ips, true)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("move %v to node %s (%s): %w", ips, at.node, at.eni, err)
 	}
-	p.log.Info("moved egress IPs", "node", at.node, "instance", at.instance, "eni", at.eni, "ips", ips, "reassigned", reassign)
+	p.log.Info("moved egress IPs", "node", at.node, "instance", at.instance, "eni", at.eni, "ips", ips)
 	return nil
 }
 

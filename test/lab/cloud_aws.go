@@ -93,6 +93,9 @@ func (s awsSpec) start(l *Lab, c *Cloud) error {
 		return err
 	}
 	c.where = func(ip netip.Addr) (string, bool) { h, ok := sim.Where(ip); return h.Instance, ok && h.Instance != "" }
+	if l.cfg.RealisticLatency {
+		sim.SetLatency(200 * time.Millisecond)
+	}
 	ln, err := l.listenLoopback()
 	if err != nil {
 		return err

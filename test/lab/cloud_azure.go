@@ -86,6 +86,9 @@ func (s *azureSpec) start(l *Lab, c *Cloud) error {
 		return err
 	}
 	c.where = func(ip netip.Addr) (string, bool) { h, ok := sim.Where(ip); return h.Instance, ok && h.Instance != "" }
+	if l.cfg.RealisticLatency {
+		sim.SetOperationLatencyRange(2*time.Second, 10*time.Second)
+	}
 	ca, err := azuresim.NewCA()
 	if err != nil {
 		return err

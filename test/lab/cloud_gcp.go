@@ -75,6 +75,9 @@ func (s gcpSpec) start(l *Lab, c *Cloud) error {
 		return err
 	}
 	c.where = func(ip netip.Addr) (string, bool) { h, ok := sim.Where(ip); return h.Instance, ok && h.Instance != "" }
+	if l.cfg.RealisticLatency {
+		sim.SetOperationLatencyRange(2*time.Second, 5*time.Second)
+	}
 	// Zone operations complete when their time has come; with latency they need a clock tick.
 	stop := make(chan struct{})
 	go func() {

@@ -47,6 +47,18 @@ type Config struct {
 	Out io.Writer
 	// Cloud is the cloud the lab simulates: aws (the default), gcp or azure.
 	Cloud string
+	// RealisticLatency makes the simulator as slow as its cloud (RealisticLatencies); the default answers
+	// at once, which shows egressgw's own share of a failover.
+	RealisticLatency bool
+}
+
+// RealisticLatencies says how slow each simulator is with Config.RealisticLatency: what the clouds take for
+// the calls of a move (EC2 answers AssignPrivateIpAddresses in a few hundred milliseconds; a Compute
+// Engine zone operation on a NIC takes about 2-5 s; an Azure NIC write's long-running operation 2-10 s).
+var RealisticLatencies = map[string]string{
+	AWS:   "every EC2 answer 200 ms",
+	GCP:   "zone operations 2-5 s",
+	Azure: "NIC writes 2-10 s",
 }
 
 // Lab is a running lab.

@@ -63,8 +63,9 @@ type Cloud struct {
 	URL  string
 	topo *netlab.Topology
 	log  func(string, ...any)
-	// where says which instance holds an IP, as the simulator sees it.
-	where func(netip.Addr) (string, bool)
+	// where says which instance holds an IP, as the simulator sees it; holders how many interfaces do.
+	where   func(netip.Addr) (string, bool)
+	holders func(netip.Addr) int
 
 	mu     sync.Mutex
 	enis   map[string]*netlab.ENI // AWS: by ENI ID
@@ -149,6 +150,9 @@ func (c *Cloud) Errors() []error {
 
 // Where is the instance that holds ip, as the cloud sees it.
 func (c *Cloud) Where(ip netip.Addr) (string, bool) { return c.where(ip) }
+
+// Holders is how many network interfaces hold ip: more than one must never happen.
+func (c *Cloud) Holders(ip netip.Addr) int { return c.holders(ip) }
 
 // sameInstance compares instance names as the clouds do (Azure resource IDs are case-insensitive).
 func sameInstance(a, b string) bool { return strings.EqualFold(a, b) }

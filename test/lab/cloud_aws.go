@@ -93,8 +93,12 @@ func (s awsSpec) start(l *Lab, c *Cloud) error {
 		return err
 	}
 	c.where = func(ip netip.Addr) (string, bool) { h, ok := sim.Where(ip); return h.Instance, ok && h.Instance != "" }
+	c.holders = func(ip netip.Addr) int { return len(sim.HoldersOf(ip)) }
 	if l.cfg.RealisticLatency {
 		sim.SetLatency(200 * time.Millisecond)
+	}
+	if d := l.cfg.OperationLatency; d > 0 {
+		sim.SetLatency(d)
 	}
 	ln, err := l.listenLoopback()
 	if err != nil {

@@ -75,8 +75,12 @@ func (s gcpSpec) start(l *Lab, c *Cloud) error {
 		return err
 	}
 	c.where = func(ip netip.Addr) (string, bool) { h, ok := sim.Where(ip); return h.Instance, ok && h.Instance != "" }
+	c.holders = func(ip netip.Addr) int { return len(sim.HoldersOf(ip)) }
 	if l.cfg.RealisticLatency {
 		sim.SetOperationLatencyRange(2*time.Second, 5*time.Second)
+	}
+	if d := l.cfg.OperationLatency; d > 0 {
+		sim.SetOperationLatency(d)
 	}
 	// Zone operations complete when their time has come; with latency they need a clock tick.
 	stop := make(chan struct{})

@@ -50,6 +50,9 @@ type Config struct {
 	// RealisticLatency makes the simulator as slow as its cloud (RealisticLatencies); the default answers
 	// at once, which shows egressgw's own share of a failover.
 	RealisticLatency bool
+	// OperationLatency, when set, is the fixed time every write of the cloud takes (GCP zone operations,
+	// Azure NIC writes; on AWS every answer), for tests that act in the middle of a move.
+	OperationLatency time.Duration
 }
 
 // RealisticLatencies says how slow each simulator is with Config.RealisticLatency: what the clouds take for

@@ -1,0 +1,44 @@
+package helmchart
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Deployment returns the rendered Deployment of that name as a typed object.
+func (r *Rendered) Deployment(name string) (*appsv1.Deployment, error) {
+	d := &appsv1.Deployment{}
+	return d, r.typed("Deployment", name, d)
+}
+
+// DaemonSet returns the rendered DaemonSet (release object or hook) of that name as a typed object.
+func (r *Rendered) DaemonSet(name string) (*appsv1.DaemonSet, error) {
+	d := &appsv1.DaemonSet{}
+	return d, r.typed("DaemonSet", name, d)
+}
+
+func (r *Rendered) typed(kind, name string, into any) error {
+	u := r.Find(kind, name)
+	if u == nil {
+		return fmt.Errorf("the chart rendered no %s %q", kind, name)
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, into, true); err != nil {
+		return fmt.Errorf("%s %s: %w", kind, name, err)
+	}
+	return nil
+}
+
+// Container returns the container (or init container) of that name in a pod template.
+func Container(spec *corev1.PodSpec, name string) (*corev1.Container, error) {
+	for _, list := range [][]corev1.Container{spec.Containers, spec.InitContainers} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i], nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no container %q in the pod template", name)
+}

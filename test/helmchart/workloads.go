@@ -42,3 +42,20 @@ func Container(spec *corev1.PodSpec, name string) (*corev1.Container, error) {
 	}
 	return nil, fmt.Errorf("no container %q in the pod template", name)
 }
+
+// runtimeFromUnstructured converts the object at path inside obj into a typed value.
+func runtimeFromUnstructured(obj map[string]any, path []string, into any) error {
+	cur := any(obj)
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return fmt.Errorf("no %v in the object", path)
+		}
+		cur = m[p]
+	}
+	m, ok := cur.(map[string]any)
+	if !ok {
+		return fmt.Errorf("%v is not an object", path)
+	}
+	return runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(m, into, true)
+}

@@ -1,0 +1,123 @@
+package helmchart
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/egressgw/egressgw/test/envtest"
+)
+
+// TestChartFlagsExistInBinaries runs the real binaries with each matrix case's rendered command line
+// and environment. Every flag must parse and the whole command line must pass the binary's validation:
+// each binary then stops at its first step after validation, reading the Kubernetes API configuration,
+// which the test withholds. A flag the binary does not know, or a combination it refuses, exits 2 with
+// "invalid flags" instead.
+func TestChartFlagsExistInBinaries(t *testing.T) {
+	bin := buildBinaries(t, "./cmd/manager", "./cmd/agent", "./cmd/uninstall-wait")
+	for _, tc := range matrix {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Render(mustSet(t, tc.sets...), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			runRendered(t, bin, managerContainer(t, r), nil)
+			runRendered(t, bin, agentContainer(t, r), nil)
+			if r.Find("DaemonSet", "egressgw-uninstall") == nil {
+				return
+			}
+			ds, err := r.DaemonSet("egressgw-uninstall")
+			if err != nil {
+				t.Fatal(err)
+			}
+			un, err := Container(&ds.Spec.Template.Spec, "uninstall")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if script := strings.Join(un.Command, " "); !strings.Contains(script, `egressgw-agent uninstall "$@"`) {
+				t.Errorf("the uninstall hook's command does not run egressgw-agent uninstall with its args: %s", script)
+			}
+			// The hook's flags are checked by `run`, which validates the same flags: running
+			// `uninstall` here would strip this machine's own datapath.
+			runRendered(t, bin, &corev1.Container{Name: "uninstall", Command: []string{"/usr/local/bin/egressgw-agent"},
+				Args: append([]string{"run"}, un.Args...)}, map[string]string{"NODE_NAME": "node-a"})
+			job := r.Find("Job", "egressgw-uninstall-wait")
+			if job == nil {
+				t.Fatal("no uninstall wait Job")
+			}
+			var spec corev1.PodTemplateSpec
+			if err := runtimeFromUnstructured(job.Object, []string{"spec", "template"}, &spec); err != nil {
+				t.Fatal(err)
+			}
+			runRendered(t, bin, &spec.Spec.Containers[0], nil)
+		})
+	}
+}
+
+// runRendered runs a rendered container's binary (from bin, by the command's base name) with its args
+// and literal env, fieldRef env set to plausible values, and no way to reach an API server.
+func runRendered(t *testing.T, bin string, c *corev1.Container, extraEnv map[string]string) {
+	t.Helper()
+	env := map[string]string{"PATH": os.Getenv("PATH"), "HOME": t.TempDir(),
+		"KUBECONFIG": filepath.Join(t.TempDir(), "no-kubeconfig")}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = e.Value
+		case e.ValueFrom.FieldRef != nil:
+			env[e.Name] = map[string]string{"spec.nodeName": "node-a", "status.hostIP": "127.0.0.1",
+				"metadata.namespace": "egressgw-system"}[e.ValueFrom.FieldRef.FieldPath]
+		}
+	}
+	for k, v := range extraEnv {
+		env[k] = v
+	}
+	args := expandEnvRefs(c.Args, env)
+	cmd := exec.Command(filepath.Join(bin, filepath.Base(c.Command[0])), args...)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "kubernetes API configuration") {
+		t.Errorf("%s %s: want exit 1 at \"kubernetes API configuration\" (flags valid), got %v:\n%s", c.Name, strings.Join(args, " "), err, out)
+	}
+}
+
+var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+
+// expandEnvRefs replaces $(VAR) as the kubelet does in a container's args.
+func expandEnvRefs(args []string, env map[string]string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = envRef.ReplaceAllStringFunc(a, func(m string) string {
+			if v, ok := env[envRef.FindStringSubmatch(m)[1]]; ok {
+				return v
+			}
+			return m
+		})
+	}
+	return out
+}
+
+// buildBinaries builds the packages into one directory, each binary named as in the images.
+func buildBinaries(t *testing.T, pkgs ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	names := map[string]string{"./cmd/manager": "egressgw-manager", "./cmd/agent": "egressgw-agent",
+		"./cmd/uninstall-wait": "egressgw-uninstall-wait", "./cmd/cni": "egressgw-cni"}
+	for _, p := range pkgs {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, names[p]), p)
+		cmd.Dir = envtest.RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", p, err, out)
+		}
+	}
+	return dir
+}

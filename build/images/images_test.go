@@ -17,6 +17,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/egressgw/egressgw/test/helmchart"
 )
 
 // TestImagesRunFromTheirRootfs unpacks each image archive of `make images` into a directory (the
@@ -69,8 +75,57 @@ func TestImagesRunFromTheirRootfs(t *testing.T) {
 	if err != nil || (string(mode) != "nft\n" && string(mode) != "legacy\n") {
 		t.Errorf("the iptables wrapper recorded mode %q (%v); want nft or legacy", mode, err)
 	}
+	wantChartCommandsInImages(t, manager, agent)
 	if _, err := os.Stat(filepath.Join(manager, "etc", "ssl", "certs", "ca-certificates.crt")); err != nil {
 		t.Errorf("the manager image has no CA bundle for the cloud APIs: %v", err)
+	}
+}
+
+// wantChartCommandsInImages: every command the chart's containers start (and the tools the uninstall
+// hook's script calls) is an executable in the image the chart runs it from.
+func wantChartCommandsInImages(t *testing.T, manager, agent string) {
+	t.Helper()
+	vals, err := helmchart.ParseSet("cloud=aws,aws.clusterName=prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := helmchart.Render(vals, helmchart.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, kind := range []string{"Deployment", "DaemonSet", "Job"} {
+		group := map[string]string{"Deployment": "apps", "DaemonSet": "apps", "Job": "batch"}[kind]
+		for _, o := range r.OfKind(schema.GroupKind{Group: group, Kind: kind}) {
+			var spec corev1.PodTemplateSpec
+			m, _, _ := unstructured.NestedMap(o.Object, "spec", "template")
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &spec); err != nil {
+				t.Fatal(err)
+			}
+			root := agent
+			if o.GetName() == "egressgw-manager" {
+				root = manager
+			}
+			for _, c := range append(spec.Spec.InitContainers, spec.Spec.Containers...) {
+				wantExecutable(t, root, c.Command[0], o.GetName()+"/"+c.Name)
+				checked++
+			}
+		}
+	}
+	for _, tool := range []string{"/usr/bin/pgrep", "/usr/bin/sleep"} {
+		wantExecutable(t, agent, tool, "the uninstall hook's script")
+	}
+	if checked < 5 {
+		t.Errorf("checked %d containers of the chart; want the manager, the agent and the uninstall hook's", checked)
+	}
+}
+
+func wantExecutable(t *testing.T, root, file, who string) {
+	t.Helper()
+	// The images' own links (/bin -> usr/bin, sh -> dash) are relative, so the host resolves them in root.
+	info, err := os.Stat(filepath.Join(root, file))
+	if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
+		t.Errorf("%s runs %s, which is not an executable in its image: %v", who, file, err)
 	}
 }
 

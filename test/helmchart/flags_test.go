@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -61,49 +60,25 @@ func TestChartFlagsExistInBinaries(t *testing.T) {
 }
 
 // runRendered runs a rendered container's binary (from bin, by the command's base name) with its args
-// and literal env, fieldRef env set to plausible values, and no way to reach an API server.
+// and env, downward API fields set to plausible values, and no way to reach an API server.
 func runRendered(t *testing.T, bin string, c *corev1.Container, extraEnv map[string]string) {
 	t.Helper()
-	env := map[string]string{"PATH": os.Getenv("PATH"), "HOME": t.TempDir(),
-		"KUBECONFIG": filepath.Join(t.TempDir(), "no-kubeconfig")}
-	for _, e := range c.Env {
-		switch {
-		case e.ValueFrom == nil:
-			env[e.Name] = e.Value
-		case e.ValueFrom.FieldRef != nil:
-			env[e.Name] = map[string]string{"spec.nodeName": "node-a", "status.hostIP": "127.0.0.1",
-				"metadata.namespace": "egressgw-system"}[e.ValueFrom.FieldRef.FieldPath]
-		}
+	p := ContainerProcess(c, map[string]string{"spec.nodeName": "node-a", "status.hostIP": "127.0.0.1",
+		"metadata.namespace": "egressgw-system"})
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "KUBECONFIG=" + filepath.Join(t.TempDir(), "no-kubeconfig")}
+	for k, v := range p.Env {
+		env = append(env, k+"="+v)
 	}
 	for k, v := range extraEnv {
-		env[k] = v
+		env = append(env, k+"="+v)
 	}
-	args := expandEnvRefs(c.Args, env)
-	cmd := exec.Command(filepath.Join(bin, filepath.Base(c.Command[0])), args...)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd := exec.Command(filepath.Join(bin, filepath.Base(p.Argv[0])), p.Argv[1:]...)
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "kubernetes API configuration") {
-		t.Errorf("%s %s: want exit 1 at \"kubernetes API configuration\" (flags valid), got %v:\n%s", c.Name, strings.Join(args, " "), err, out)
+		t.Errorf("%s %s: want exit 1 at \"kubernetes API configuration\" (flags valid), got %v:\n%s", c.Name, strings.Join(p.Argv[1:], " "), err, out)
 	}
-}
-
-var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
-
-// expandEnvRefs replaces $(VAR) as the kubelet does in a container's args.
-func expandEnvRefs(args []string, env map[string]string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		out[i] = envRef.ReplaceAllStringFunc(a, func(m string) string {
-			if v, ok := env[envRef.FindStringSubmatch(m)[1]]; ok {
-				return v
-			}
-			return m
-		})
-	}
-	return out
 }
 
 // buildBinaries builds the packages into one directory, each binary named as in the images.

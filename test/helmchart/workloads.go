@@ -2,6 +2,7 @@ package helmchart
 
 import (
 	"fmt"
+	"regexp"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -41,6 +42,45 @@ func Container(spec *corev1.PodSpec, name string) (*corev1.Container, error) {
 		}
 	}
 	return nil, fmt.Errorf("no container %q in the pod template", name)
+}
+
+// Process is how the kubelet would start a container: its argv (command then args, $(VAR) expanded
+// from the container's env) and its environment.
+type Process struct {
+	Argv []string
+	Env  map[string]string
+}
+
+// ContainerProcess turns a rendered container into a Process. fieldValues gives the values of the
+// downward API fields the env refers to (spec.nodeName, status.hostIP, metadata.namespace, ...); env
+// from Secrets or ConfigMaps is left out.
+func ContainerProcess(c *corev1.Container, fieldValues map[string]string) Process {
+	env := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = expandEnvRefs(e.Value, env)
+		case e.ValueFrom.FieldRef != nil:
+			env[e.Name] = fieldValues[e.ValueFrom.FieldRef.FieldPath]
+		}
+	}
+	var argv []string
+	for _, a := range append(append([]string{}, c.Command...), c.Args...) {
+		argv = append(argv, expandEnvRefs(a, env))
+	}
+	return Process{Argv: argv, Env: env}
+}
+
+var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+
+// expandEnvRefs replaces $(VAR) with VAR's value as the kubelet does; an unknown $(VAR) stays as it is.
+func expandEnvRefs(s string, env map[string]string) string {
+	return envRef.ReplaceAllStringFunc(s, func(m string) string {
+		if v, ok := env[envRef.FindStringSubmatch(m)[1]]; ok {
+			return v
+		}
+		return m
+	})
 }
 
 // runtimeFromUnstructured converts the object at path inside obj into a typed value.

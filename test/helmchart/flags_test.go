@@ -31,14 +31,7 @@ func TestChartFlagsExistInBinaries(t *testing.T) {
 			if r.Find("DaemonSet", "egressgw-uninstall") == nil {
 				return
 			}
-			ds, err := r.DaemonSet("egressgw-uninstall")
-			if err != nil {
-				t.Fatal(err)
-			}
-			un, err := Container(&ds.Spec.Template.Spec, "uninstall")
-			if err != nil {
-				t.Fatal(err)
-			}
+			un := mustContainer(t, r, "DaemonSet", "egressgw-uninstall", "uninstall")
 			if script := strings.Join(un.Command, " "); !strings.Contains(script, `egressgw-agent uninstall "$@"`) {
 				t.Errorf("the uninstall hook's command does not run egressgw-agent uninstall with its args: %s", script)
 			}
@@ -46,15 +39,7 @@ func TestChartFlagsExistInBinaries(t *testing.T) {
 			// `uninstall` here would strip this machine's own datapath.
 			runRendered(t, bin, &corev1.Container{Name: "uninstall", Command: []string{"/usr/local/bin/egressgw-agent"},
 				Args: append([]string{"run"}, un.Args...)}, map[string]string{"NODE_NAME": "node-a"})
-			job := r.Find("Job", "egressgw-uninstall-wait")
-			if job == nil {
-				t.Fatal("no uninstall wait Job")
-			}
-			var spec corev1.PodTemplateSpec
-			if err := runtimeFromUnstructured(job.Object, []string{"spec", "template"}, &spec); err != nil {
-				t.Fatal(err)
-			}
-			runRendered(t, bin, &spec.Spec.Containers[0], nil)
+			runRendered(t, bin, mustContainer(t, r, "Job", "egressgw-uninstall-wait", "wait"), nil)
 		})
 	}
 }

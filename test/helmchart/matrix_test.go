@@ -163,24 +163,17 @@ func mustSet(t *testing.T, sets ...string) map[string]any {
 
 func managerContainer(t *testing.T, r *Rendered) *corev1.Container {
 	t.Helper()
-	d, err := r.Deployment("egressgw-manager")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Container(&d.Spec.Template.Spec, "manager")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return mustContainer(t, r, "Deployment", "egressgw-manager", "manager")
 }
 
 func agentContainer(t *testing.T, r *Rendered) *corev1.Container {
 	t.Helper()
-	ds, err := r.DaemonSet("egressgw-agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Container(&ds.Spec.Template.Spec, "agent")
+	return mustContainer(t, r, "DaemonSet", "egressgw-agent", "agent")
+}
+
+func mustContainer(t *testing.T, r *Rendered, kind, name, container string) *corev1.Container {
+	t.Helper()
+	c, err := r.PodContainer(kind, name, container)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,20 @@ func (r *Rendered) typed(kind, name string, into any) error {
 	return nil
 }
 
+// PodContainer returns a container (or init container) of the pod template of a rendered Deployment,
+// DaemonSet or Job (release object or hook).
+func (r *Rendered) PodContainer(kind, name, container string) (*corev1.Container, error) {
+	u := r.Find(kind, name)
+	if u == nil {
+		return nil, fmt.Errorf("the chart rendered no %s %q", kind, name)
+	}
+	var tmpl corev1.PodTemplateSpec
+	if err := runtimeFromUnstructured(u.Object, []string{"spec", "template"}, &tmpl); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", kind, name, err)
+	}
+	return Container(&tmpl.Spec, container)
+}
+
 // Container returns the container (or init container) of that name in a pod template.
 func Container(spec *corev1.PodSpec, name string) (*corev1.Container, error) {
 	for _, list := range [][]corev1.Container{spec.Containers, spec.InitContainers} {

@@ -149,6 +149,16 @@ func wantWorkloadBasics(t *testing.T, r *Rendered) {
 		t.Errorf("agent: hostNetwork %v, tolerations %+v; want true and one that tolerates every taint", ps.HostNetwork, ps.Tolerations)
 	}
 	wantHostPath(t, r, "egressgw-agent", "/run/xtables.lock")
+	// Each directory flag the agent gets is a host directory mounted at the same path, so the plugin on
+	// the host and the agent in its container agree on every path.
+	mounts := HostPathMounts(&ps, &ps.Containers[0])
+	for _, a := range ps.Containers[0].Args {
+		for _, flag := range []string{"--cni-conf-dir=", "--cni-bin-dir="} {
+			if dir, ok := strings.CutPrefix(a, flag); ok && mounts[dir] != dir {
+				t.Errorf("agent %s%s is not the host's %s mounted at the same path (mounts %v)", flag, dir, dir, mounts)
+			}
+		}
+	}
 	wantEnvFrom(t, &ps.Containers[0], "NODE_NAME", "spec.nodeName")
 }
 

@@ -85,6 +85,24 @@ func ContainerProcess(c *corev1.Container, fieldValues map[string]string) Proces
 	return Process{Argv: argv, Env: env}
 }
 
+// HostPathMounts maps each of the container's mount paths that comes from a hostPath volume to that
+// host path (the lab, which runs a node's agent as a process, puts its own directories there).
+func HostPathMounts(spec *corev1.PodSpec, c *corev1.Container) map[string]string {
+	hostPaths := map[string]string{}
+	for _, v := range spec.Volumes {
+		if v.HostPath != nil {
+			hostPaths[v.Name] = v.HostPath.Path
+		}
+	}
+	out := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		if p, ok := hostPaths[m.Name]; ok {
+			out[m.MountPath] = p
+		}
+	}
+	return out
+}
+
 var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
 
 // expandEnvRefs replaces $(VAR) with VAR's value as the kubelet does; an unknown $(VAR) stays as it is.

@@ -35,7 +35,7 @@ images:
 ## images-test: build the images, then run their binaries chrooted into each image's filesystem (root).
 ## Not part of `make test`: the build takes about a minute with a warm Go cache, nine cold.
 images-test: images
-	EGRESSGW_IMAGES=$(CURDIR)/_output/images $(GO) test -count=1 -v -run 'TestImages|TestIPTablesWrapper' ./build/images/
+	EGRESSGW_IMAGES=$(CURDIR)/_output/images $(GO) test -count=1 -v -run 'TestImages|TestIPTablesWrapper|TestUninstallHook' ./build/images/
 
 ## envtest-assets: build (once) and print the folder to use as KUBEBUILDER_ASSETS.
 envtest-assets:

@@ -84,11 +84,15 @@ bench-agent: test-deps
 ## lab-down removes it (and whatever a killed lab left).
 LAB_STATE ?= /tmp/egressgw-lab
 FAILOVERS ?= 3
+# CLOUD: aws (EKS: VPC CNI, dedicated ENIs), gcp (GKE: alias IPs) or azure (AKS: Azure CNI overlay, ip configurations)
+CLOUD ?= aws
+# REALISTIC_LATENCY=true makes the cloud simulator as slow as the cloud (docs/lab.md)
+REALISTIC_LATENCY ?= false
 lab: lab-bin
-	@KUBEBUILDER_ASSETS=$$(test/tools/build-envtest-assets.sh) $(LAB_STATE)/lab run -state $(LAB_STATE) -failovers $(FAILOVERS)
+	@KUBEBUILDER_ASSETS=$$(test/tools/build-envtest-assets.sh) $(LAB_STATE)/lab run -state $(LAB_STATE) -failovers $(FAILOVERS) -cloud $(CLOUD) -realistic-latency=$(REALISTIC_LATENCY)
 
 lab-up: lab-bin
-	@KUBEBUILDER_ASSETS=$$(test/tools/build-envtest-assets.sh) $(LAB_STATE)/lab up -state $(LAB_STATE)
+	@KUBEBUILDER_ASSETS=$$(test/tools/build-envtest-assets.sh) $(LAB_STATE)/lab up -state $(LAB_STATE) -cloud $(CLOUD) -realistic-latency=$(REALISTIC_LATENCY)
 
 lab-down:
 	@if [[ -x $(LAB_STATE)/lab ]]; then $(LAB_STATE)/lab down -state $(LAB_STATE); else echo "make lab-down: no lab in $(LAB_STATE)"; fi

@@ -1,7 +1,6 @@
 package helmchart
 
 import (
-	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -19,7 +18,6 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	promql "github.com/prometheus/prometheus/promql/parser"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/egressgw/egressgw/test/envtest"
@@ -68,42 +66,19 @@ func TestAlertRulesLoadAndNameRealMetrics(t *testing.T) {
 
 func renderedRules(t *testing.T, r *Rendered) *monitoringv1.PrometheusRule {
 	t.Helper()
-	u := r.Find("PrometheusRule", "egressgw")
-	if u == nil {
-		t.Fatal("metrics.prometheusRule.enabled=true rendered no PrometheusRule")
+	pr, err := r.Rules()
+	if err != nil {
+		t.Fatal(err)
 	}
-	var pr monitoringv1.PrometheusRule
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &pr, true); err != nil {
-		t.Fatalf("PrometheusRule does not decode into the operator's type: %v", err)
-	}
-	return &pr
+	return pr
 }
 
 // dashboardExprs are the queries of the dashboard's panels, by panel title (and query ref).
 func dashboardExprs(t *testing.T, r *Rendered) map[string]string {
 	t.Helper()
-	cm := r.Find("ConfigMap", "egressgw-dashboard")
-	if cm == nil {
-		t.Fatal("metrics.grafanaDashboard.enabled=true rendered no dashboard ConfigMap")
-	}
-	raw, _, _ := unstructuredString(cm.Object, "data", "egressgw.json")
-	var dash struct {
-		Panels []struct {
-			Title   string `json:"title"`
-			Targets []struct {
-				RefID string `json:"refId"`
-				Expr  string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
-	if err := json.Unmarshal([]byte(raw), &dash); err != nil {
-		t.Fatalf("dashboard JSON: %v", err)
-	}
-	out := map[string]string{}
-	for _, p := range dash.Panels {
-		for _, tg := range p.Targets {
-			out[p.Title+" "+tg.RefID] = tg.Expr
-		}
+	out, err := r.DashboardQueries()
+	if err != nil {
+		t.Fatal(err)
 	}
 	if len(out) < 10 {
 		t.Fatalf("dashboard has %d queries; want the issue's panels", len(out))
@@ -111,43 +86,21 @@ func dashboardExprs(t *testing.T, r *Rendered) map[string]string {
 	return out
 }
 
-func unstructuredString(obj map[string]any, path ...string) (string, bool, error) {
-	cur := any(obj)
-	for _, p := range path {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return "", false, nil
-		}
-		cur = m[p]
-	}
-	s, ok := cur.(string)
-	return s, ok, nil
-}
-
 // wantKnownMetrics parses expr and checks that every metric it selects is defined (a histogram's
 // _bucket, _count and _sum series count as the histogram's).
 func wantKnownMetrics(t *testing.T, who, expr string, known map[string]bool) {
 	t.Helper()
-	e, err := promql.NewParser(promql.Options{}).ParseExpr(expr)
+	names, err := MetricsOf(expr)
 	if err != nil {
-		t.Errorf("%s: %q does not parse: %v", who, expr, err)
+		t.Errorf("%s: %v", who, err)
 		return
 	}
-	n := 0
-	promql.Inspect(e, func(node promql.Node, _ []promql.Node) error {
-		vs, ok := node.(*promql.VectorSelector)
-		if !ok {
-			return nil
-		}
-		n++
-		name := vs.Name
-		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
-		if !known[name] && !known[base] {
+	for _, name := range names {
+		if !known[name] && !known[BaseMetric(name)] {
 			t.Errorf("%s names metric %s, which no metric definition in %v or controller-runtime has", who, name, metricSources)
 		}
-		return nil
-	})
-	if n == 0 {
+	}
+	if len(names) == 0 {
 		t.Errorf("%s: %q selects no metric", who, expr)
 	}
 }

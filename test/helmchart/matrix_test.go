@@ -18,7 +18,7 @@ type valueCase struct {
 }
 
 // everything turns on the optional objects, so that every case renders all of them.
-const everything = "metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,metrics.grafanaDashboard.enabled=true"
+const everything = MonitoringSet
 
 var matrix = []valueCase{
 	{

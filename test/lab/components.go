@@ -119,8 +119,13 @@ func (l *Lab) waitAgentReady(ctx context.Context, n *netlab.Node, limit time.Dur
 	return fmt.Errorf("agent on %s not ready after %s: %s", n.Name, limit, last)
 }
 
-// httpGetIn sends a GET from inside ns.
+// httpGetIn sends a GET from inside ns and returns the first 4 KiB of the answer.
 func httpGetIn(ctx context.Context, ns *netlab.Namespace, url string) (int, string, error) {
+	return httpGetInLimit(ctx, ns, url, 4096)
+}
+
+// httpGetInLimit sends a GET from inside ns and returns at most limit bytes of the answer.
+func httpGetInLimit(ctx context.Context, ns *netlab.Namespace, url string, limit int64) (int, string, error) {
 	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
 		err = ns.Do(func() error { c, err = (&net.Dialer{}).DialContext(ctx, network, addr); return err })
 		return c, err
@@ -136,7 +141,7 @@ func httpGetIn(ctx context.Context, ns *netlab.Namespace, url string) (int, stri
 		return 0, "", err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
 	return resp.StatusCode, strings.TrimSpace(string(body)), nil
 }
 
@@ -253,4 +258,31 @@ func (l *Lab) KillManager(i int) error {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
 	return nil
+}
+
+// Scrape returns the Prometheus metrics a running component serves: "manager-1", "manager-2" (on their
+// nodes' loopback, where the chart's --metrics-bind-address puts them) or "agent-<node>" (on the node's
+// address, the agent's health port).
+func (l *Lab) Scrape(ctx context.Context, component string) (string, error) {
+	var ns *netlab.Namespace
+	var url string
+	switch node, isAgent := strings.CutPrefix(component, "agent-"); {
+	case isAgent:
+		n := l.Node(node)
+		if n == nil {
+			return "", fmt.Errorf("no node %s", node)
+		}
+		ns, url = n.NS, fmt.Sprintf("http://%s:%d/metrics", n.IP, agenthealth.DefaultPort)
+	default:
+		var i int
+		if _, err := fmt.Sscanf(component, "manager-%d", &i); err != nil || i < 1 || i > len(l.managerNodes()) {
+			return "", fmt.Errorf("no component %s: want manager-1, manager-2 or agent-<node>", component)
+		}
+		ns, url = l.managerNodes()[i-1].NS, "http://127.0.0.1:8080/metrics"
+	}
+	status, body, err := httpGetInLimit(ctx, ns, url, 4<<20)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("%s answers %d", url, status)
+	}
+	return body, err
 }

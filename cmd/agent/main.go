@@ -47,6 +47,7 @@ type options struct {
 	serviceCIDRs string // auto, on, off
 	resync       time.Duration
 	healthAddr   string
+	stateDir     string
 	logLevel     string
 	showVersion  bool
 	cni          cniOptions
@@ -76,6 +77,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.clusterCIDRs, "cluster-cidrs", o.clusterCIDRs, "comma-separated pod, service and node ranges that are never steered, in addition to every Node's spec.podCIDRs, the ServiceCIDR objects and the node IPs (docs/agent.md lists what to set per cloud)")
 	fs.StringVar(&o.serviceCIDRs, "service-cidrs-from-api", o.serviceCIDRs, "add the ranges of the networking.k8s.io/v1 ServiceCIDR objects to the cluster ranges: auto (when the API serves them), on, off")
 	fs.DurationVar(&o.resync, "resync-interval", o.resync, "period of the full apply that reads the kernel and repairs what changed behind the agent's back")
+	fs.StringVar(&o.stateDir, "state-dir", o.stateDir, "directory for what the agent keeps across its own restarts (the IPs of pods between CNI ADD and the kubelet's status write); empty: the directory of --cni-socket (/run/egressgw); keep it on the node (hostPath) so that a restarted container finds it")
 	fs.StringVar(&o.healthAddr, "health-bind-address", o.healthAddr, "address of /healthz, /readyz and /metrics; empty: this node's InternalIP on port 9561, where the manager probes; 0: none")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
@@ -121,6 +123,9 @@ func (o *options) validate(sub string) error {
 	}
 	if o.serviceCIDRs != "auto" && o.serviceCIDRs != "on" && o.serviceCIDRs != "off" {
 		errs = append(errs, fmt.Errorf("--service-cidrs-from-api=%q: want auto, on or off", o.serviceCIDRs))
+	}
+	if o.stateDir != "" && !filepath.IsAbs(o.stateDir) {
+		errs = append(errs, fmt.Errorf("--state-dir=%q: want an absolute path", o.stateDir))
 	}
 	if o.resync < time.Second {
 		errs = append(errs, fmt.Errorf("--resync-interval=%s: want at least 1s", o.resync))
@@ -218,7 +223,7 @@ func (o *options) run(ctx context.Context, log *slog.Logger) error {
 	a, err := agent.New(c, agent.Options{
 		Node: o.nodeName, Datapath: dp, DatapathConfig: o.dp, Netlink: nl, ClusterCIDRs: cidrs,
 		DetectServiceCIDRs: o.detectServiceCIDRs(cfg, log), ResyncInterval: o.resync, Log: log,
-		Registry: reg, HealthBindAddress: o.healthAddr,
+		Registry: reg, HealthBindAddress: o.healthAddr, StateDir: o.statePath(),
 	})
 	if err != nil {
 		return err
@@ -229,6 +234,15 @@ func (o *options) run(ctx context.Context, log *slog.Logger) error {
 		}
 	}
 	return a.Run(ctx)
+}
+
+// statePath is --state-dir, or the directory of the CNI socket: on the node, and one per agent where
+// several run on one machine (the lab).
+func (o *options) statePath() string {
+	if o.stateDir != "" {
+		return o.stateDir
+	}
+	return filepath.Dir(o.cni.socket)
 }
 
 func (o *options) detectServiceCIDRs(cfg *rest.Config, log *slog.Logger) bool {

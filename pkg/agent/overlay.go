@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
@@ -21,7 +22,15 @@ type cniOverlay struct {
 	added map[string]overlayPod
 	// released are IPs CNI DEL freed, per pod, which the view must no longer attribute to it.
 	released map[string][]netip.Addr
+	// path is the file every change is written to ("" for none), log where failures of the changes
+	// nobody can refuse go (overlaystate.go).
+	path string
+	log  *slog.Logger
 }
+
+// overlayPhase is the phase of a pod the overlay adds: selection treats Pending as running (init
+// containers send while Pending).
+const overlayPhase = corev1.PodPending
 
 type overlayPod struct {
 	containerID string
@@ -34,16 +43,18 @@ func newCNIOverlay() *cniOverlay {
 }
 
 // add records a sandbox's pod (labels from the cache or a GET) with the IPs CNI gave it; the pod counts
-// as Pending, which selection treats as running (init containers send while Pending).
-func (o *cniOverlay) add(containerID string, pod *PodInfo, ips []netip.Addr) {
+// as Pending (overlayPhase). It fails only when the overlay cannot be saved: a pod the agent would forget
+// on a restart must not start.
+func (o *cniOverlay) add(containerID string, pod *PodInfo, ips []netip.Addr) error {
 	p := &PodInfo{
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, Labels: pod.Labels},
-		NodeName:   pod.NodeName, Phase: corev1.PodPending, IPs: slices.Clone(ips),
+		NodeName:   pod.NodeName, Phase: overlayPhase, IPs: slices.Clone(ips),
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.added[p.key()] = overlayPod{containerID: containerID, pod: p, at: time.Now()}
 	delete(o.released, p.key())
+	return o.saveLocked()
 }
 
 // remove forgets the sandbox containerID of pod key and marks its IPs released: the ones DEL named, or
@@ -68,9 +79,11 @@ func (o *cniOverlay) remove(key, containerID string, ips []netip.Addr, cached *P
 		ips = slices.DeleteFunc(slices.Clone(ips), func(ip netip.Addr) bool { return slices.Contains(cur.pod.IPs, ip) })
 	}
 	if len(ips) == 0 {
+		o.saveOrLog()
 		return false
 	}
 	o.released[key] = append(o.released[key], ips...)
+	o.saveOrLog()
 	return true
 }
 
@@ -80,11 +93,17 @@ func (o *cniOverlay) podSeen(p *PodInfo) {
 	key := p.key()
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	changed := false
 	if cur, ok := o.added[key]; ok && len(p.IPs) > 0 && slices.Equal(p.IPs, cur.pod.IPs) {
 		delete(o.added, key)
+		changed = true
 	}
 	if rel, ok := o.released[key]; ok && !slices.ContainsFunc(p.IPs, func(ip netip.Addr) bool { return slices.Contains(rel, ip) }) {
 		delete(o.released, key)
+		changed = true
+	}
+	if changed {
+		o.saveOrLog()
 	}
 }
 
@@ -92,8 +111,13 @@ func (o *cniOverlay) podSeen(p *PodInfo) {
 func (o *cniOverlay) podGone(key string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	_, a := o.added[key]
+	_, r := o.released[key]
 	delete(o.added, key)
 	delete(o.released, key)
+	if a || r {
+		o.saveOrLog()
+	}
 }
 
 // merge returns pods with the overlay of namespace ns applied: an added sandbox's IPs replace the cached
@@ -134,6 +158,7 @@ func (o *cniOverlay) merge(ns string, pods []*PodInfo) []*PodInfo {
 func (o *cniOverlay) prune(cached func(key string) bool, now time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	n := len(o.added) + len(o.released)
 	for key, a := range o.added {
 		if !cached(key) && now.Sub(a.at) > overlayTTL {
 			delete(o.added, key)
@@ -143,6 +168,9 @@ func (o *cniOverlay) prune(cached func(key string) bool, now time.Time) {
 		if !cached(key) {
 			delete(o.released, key)
 		}
+	}
+	if len(o.added)+len(o.released) != n {
+		o.saveOrLog()
 	}
 }
 

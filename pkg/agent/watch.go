@@ -87,11 +87,18 @@ func podHandler(onChange func(), observe func(old, new *PodInfo)) toolscache.Res
 func (a *Agent) localPodEvent(old, new *PodInfo) {
 	if new == nil {
 		a.pending.forget(old.key())
+	} else if len(new.IPs) > 0 && (old == nil || !slices.Equal(old.IPs, new.IPs)) {
+		a.pending.known(new.key(), time.Now())
+	}
+	a.overlayEvent(old, new)
+}
+
+// overlayEvent retires the overlay entry of a pod (this node's, or one announced to this gateway) once
+// its Pod shows the IPs, and forgets it when the Pod is deleted.
+func (a *Agent) overlayEvent(old, new *PodInfo) {
+	if new == nil {
 		a.overlay.podGone(old.key())
 		return
-	}
-	if len(new.IPs) > 0 && (old == nil || !slices.Equal(old.IPs, new.IPs)) {
-		a.pending.known(new.key(), time.Now())
 	}
 	a.overlay.podSeen(new)
 }

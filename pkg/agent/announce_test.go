@@ -1,0 +1,83 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/egressgw/egressgw/pkg/agent"
+	"github.com/egressgw/egressgw/pkg/agenthealth"
+	"github.com/egressgw/egressgw/pkg/cnirpc"
+	"github.com/egressgw/egressgw/test/netlab"
+)
+
+// TestGatewayTakesAnnouncementsOnlyFromThePodsNode: the gateway (node2) refuses an announcement of a
+// node1 pod's IP that comes from node3, and from node1 for a pod of another node, leaving its sets as
+// they were; it takes the one from node1 and has the IP in its SNAT sets when it answers.
+func TestGatewayTakesAnnouncementsOnlyFromThePodsNode(t *testing.T) {
+	c := newCluster(t, 3, 0)
+	n1, n2, n3 := c.topo.Nodes[0], c.topo.Nodes[1], c.topo.Nodes[2]
+	c.placedPolicy(n2, true)
+	c.startAll()
+	obj := c.createPod("fresh", n1.Name, netip.Addr{}, map[string]string{"app": "pay"})
+	other := c.createPod("elsewhere", n3.Name, netip.Addr{}, map[string]string{"app": "pay"})
+	ip := netip.MustParseAddr("10.244.1.77")
+	req := func(name, uid string) cnirpc.AddRequest {
+		return cnirpc.AddRequest{Pod: cnirpc.PodIdentity{Namespace: namespace, Name: name, UID: uid, ContainerID: "s-" + name}, IPs: []netip.Addr{ip}}
+	}
+	for _, tc := range []struct {
+		what string
+		from *netlab.Node
+		req  cnirpc.AddRequest
+		want int
+		says string
+	}{
+		{"from another node", n3, req("fresh", string(obj.UID)), http.StatusForbidden, "the announcement came from " + n3.IP.String()},
+		{"for another node's pod", n1, req("elsewhere", string(other.UID)), http.StatusForbidden, "runs on node " + strconv.Quote("node3")},
+		{"with another UID", n1, req("fresh", "not-the-uid"), http.StatusNotFound, "not the announced"},
+	} {
+		status, msg := announceFrom(t, tc.from, n2, tc.req)
+		if status != tc.want || !strings.Contains(msg, tc.says) {
+			t.Errorf("announcement %s: %d %q, want %d saying %q", tc.what, status, msg, tc.want, tc.says)
+		}
+		if strings.Contains(dumps(t, n2.NS)["nft list ruleset"], ip.String()) {
+			t.Fatalf("announcement %s put %s into the gateway's sets", tc.what, ip)
+		}
+	}
+	if status, msg := announceFrom(t, n1, n2, req("fresh", string(obj.UID))); status != http.StatusNoContent {
+		t.Fatalf("announcement from the pod's node: %d %s", status, msg)
+	}
+	if !strings.Contains(dumps(t, n2.NS)["nft list ruleset"], ip.String()) {
+		t.Errorf("the gateway answered before its sets held %s", ip)
+	}
+}
+
+// announceFrom posts an announcement from inside from's namespace to to's agent.
+func announceFrom(t *testing.T, from, to *netlab.Node, req cnirpc.AddRequest) (int, string) {
+	t.Helper()
+	body, _ := json.Marshal(req)
+	cl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+		err = from.NS.Do(func() error {
+			conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+			return err
+		})
+		return conn, err
+	}}}
+	url := fmt.Sprintf("http://%s%s", net.JoinHostPort(to.IP.String(), strconv.Itoa(agenthealth.DefaultPort)), agent.PathAnnounce)
+	resp, err := cl.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e cnirpc.ErrorResponse
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&e)
+	return resp.StatusCode, e.Error
+}

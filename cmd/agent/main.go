@@ -48,6 +48,7 @@ type options struct {
 	resync       time.Duration
 	healthAddr   string
 	stateDir     string
+	iptables     string // auto, legacy, nft
 	logLevel     string
 	showVersion  bool
 	cni          cniOptions
@@ -65,7 +66,7 @@ type cniOptions struct {
 
 func newOptions() *options {
 	return &options{
-		nodeName: os.Getenv("NODE_NAME"), serviceCIDRs: "auto", resync: 60 * time.Second, logLevel: "info",
+		nodeName: os.Getenv("NODE_NAME"), serviceCIDRs: "auto", iptables: "auto", resync: 60 * time.Second, logLevel: "info",
 		cni: cniOptions{install: true, confDir: cniconf.DefaultConfDir, binDir: cniconf.DefaultBinDir,
 			pluginSrc: "/opt/egressgw/bin/egressgw-cni", socket: cnirpc.DefaultSocketPath, resync: time.Minute},
 		dp: nodeagent.DefaultConfig(),
@@ -78,6 +79,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.serviceCIDRs, "service-cidrs-from-api", o.serviceCIDRs, "add the ranges of the networking.k8s.io/v1 ServiceCIDR objects to the cluster ranges: auto (when the API serves them), on, off")
 	fs.DurationVar(&o.resync, "resync-interval", o.resync, "period of the full apply that reads the kernel and repairs what changed behind the agent's back")
 	fs.StringVar(&o.stateDir, "state-dir", o.stateDir, "directory for what the agent keeps across its own restarts (the IPs of pods between CNI ADD and the kubelet's status write); empty: the directory of --cni-socket (/run/egressgw); keep it on the node (hostPath) so that a restarted container finds it")
+	fs.StringVar(&o.iptables, "iptables-backend", o.iptables, "iptables backend of egressgw's iptables rule and of the mark check: auto (the one the node's rules use: the kubelet's KUBE-IPTABLES-HINT chain, else the backend with more rules), legacy or nft (refused when the node's rules are in the other one)")
 	fs.StringVar(&o.healthAddr, "health-bind-address", o.healthAddr, "address of /healthz, /readyz and /metrics; empty: this node's InternalIP on port 9561, where the manager probes; 0: none")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
@@ -123,6 +125,9 @@ func (o *options) validate(sub string) error {
 	}
 	if o.serviceCIDRs != "auto" && o.serviceCIDRs != "on" && o.serviceCIDRs != "off" {
 		errs = append(errs, fmt.Errorf("--service-cidrs-from-api=%q: want auto, on or off", o.serviceCIDRs))
+	}
+	if o.iptables != "auto" && o.iptables != nodeagent.IptablesLegacy && o.iptables != nodeagent.IptablesNft {
+		errs = append(errs, fmt.Errorf("--iptables-backend=%q: want auto, legacy or nft", o.iptables))
 	}
 	if o.stateDir != "" && !filepath.IsAbs(o.stateDir) {
 		errs = append(errs, fmt.Errorf("--state-dir=%q: want an absolute path", o.stateDir))
@@ -182,12 +187,37 @@ func (o *options) logger() *slog.Logger {
 }
 
 func (o *options) datapath(log *slog.Logger) (*nodeagent.Datapath, *netlink.Handle, error) {
+	if err := o.chooseIptables(log); err != nil {
+		return nil, nil, err
+	}
 	nl, err := netlink.NewHandle()
 	if err != nil {
 		return nil, nil, fmt.Errorf("netlink: %w", err)
 	}
 	dp, err := nodeagent.New(o.dp, nl, nodeagent.HostExec{}, log)
 	return dp, nl, err
+}
+
+// chooseIptables finds the node's iptables backend and puts egressgw's iptables rule into it: rules in
+// the other backend would be invisible to the node's (a DROP policy there would still drop the tunnel).
+func (o *options) chooseIptables(log *slog.Logger) error {
+	info, err := nodeagent.DetectIptables()
+	if err != nil {
+		return fmt.Errorf("detecting the node's iptables backend: %w", err)
+	}
+	want := o.iptables
+	if want == "auto" {
+		want = ""
+	}
+	if o.dp.Iptables, err = info.ChooseIptables(want); err != nil {
+		return err
+	}
+	using := "iptables-" + o.dp.Iptables + "-save and -restore"
+	if o.dp.Iptables == "" {
+		using = "iptables-save and iptables-restore (" + info.Mode + ")"
+	}
+	log.Info("iptables backend chosen", "version", info.Version, "commandBackend", info.Mode, "nodeBackend", info.Node, "why", info.Why, "using", using)
+	return nil
 }
 
 func newClient(cfg *rest.Config) (client.WithWatch, error) {

@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -64,13 +63,7 @@ func TestGatewayTakesAnnouncementsOnlyFromThePodsNode(t *testing.T) {
 func announceFrom(t *testing.T, from, to *netlab.Node, req cnirpc.AddRequest) (int, string) {
 	t.Helper()
 	body, _ := json.Marshal(req)
-	cl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
-		err = from.NS.Do(func() error {
-			conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-			return err
-		})
-		return conn, err
-	}}}
+	cl := &http.Client{Transport: &http.Transport{DialContext: dialFrom(from.NS)}}
 	url := fmt.Sprintf("http://%s%s", net.JoinHostPort(to.IP.String(), strconv.Itoa(agenthealth.DefaultPort)), agent.PathAnnounce)
 	resp, err := cl.Post(url, "application/json", bytes.NewReader(body))
 	if err != nil {

@@ -261,13 +261,7 @@ func (c *cluster) startAgent(n *netlab.Node) *runningAgent {
 		ClusterCIDRs:   []netip.Prefix{netlab.PodSupernet, netlab.ServiceCIDR, netlab.VPCSubnet},
 		ResyncInterval: time.Hour, Log: log, Registry: ra.reg, HealthBindAddress: "0",
 		StateDir: filepath.Join(c.stateDir, n.Name),
-		DialPeer: func(ctx context.Context, network, address string) (conn net.Conn, err error) {
-			err = n.NS.Do(func() error {
-				conn, err = (&net.Dialer{}).DialContext(ctx, network, address)
-				return err
-			})
-			return conn, err
-		},
+		DialPeer: dialFrom(n.NS),
 		OnSync: func(r agent.SyncResult) {
 			select {
 			case ra.syncs <- r:
@@ -314,6 +308,17 @@ func (c *cluster) stopAgent(name string) {
 			c.t.Errorf("agent of %s: %v", name, err)
 		}
 		_ = ra.http.Close()
+	}
+}
+
+// dialFrom dials from inside ns, as a process of that node would.
+func dialFrom(ns *netlab.Namespace) func(ctx context.Context, network, address string) (net.Conn, error) {
+	return func(ctx context.Context, network, address string) (conn net.Conn, err error) {
+		err = ns.Do(func() error {
+			conn, err = (&net.Dialer{}).DialContext(ctx, network, address)
+			return err
+		})
+		return conn, err
 	}
 }
 

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/egressgw/egressgw/pkg/agent"
 	"github.com/egressgw/egressgw/pkg/agenthealth"
@@ -73,4 +75,51 @@ func announceFrom(t *testing.T, from, to *netlab.Node, req cnirpc.AddRequest) (i
 	var e cnirpc.ErrorResponse
 	_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&e)
 	return resp.StatusCode, e.Error
+}
+
+// TestFirstPacketAtTheGatewayUnderTheProfiles: under the AWS VPC CNI's profile (pods take VPC addresses:
+// no per-node pod range a gateway could trust) and Cilium's (its marks, rules and masquerade), pods
+// started through the CNI protocol, whose status the kubelet has not written yet, have their very first
+// datagram seen with the egress IP: the gateway knows them from the announcement alone. (Without the
+// announcement the gateway dropped them until the status came.)
+func TestFirstPacketAtTheGatewayUnderTheProfiles(t *testing.T) {
+	for _, p := range []netlab.Profile{
+		{CNI: netlab.AWSVPCCNI(netlab.AWSOptions{}), Proxy: netlab.KubeProxyIPTables},
+		{CNI: netlab.Cilium(), Proxy: netlab.KubeProxyIPTables},
+	} {
+		t.Run(p.Name(), func(t *testing.T) {
+			c := newClusterUnder(t, p, 2, 0)
+			n1, n2 := c.topo.Nodes[0], c.topo.Nodes[1]
+			c.placedPolicy(n2, true)
+			c.startAll()
+			cli := c.serveCNI(t, n1.Name)
+			const starts = 5
+			for i := range starts {
+				pod, err := c.topo.AddPod(context.Background(), n1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				name := fmt.Sprintf("first-%d", i)
+				obj := c.createPod(name, n1.Name, netip.Addr{}, map[string]string{"app": "pay"})
+				id := cnirpc.PodIdentity{Namespace: namespace, Name: name, UID: string(obj.UID), ContainerID: "s-" + name}
+				if err := cli.Add(context.Background(), cnirpc.AddRequest{Pod: id, IPs: []netip.Addr{pod.IP}}); err != nil {
+					t.Fatal(err)
+				}
+				if err := pod.NS.SendUDP(context.Background(), server, name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(500 * time.Millisecond)
+			seen, err := c.srv.SeenAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range starts {
+				name := fmt.Sprintf("first-%d", i)
+				if srcs := seen[name]; len(srcs) != 1 || !strings.HasPrefix(srcs[0], egressIP.String()+":") {
+					t.Errorf("first datagram of %s (its status not written yet): seen as %v, want once from %s", name, srcs, egressIP)
+				}
+			}
+		})
+	}
 }

@@ -72,6 +72,12 @@ func requireRoot(t testing.TB) {
 }
 
 func newCluster(t testing.TB, nodes, pods int) *cluster {
+	return newClusterUnder(t, netlab.Profile{}, nodes, pods)
+}
+
+// newClusterUnder builds the cluster's nodes under a netlab CNI profile (the zero Profile is the plain
+// baseline).
+func newClusterUnder(t testing.TB, profile netlab.Profile, nodes, pods int) *cluster {
 	requireRoot(t)
 	env := envtest.Start(t)
 	ctx := context.Background()
@@ -80,7 +86,7 @@ func newCluster(t testing.TB, nodes, pods int) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topo, err := netlab.Build(ctx, netlab.Spec{Nodes: nodes, PodsPerNode: pods})
+	topo, err := netlab.Build(ctx, netlab.Spec{Nodes: nodes, PodsPerNode: pods, Profile: profile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +264,7 @@ func (c *cluster) startAgent(n *netlab.Node) *runningAgent {
 	ra := &runningAgent{reg: prometheus.NewRegistry(), done: make(chan error, 1), syncs: make(chan agent.SyncResult, 1000)}
 	ra.a, err = agent.New(cl, agent.Options{
 		Node: n.Name, Datapath: dp, DatapathConfig: c.cfg, Netlink: n.NS.NL,
-		ClusterCIDRs:   []netip.Prefix{netlab.PodSupernet, netlab.ServiceCIDR, netlab.VPCSubnet},
+		ClusterCIDRs:   c.topo.ClusterRanges(),
 		ResyncInterval: time.Hour, Log: log, Registry: ra.reg, HealthBindAddress: "0",
 		StateDir: filepath.Join(c.stateDir, n.Name),
 		DialPeer: dialFrom(n.NS),

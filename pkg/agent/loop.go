@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -143,12 +144,23 @@ func (a *Agent) inputs() Inputs {
 	if a.serviceCIDRs != nil {
 		in.ServiceCIDRs = serviceRanges(listAll[*networkingv1.ServiceCIDR](a.serviceCIDRs))
 	}
-	pods := a.localPods
-	if cluster := a.cluster.synced(); cluster != nil {
-		pods = cluster
+	cluster := a.cluster.synced()
+	in.PodsIn = func(ns string) []*PodInfo {
+		local := byNamespace[*PodInfo](a.localPods, ns)
+		if cluster != nil {
+			local = append(remotePods(byNamespace[*PodInfo](cluster, ns), a.opts.Node), local...)
+		}
+		return a.overlay.merge(ns, local)
 	}
-	in.PodsIn = func(ns string) []*PodInfo { return a.overlay.merge(ns, byNamespace[*PodInfo](pods, ns)) }
 	return in
+}
+
+// remotePods drops this node's pods from a cluster-wide list. This node's pods always come from the
+// local informer: the CNI overlay forgets a pod's ADD once that informer shows its IPs, and the
+// cluster-wide informer's watch may deliver the same status later, which would leave the pod without
+// an address, unsteered, in between (its packets left with the node's address).
+func remotePods(pods []*PodInfo, node string) []*PodInfo {
+	return slices.DeleteFunc(pods, func(p *PodInfo) bool { return p.NodeName == node })
 }
 
 // manageClusterPods starts the cluster-wide pod informer when this node becomes a gateway candidate

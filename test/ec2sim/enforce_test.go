@@ -76,6 +76,12 @@ func TestReassignmentMovesTheIPAndItsElasticIP(t *testing.T) {
 		{IP: netip.MustParseAddr("10.0.1.50"), VPC: "vpc-0e000000000000001", Instance: gwA2, Interface: eniA2, NextHop: netip.MustParseAddr("10.0.1.12"),
 			PrevInstance: gwA1, PrevInterface: eniA1},
 	}
+	for i := range events {
+		if events[i].MAC == "" {
+			t.Errorf("event %d names interface %s without its MAC", i, events[i].Interface)
+		}
+		events[i].MAC = ""
+	}
 	if !slices.Equal(events, want) {
 		t.Fatalf("events\n got %+v\nwant %+v", events, want)
 	}

@@ -119,7 +119,8 @@ func (s *state) handleAttachENI(r request) (any, []Event, *APIError) {
 	s.instances[in.id] = in
 	var events []Event
 	for _, ip := range n.ips {
-		events = append(events, Event{IP: ip, VPC: n.vpc, Instance: in.id, Interface: n.id, NextHop: n.ips[0], PrevInterface: n.id})
+		events = append(events, Event{IP: ip, VPC: n.vpc, Instance: in.id, Interface: n.id, NextHop: n.ips[0], PrevInterface: n.id,
+			MAC: n.mac, Attached: true})
 	}
 	return &attachENIResponse{AttachmentID: n.attachment, NetworkCardIndex: card}, events, nil
 }

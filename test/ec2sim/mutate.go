@@ -13,6 +13,11 @@ type Event struct {
 	Instance, Interface         string
 	NextHop                     netip.Addr
 	PrevInstance, PrevInterface string
+	// MAC is Interface's MAC address, when Interface is set.
+	MAC string
+	// Attached says the event comes from attaching Interface to Instance (one event per address of the
+	// interface), not from moving an address: a lab plugs the interface into the instance then.
+	Attached bool
 }
 
 // assignPrivate puts ips on eniID, taking them from other interfaces only when allowReassign is set. It
@@ -68,7 +73,7 @@ func (s *state) checkAssign(n eni, ips []netip.Addr, allowReassign bool) ([]neti
 // moveIP takes ip from its holder (if any) to eniID; an Elastic IP associated with it follows it.
 func (s *state) moveIP(ip netip.Addr, eniID string) Event {
 	to := s.enis[eniID]
-	ev := Event{IP: ip, VPC: to.vpc, Instance: to.instance, Interface: to.id, NextHop: to.ips[0]}
+	ev := Event{IP: ip, VPC: to.vpc, Instance: to.instance, Interface: to.id, NextHop: to.ips[0], MAC: to.mac}
 	if holder, ok := s.owner[vpcAddr{to.vpc, ip}]; ok {
 		ev.PrevInterface, ev.PrevInstance = holder, s.enis[holder].instance
 		s.dropIP(holder, ip)

@@ -82,11 +82,20 @@ func Start(t testing.TB) *Env {
 // NewScheme returns a scheme with the built-in Kubernetes types and the egressgw types.
 func NewScheme(t testing.TB) *k8sruntime.Scheme {
 	t.Helper()
+	s, err := Scheme()
+	if err != nil {
+		t.Fatalf("scheme: %v", err)
+	}
+	return s
+}
+
+// Scheme is NewScheme for code outside a test (the lab).
+func Scheme() (*k8sruntime.Scheme, error) {
 	s := k8sruntime.NewScheme()
 	for _, add := range []func(*k8sruntime.Scheme) error{clientgoscheme.AddToScheme, egressgwv1.AddToScheme} {
 		if err := add(s); err != nil {
-			t.Fatalf("scheme: %v", err)
+			return nil, err
 		}
 	}
-	return s
+	return s, nil
 }

@@ -46,9 +46,14 @@ func sourceSet(port string) string { return "netlab-src-" + port }
 func (t *Topology) sourceCheck(ctx context.Context, port string) error {
 	return t.Fabric.RunLines(ctx,
 		[]string{"ipset", "create", sourceSet(port), "hash:net"},
-		[]string{"iptables", "-A", "FORWARD", "-i", port, "-m", "set", "!", "--match-set", sourceSet(port), "src",
-			"-m", "comment", "--comment", SourceCheckComment, "-j", "DROP"},
+		sourceCheckRule("-A", port),
 	)
+}
+
+// sourceCheckRule is the iptables command that appends (-A) or deletes (-D) the port's source check.
+func sourceCheckRule(op, port string) []string {
+	return []string{"iptables", op, "FORWARD", "-i", port, "-m", "set", "!", "--match-set", sourceSet(port), "src",
+		"-m", "comment", "--comment", SourceCheckComment, "-j", "DROP"}
 }
 
 // allowSource lets the host behind port send from p.

@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 
@@ -90,4 +91,37 @@ func (ns *Namespace) Sysctl(settings ...string) error {
 
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// Forward listens on addr inside ns and copies every connection to target, dialled from the host's
+// namespace: a service on the host's loopback (an API server) answers at the same address inside ns.
+// Closing the listener stops it; connections in progress run to their end.
+func (ns *Namespace) Forward(addr, target string) (net.Listener, error) {
+	var ln net.Listener
+	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		return nil, fmt.Errorf("listen on %s in %s: %w", addr, ns.Name, err)
+	}
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go splice(in, target)
+		}
+	}()
+	return ln, nil
+}
+
+func splice(in net.Conn, target string) {
+	defer in.Close()
+	out, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
+	<-done
 }

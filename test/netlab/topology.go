@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
+	"unicode"
 )
 
 // The address plan. Everything lives inside the lab's namespaces, so the ranges cannot clash with the
@@ -47,6 +50,9 @@ type Spec struct {
 	// Profile is the CNI and service proxy every node runs; the zero value is PlainMasquerade without
 	// a service proxy.
 	Profile Profile
+	// NodeAddr, when set, gives node i (1-based) its address in VPCSubnet instead of 10.0.0.(10+i), so
+	// that a lab can place nodes in the subnets of different zones.
+	NodeAddr func(i int) netip.Addr
 }
 
 // Topology is a built lab: a fabric namespace that plays the cloud network (a router with one port per
@@ -60,8 +66,9 @@ type Topology struct {
 	External *Namespace
 	Nodes    []*Node
 
-	owned []*Namespace
-	ports map[netip.Addr]string // host IP → its port on the router
+	owned    []*Namespace
+	ports    map[netip.Addr]string // host IP → its port on the router
+	nodeAddr func(int) netip.Addr
 }
 
 // Node is one node namespace.
@@ -97,7 +104,7 @@ func Build(ctx context.Context, spec Spec) (*Topology, error) {
 	if spec.Profile.CNI == nil {
 		spec.Profile.CNI = PlainMasquerade()
 	}
-	t := &Topology{Prefix: spec.Prefix, Profile: spec.Profile, ports: map[netip.Addr]string{}}
+	t := &Topology{Prefix: spec.Prefix, Profile: spec.Profile, ports: map[netip.Addr]string{}, nodeAddr: spec.NodeAddr}
 	if err := t.build(ctx, spec); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
@@ -177,6 +184,11 @@ func (t *Topology) addNode(ctx context.Context, i int) (*Node, error) {
 		PodCIDR: podBlock(t.Profile.CNI, i),
 		index:   i,
 	}
+	if t.nodeAddr != nil {
+		if n.IP = t.nodeAddr(i); !VPCSubnet.Contains(n.IP) {
+			return nil, fmt.Errorf("netlab: node%d address %s is outside the VPC subnet %s", i, n.IP, VPCSubnet)
+		}
+	}
 	var err error
 	if n.NS, err = t.newNamespace(ctx, fmt.Sprintf("n%d", i)); err != nil {
 		return nil, err
@@ -203,6 +215,62 @@ func (t *Topology) AttachHost(ctx context.Context, suffix string, ip netip.Addr)
 // ip as its source, and no other host may). It replaces any earlier assignment of ip.
 func (t *Topology) RouteToNode(ip netip.Addr, n *Node) error {
 	return t.routeTo(ip, n.IP)
+}
+
+// RouteToHost makes the fabric deliver ip to the host interface that holds the address at (a node's or an
+// ENI's primary address), as RouteToNode and RouteToENI do: for a cloud simulator that reports where an IP
+// lives by its next hop.
+func (t *Topology) RouteToHost(ip, at netip.Addr) error {
+	if _, ok := t.ports[at]; !ok {
+		return fmt.Errorf("netlab: no host interface holds %s", at)
+	}
+	return t.routeTo(ip, at)
+}
+
+// RouteBlockToNode makes the fabric deliver a whole range to n and lets n send from it, the way EC2
+// delivers a prefix delegated to a node's ENI: for pods whose addresses an IPAM plugin takes from a
+// block of the node's own.
+func (t *Topology) RouteBlockToNode(p netip.Prefix, n *Node) error {
+	if err := t.Fabric.Route(p, n.IP, ""); err != nil {
+		return err
+	}
+	return t.allowSource(t.ports[n.IP], p)
+}
+
+// SetHostLinks cuts (up false) or restores every router port of node n, its own and its ENIs': cut, the
+// fabric drops whatever the instance sends or is sent, as when an instance stops answering. The links
+// stay up, so neither side loses its routes (a link set down would flush them, which a dead instance's
+// VPC routes do not).
+func (t *Topology) SetHostLinks(n *Node, up bool) error {
+	op := "-I"
+	if up {
+		op = "-D"
+	}
+	for _, port := range t.portsOf(n) {
+		for _, dir := range []string{"-i", "-o"} {
+			if _, err := t.Fabric.Run(context.Background(), nil, "iptables", op, "FORWARD", dir, port,
+				"-m", "comment", "--comment", InstanceDownComment, "-j", "DROP"); err != nil {
+				return fmt.Errorf("netlab: %s port %s: %w", n.Name, port, err)
+			}
+		}
+	}
+	return nil
+}
+
+// InstanceDownComment marks the fabric rules of SetHostLinks.
+const InstanceDownComment = "netlab instance not answering"
+
+// portsOf lists n's router ports: its own (n<i>) and those of its ENIs (n<i><device>).
+func (t *Topology) portsOf(n *Node) []string {
+	own := fmt.Sprintf("n%d", n.index)
+	var ports []string
+	for _, port := range t.ports {
+		if rest, ok := strings.CutPrefix(port, own); ok && (rest == "" || !unicode.IsDigit(rune(rest[0]))) {
+			ports = append(ports, port)
+		}
+	}
+	slices.Sort(ports)
+	return ports
 }
 
 // routeTo delivers ip to the host interface that holds the address at, and lets only that one send from ip.

@@ -1,0 +1,276 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
+	"github.com/egressgw/egressgw/pkg/agenthealth"
+	"github.com/egressgw/egressgw/pkg/cniconf"
+	"github.com/egressgw/egressgw/test/netlab"
+)
+
+// The node's CNI: the conflist a node has before egressgw (the agent chains egressgw-cni into it), with
+// the reference bridge and host-local plugins. The bridge is named eni0 so that the AWS VPC CNI's rules,
+// which match the host side of pod interfaces as eni+, apply to the lab's pods as they do on EKS.
+const (
+	conflistName = "10-aws.conflist"
+	podBridge    = "eni0"
+)
+
+func (l *Lab) nodeDir(n *netlab.Node, parts ...string) string {
+	return l.path(append([]string{"nodes", n.Name}, parts...)...)
+}
+
+// prepareNodeCNI writes n's CNI configuration and plugins as the node image and the cloud's CNI leave them.
+func (l *Lab) prepareNodeCNI(n *netlab.Node) error {
+	confDir, binDir := l.nodeDir(n, "net.d"), l.nodeDir(n, "bin")
+	for _, d := range []string{confDir, binDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	for _, plugin := range []string{"bridge", "host-local"} {
+		data, err := os.ReadFile(filepath.Join(l.bins.cniDir, plugin))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(binDir, plugin), data, 0o755); err != nil {
+			return err
+		}
+	}
+	first := n.PodCIDR.Addr().As4()
+	first[3] = 10
+	conf := map[string]any{"cniVersion": "1.0.0", "name": "aws-cni", "plugins": []any{map[string]any{
+		"type": "bridge", "bridge": podBridge, "isGateway": true, "ipMasq": false,
+		"ipam": map[string]any{"type": "host-local", "dataDir": l.nodeDir(n, "host-local"),
+			"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
+			"ranges": [][]map[string]string{{{"subnet": n.PodCIDR.String(), "rangeStart": fmt.Sprintf("%d.%d.%d.%d", first[0], first[1], first[2], first[3])}}}},
+	}}}
+	data, err := json.MarshalIndent(conf, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(confDir, conflistName), append(data, '\n'), 0o644)
+}
+
+// agentArgs are the flags of n's agent, as the DaemonSet passes them on EKS (docs/agent.md).
+func (l *Lab) agentArgs(n *netlab.Node) []string {
+	return []string{"run", "--node-name=" + n.Name, "--log-level=info",
+		"--cni-conf-dir=" + l.nodeDir(n, "net.d"), "--cni-bin-dir=" + l.nodeDir(n, "bin"),
+		"--cni-plugin-binary=" + filepath.Join(l.bins.cniDir, cniconf.PluginType),
+		"--cni-socket=" + l.nodeDir(n, "cni.sock"),
+		"--cluster-cidrs=" + netlab.VPCSubnet.String() + "," + ServiceCIDR.String()}
+}
+
+func (l *Lab) startAgents(ctx context.Context) error {
+	for _, n := range l.Topo.Nodes {
+		if err := l.prepareNodeCNI(n); err != nil {
+			return err
+		}
+		if err := l.reachAPIServer(n.NS); err != nil {
+			return err
+		}
+		if err := l.startAgent(n); err != nil {
+			return err
+		}
+	}
+	for _, n := range l.Topo.Nodes {
+		if err := l.waitAgentReady(ctx, n, 2*time.Minute); err != nil {
+			return err
+		}
+	}
+	l.onClose(l.stopAll)
+	return nil
+}
+
+func (l *Lab) startAgent(n *netlab.Node) error {
+	kc, err := l.kubeconfig("agent-"+n.Name, "system:node-agent:"+n.Name, "system:masters")
+	if err != nil {
+		return err
+	}
+	_, err = l.startProcess("agent-"+n.Name, n.NS, []string{"KUBECONFIG=" + kc}, l.bins.agent, l.agentArgs(n)...)
+	return err
+}
+
+// waitAgentReady waits for n's agent to answer /readyz (its first full apply is done) and to have
+// chained egressgw-cni into the node's conflist.
+func (l *Lab) waitAgentReady(ctx context.Context, n *netlab.Node, limit time.Duration) error {
+	url := fmt.Sprintf("http://%s:%d/readyz", n.IP, agenthealth.DefaultPort)
+	conflist := filepath.Join(l.nodeDir(n, "net.d"), conflistName)
+	var last string
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if p := l.procs["agent-"+n.Name]; p != nil && p.exited() {
+			return fmt.Errorf("agent on %s exited (%v): see %s", n.Name, p.err, l.path("logs", "agent-"+n.Name+".log"))
+		}
+		status, body, err := httpGetIn(ctx, n.NS, url)
+		data, _ := os.ReadFile(conflist)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case status != http.StatusOK:
+			last = fmt.Sprintf("%s answers %d: %s", url, status, body)
+		case !strings.Contains(string(data), `"`+cniconf.PluginType+`"`):
+			last = "egressgw-cni not chained in " + conflist + " yet"
+		default:
+			return nil
+		}
+	}
+	return fmt.Errorf("agent on %s not ready after %s: %s", n.Name, limit, last)
+}
+
+// httpGetIn sends a GET from inside ns.
+func httpGetIn(ctx context.Context, ns *netlab.Namespace, url string) (int, string, error) {
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		err = ns.Do(func() error { c, err = (&net.Dialer{}).DialContext(ctx, network, addr); return err })
+		return c, err
+	}}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, strings.TrimSpace(string(body)), nil
+}
+
+// managerArgs are a replica's flags on EKS with dedicated egress ENIs (docs/aws.md).
+func managerArgs() []string {
+	return []string{"--cloud=aws", "--log-level=info", "--leader-election-namespace=" + SystemNamespace,
+		"--aws-cluster-name=" + ClusterName, "--aws-vpc-id=" + vpcID,
+		"--aws-egress-subnet=" + ZoneA + "=" + subnetAID + "," + ZoneB + "=" + subnetBID,
+		"--metrics-bind-address=127.0.0.1:8080", "--health-probe-bind-address=127.0.0.1:8081"}
+}
+
+func managerEnv(kubeconfig string) []string {
+	return []string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + SystemNamespace, "AWS_REGION=" + Region,
+		"AWS_ENDPOINT_URL_EC2=http://" + ec2Listen, "AWS_ACCESS_KEY_ID=AKIALAB0000000000000", "AWS_SECRET_ACCESS_KEY=lab",
+		"AWS_EC2_METADATA_DISABLED=true"}
+}
+
+func (l *Lab) startManagers(context.Context) error {
+	for i := range l.managerNodes() {
+		if err := l.StartManager(i + 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StartManager starts manager replica i (1 or 2) on its node.
+func (l *Lab) StartManager(i int) error {
+	n := l.managerNodes()[i-1]
+	name := fmt.Sprintf("manager-%d", i)
+	kc, err := l.kubeconfig(name, "system:serviceaccount:"+SystemNamespace+":egressgw-manager", "system:masters")
+	if err != nil {
+		return err
+	}
+	args := append(managerArgs(), "--kubeconfig="+kc)
+	_, err = l.startProcess(name, n.NS, managerEnv(kc), l.bins.manager, args...)
+	return err
+}
+
+// waitPlaced waits until every egress IP is Assigned to a gateway node.
+func (l *Lab) waitPlaced(ctx context.Context) error {
+	return l.WaitFor(ctx, 2*time.Minute, "every egress IP assigned", func() (bool, string) {
+		var list egressgwv1.EgressGatewayList
+		if err := l.Client.List(ctx, &list); err != nil {
+			return false, err.Error()
+		}
+		var pending []string
+		for _, g := range list.Items {
+			for _, a := range g.Status.Assignments {
+				if a.State != egressgwv1.AssignmentAssigned {
+					pending = append(pending, fmt.Sprintf("%s %s: %s %s %s", g.Name, a.IP, a.State, a.Reason, a.Message))
+				}
+			}
+			if len(g.Status.Assignments) < len(g.Spec.EgressIPs) {
+				pending = append(pending, g.Name+": no assignment yet")
+			}
+		}
+		return len(pending) == 0, strings.Join(pending, "; ")
+	})
+}
+
+// WaitFor polls cond every 50 ms until it holds, for at most limit; the error carries cond's last word.
+func (l *Lab) WaitFor(ctx context.Context, limit time.Duration, what string, cond func() (bool, string)) error {
+	var last string
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var ok bool
+		if ok, last = cond(); ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: not after %s: %s", what, limit, last)
+}
+
+// RestartAgent stops n's agent with SIGTERM (which leaves the datapath in place), starts it again and
+// waits until it is ready.
+func (l *Lab) RestartAgent(ctx context.Context, name string) error {
+	n := l.Node(name)
+	if n == nil {
+		return fmt.Errorf("no node %s", name)
+	}
+	if p := l.procs["agent-"+name]; p != nil {
+		if err := p.stop(syscall.SIGTERM, 10*time.Second); err != nil {
+			return err
+		}
+	}
+	if err := l.startAgent(n); err != nil {
+		return err
+	}
+	return l.waitAgentReady(ctx, n, time.Minute)
+}
+
+// Leader is the manager replica (1 or 2) that holds the leader election Lease, from the replicas' logs
+// since their last start (the Lease names a host and a random suffix, the same host for both here).
+func (l *Lab) Leader() (int, error) {
+	for i := range l.managerNodes() {
+		name := fmt.Sprintf("manager-%d", i+1)
+		if p := l.procs[name]; p == nil || p.exited() {
+			continue
+		}
+		data, err := os.ReadFile(l.path("logs", name+".log"))
+		if err != nil {
+			return 0, err
+		}
+		current := string(data)
+		if k := strings.LastIndex(current, "\n---- "); k >= 0 {
+			current = current[k:]
+		}
+		if strings.Contains(current, "Successfully acquired lease") {
+			return i + 1, nil
+		}
+	}
+	return 0, errors.New("no running manager replica has acquired the lease")
+}
+
+// KillManager kills replica i with SIGKILL, as a node or container crash does.
+func (l *Lab) KillManager(i int) error {
+	p := l.procs[fmt.Sprintf("manager-%d", i)]
+	if p == nil {
+		return fmt.Errorf("no manager-%d", i)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	return nil
+}

@@ -130,7 +130,7 @@ func New(c client.WithWatch, o Options) (*Agent, error) {
 	}
 	a.overlay.persistTo(path, a.log)
 	a.cluster.c = c
-	a.cluster.observe = a.overlayEvent
+	a.cluster.observe = a.remotePodEvent
 	a.peers = &http.Client{Transport: &http.Transport{DialContext: o.DialPeer, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute}}
 	if a.metrics, err = newMetrics(o.Registry, a.dp); err != nil {
 		return nil, err

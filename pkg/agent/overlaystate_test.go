@@ -68,3 +68,25 @@ func TestCNIOverlayFileErrors(t *testing.T) {
 		t.Errorf("add with an unwritable file: %v", err)
 	}
 }
+
+// TestClusterInformerRetiresOnlyRemoteOverlayEntries: on a gateway candidate the cluster-wide informer
+// may show a local pod's status before the local informer does; it must not retire that pod's overlay
+// entry (the view reads local pods from the local informer, which has no IP yet), only the entries of
+// pods announced from other nodes.
+func TestClusterInformerRetiresOnlyRemoteOverlayEntries(t *testing.T) {
+	a := &Agent{opts: Options{Node: "n1"}, overlay: newCNIOverlay()}
+	local, remote := newPodInfo(testPod("pay", "a", "n1", "", pay)), newPodInfo(testPod("pay", "b", "n2", "", pay))
+	for _, p := range []*PodInfo{local, remote} {
+		if err := a.overlay.add("s-"+p.Name, p, ips("10.244.1.11")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.remotePodEvent(local, newPodInfo(testPod("pay", "a", "n1", "10.244.1.11", pay)))
+	a.remotePodEvent(remote, newPodInfo(testPod("pay", "b", "n2", "10.244.1.11", pay)))
+	if got := mergedIPs(a.overlay, []*PodInfo{local}, "a"); !slices.Equal(got, ips("10.244.1.11")) {
+		t.Errorf("local pod's entry retired by the cluster-wide informer: the view gives it %v", got)
+	}
+	if added, _ := a.overlay.size(); added != 1 {
+		t.Errorf("%d overlay entries left, want the local pod's only", added)
+	}
+}

@@ -93,6 +93,19 @@ func (a *Agent) localPodEvent(old, new *PodInfo) {
 	a.overlayEvent(old, new)
 }
 
+// remotePodEvent is overlayEvent for the cluster-wide informer, for other nodes' pods only (those
+// announced to this gateway): this node's own overlay entries are retired by the local informer, the
+// one the view reads them from, or the pod would be without an address in between.
+func (a *Agent) remotePodEvent(old, new *PodInfo) {
+	p := new
+	if p == nil {
+		p = old
+	}
+	if p.NodeName != a.opts.Node {
+		a.overlayEvent(old, new)
+	}
+}
+
 // overlayEvent retires the overlay entry of a pod (this node's, or one announced to this gateway) once
 // its Pod shows the IPs, and forgets it when the Pod is deleted.
 func (a *Agent) overlayEvent(old, new *PodInfo) {

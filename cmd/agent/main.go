@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -325,6 +326,9 @@ func (o *options) uninstall(ctx context.Context, log *slog.Logger) error {
 			log.Info("egressgw-cni removed from the CNI configuration", "file", c.File, "action", c.Action)
 		}
 		errs = append(errs, err, cniconf.RemoveBinary(o.cni.binDir))
+	}
+	if err := os.Remove(filepath.Join(o.statePath(), agent.OverlayFileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("removing the agent's state file: %w", err))
 	}
 	dp, _, err := o.datapath(log)
 	if err != nil {

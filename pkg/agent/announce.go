@@ -33,9 +33,10 @@ import (
 // cnirpc.AddRequest, on the agent's health listener (the node's InternalIP, agenthealth.DefaultPort).
 const PathAnnounce = "/v1/peer/pod-added"
 
-// announceTimeout bounds the wait for one gateway's answer. A gateway that does not answer in time
-// learns the pod from its status instead; its first packets are dropped meanwhile, never leaked.
-const announceTimeout = 2 * time.Second
+// announceTimeout bounds the wait for one gateway's answer, and so what a dead gateway (no answer at
+// all) adds to every ADD until the manager moves its IPs. A gateway that does not answer in time learns
+// the pod from its status instead; its first packets are dropped meanwhile, never leaked.
+const announceTimeout = time.Second
 
 // announceResult are the label values of egressgw_agent_announcements_total.
 const (

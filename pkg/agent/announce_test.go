@@ -123,3 +123,40 @@ func TestFirstPacketAtTheGatewayUnderTheProfiles(t *testing.T) {
 		})
 	}
 }
+
+// TestADDWhileTheGatewayAgentIsDown: with the gateway's agent stopped (its datapath stays), ADD on the
+// source node still succeeds, the failed announcement is counted, and the pod's datagrams are dropped at
+// the gateway, never seen with another address, until the restarted gateway agent learns the pod.
+func TestADDWhileTheGatewayAgentIsDown(t *testing.T) {
+	c := newCluster(t, 2, 0)
+	n1, n2 := c.topo.Nodes[0], c.topo.Nodes[1]
+	c.placedPolicy(n2, true)
+	c.startAll()
+	cli := c.serveCNI(t, n1.Name)
+	c.stopAgent(n2.Name)
+	pod, err := c.topo.AddPod(context.Background(), n1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := c.createPod("orphan", n1.Name, netip.Addr{}, map[string]string{"app": "pay"})
+	id := cnirpc.PodIdentity{Namespace: namespace, Name: "orphan", UID: string(obj.UID), ContainerID: "s-orphan"}
+	began := time.Now()
+	if err := cli.Add(context.Background(), cnirpc.AddRequest{Pod: id, IPs: []netip.Addr{pod.IP}}); err != nil {
+		t.Fatalf("ADD with the gateway's agent down: %v", err)
+	}
+	t.Logf("ADD with the gateway's agent down took %s", time.Since(began).Round(time.Millisecond))
+	if got := c.metric(n1.Name, `egressgw_agent_announcements_total{result="failed"}`); got != 1 {
+		t.Errorf("failed announcements counted %v, want 1", got)
+	}
+	if err := pod.NS.SendUDP(context.Background(), server, "orphan-0"); err != nil {
+		t.Fatal(err)
+	}
+	c.kubeletWritesIP("orphan", pod.IP)
+	time.Sleep(500 * time.Millisecond)
+	if seen, _ := c.srv.Seen("orphan-0"); len(seen) != 0 {
+		t.Errorf("datagram of a pod the gateway does not know seen as %v, want dropped", seen)
+	}
+	ra := c.startAgent(n2)
+	<-ra.a.Ready()
+	c.expectSource(pod, server, egressIP, "once the gateway's agent is back")
+}

@@ -183,6 +183,7 @@ func (l *podStartLab) runStarts(t *testing.T, n, parallel int) []podStart {
 // podStartOutcome is what the external server saw of one pod start.
 type podStartOutcome struct {
 	wrong     int           // datagrams seen with another source than the pod should have
+	wrongSeen []string      // the first few of them: "datagram k from source"
 	lost      int           // datagrams never seen before the first one seen
 	firstSeen time.Duration // send time (after ADD) of the first datagram seen; -1 when none
 }
@@ -194,6 +195,9 @@ func outcome(ps podStart, seen map[string][]string, want netip.Addr) podStartOut
 		for _, s := range srcs {
 			if ap, err := netip.ParseAddrPort(s); err != nil || ap.Addr() != want {
 				o.wrong++
+				if len(o.wrongSeen) < 5 {
+					o.wrongSeen = append(o.wrongSeen, fmt.Sprintf("datagram %d (sent %s after ADD) from %s", k, at.Round(time.Millisecond), s))
+				}
 			}
 		}
 		switch {
@@ -239,6 +243,10 @@ func TestPodStartsThroughTheReferencePlugins(t *testing.T) {
 		}
 		o := outcome(ps, seen, want)
 		wrong, lost, sent = wrong+o.wrong, lost+o.lost, sent+len(ps.sentAt)
+		if o.wrong > 0 {
+			t.Errorf("pod %s (%s, selected %v, status written %s after ADD): %d datagrams seen with another source than %s: %v",
+				ps.name, ps.ip, ps.selected, ps.status.Round(time.Millisecond), o.wrong, want, o.wrongSeen)
+		}
 		if o.firstSeen < 0 {
 			t.Errorf("pod %s (%s, selected %v): none of its %d datagrams seen", ps.name, ps.ip, ps.selected, len(ps.sentAt))
 			continue

@@ -87,26 +87,6 @@ func (o *cniOverlay) remove(key, containerID string, ips []netip.Addr, cached *P
 	return true
 }
 
-// podSeen drops the overlay entry once the kubelet has written the same IPs to the Pod (the cache now
-// says it all), and a release once the Pod shows other IPs (a new sandbox).
-func (o *cniOverlay) podSeen(p *PodInfo) {
-	key := p.key()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	changed := false
-	if cur, ok := o.added[key]; ok && len(p.IPs) > 0 && slices.Equal(p.IPs, cur.pod.IPs) {
-		delete(o.added, key)
-		changed = true
-	}
-	if rel, ok := o.released[key]; ok && !slices.ContainsFunc(p.IPs, func(ip netip.Addr) bool { return slices.Contains(rel, ip) }) {
-		delete(o.released, key)
-		changed = true
-	}
-	if changed {
-		o.saveOrLog()
-	}
-}
-
 // podGone forgets a deleted pod.
 func (o *cniOverlay) podGone(key string) {
 	o.mu.Lock()
@@ -123,6 +103,12 @@ func (o *cniOverlay) podGone(key string) {
 // merge returns pods with the overlay of namespace ns applied: an added sandbox's IPs replace the cached
 // pod's (they are newer; the cached labels, if the pod is cached, are newer than those ADD read), and
 // released IPs are removed. The cached objects are never changed.
+//
+// It also retires what the cached pods now say themselves: an added entry once the pod shows the same
+// IPs (the kubelet wrote them), a release once the pod shows other IPs (a new sandbox). It decides that
+// from pods, the very objects the view is built from: retiring from the informer's event instead let
+// a sync that had read the pod just before its status update merge it after the entry was gone, so the
+// pod had no address in that view and its packets left unsteered until the next sync.
 func (o *cniOverlay) merge(ns string, pods []*PodInfo) []*PodInfo {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -131,18 +117,34 @@ func (o *cniOverlay) merge(ns string, pods []*PodInfo) []*PodInfo {
 	}
 	out := make([]*PodInfo, 0, len(pods))
 	seen := map[string]bool{}
+	retired := false
 	for _, p := range pods {
 		key := p.key()
 		if a, ok := o.added[key]; ok {
-			c := *p
-			c.IPs, c.Phase = a.pod.IPs, a.pod.Phase // the new sandbox runs whatever the old status said
-			p, seen[key] = &c, true
+			seen[key] = true
+			if len(p.IPs) > 0 && slices.Equal(p.IPs, a.pod.IPs) {
+				delete(o.added, key)
+				retired = true
+			} else {
+				c := *p
+				c.IPs, c.Phase = a.pod.IPs, a.pod.Phase // the new sandbox runs whatever the old status said
+				p = &c
+			}
 		} else if rel, ok := o.released[key]; ok {
-			c := *p
-			c.IPs = slices.DeleteFunc(slices.Clone(p.IPs), func(ip netip.Addr) bool { return slices.Contains(rel, ip) })
-			p = &c
+			inRel := func(ip netip.Addr) bool { return slices.Contains(rel, ip) }
+			if !slices.ContainsFunc(p.IPs, inRel) {
+				delete(o.released, key)
+				retired = true
+			} else {
+				c := *p
+				c.IPs = slices.DeleteFunc(slices.Clone(p.IPs), inRel)
+				p = &c
+			}
 		}
 		out = append(out, p)
+	}
+	if retired {
+		o.saveOrLog()
 	}
 	for key, a := range o.added {
 		if a.pod.Namespace == ns && !seen[key] {

@@ -94,8 +94,8 @@ func (a *Agent) localPodEvent(old, new *PodInfo) {
 }
 
 // remotePodEvent is overlayEvent for the cluster-wide informer, for other nodes' pods only (those
-// announced to this gateway): this node's own overlay entries are retired by the local informer, the
-// one the view reads them from, or the pod would be without an address in between.
+// announced to this gateway): this node's own overlay entries follow the local informer, the one the
+// view reads them from.
 func (a *Agent) remotePodEvent(old, new *PodInfo) {
 	p := new
 	if p == nil {
@@ -106,14 +106,12 @@ func (a *Agent) remotePodEvent(old, new *PodInfo) {
 	}
 }
 
-// overlayEvent retires the overlay entry of a pod (this node's, or one announced to this gateway) once
-// its Pod shows the IPs, and forgets it when the Pod is deleted.
+// overlayEvent forgets the overlay entries of a deleted pod. (Entries the Pod's status makes
+// redundant are retired by the view's merge, from the same objects the view reads.)
 func (a *Agent) overlayEvent(old, new *PodInfo) {
 	if new == nil {
 		a.overlay.podGone(old.key())
-		return
 	}
-	a.overlay.podSeen(new)
 }
 
 // pendingPods remembers when this node's pods got a new IP, until a sync has programmed it: the

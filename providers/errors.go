@@ -19,6 +19,11 @@ var (
 	// Release it from the other node first.
 	ErrAssignedElsewhere = errors.New("IP is assigned to another node")
 
+	// ErrIPInUse: the cloud has the IP on a NIC that is not one of egressgw's egress NICs (a pod's address on
+	// a NIC the CNI manages, another tool's address, a NIC's primary address), or cannot tell which network
+	// the IP is in. egressgw never takes it; the message names the holder and what to change.
+	ErrIPInUse = errors.New("IP is in use outside egressgw")
+
 	// ErrThrottled: the cloud (or the provider's own rate limiter) kept refusing for rate reasons until the
 	// caller's context ran out. Retry later, failover work first.
 	ErrThrottled = errors.New("throttled by the cloud API")

@@ -88,6 +88,12 @@ type Location struct {
 	// PublicIP and PublicIPID describe the public IP associated with IP, if any.
 	PublicIP   netip.Addr
 	PublicIPID string
+	// InUse, when set, says why the IP is not egressgw's to move (for a person): the NIC holding it is not
+	// an egress NIC of this cluster (a pod's address on a NIC the CNI manages, another tool's, a primary
+	// address), or the IP was found in two networks and the provider cannot tell which is the cluster's
+	// (then Interface and Instance are empty). Such an IP is reported, never taken: Assign and Move refuse
+	// it with ErrIPInUse. Providers that cannot tell leave it empty.
+	InUse string
 }
 
 // Provider attaches egress IPs to nodes through a cloud's API.
@@ -103,11 +109,13 @@ type Provider interface {
 	DescribeNode(ctx context.Context, node Node) (NodeInfo, error)
 
 	// Assign makes the cloud hold a.IP on node's egress NIC and, if a.PublicIP is set, associates that
-	// public IP with a.IP. Assigning what is already there returns nil without a mutating call. Assign never
+	// public IP with a.IP; with a.PublicIP empty, a public IP still associated with a.IP is removed (the
+	// spec stopped naming one). Assigning what is already there returns nil without a mutating call. Assign never
 	// takes an IP away from another node: that is ErrAssignedElsewhere (use a Mover, or Release first);
 	// while the cloud's reads lag a recent write, the refusal may instead come as ErrPermanent with the
-	// cloud's own message ("in use"). Either way nothing moved.
-	// Errors: ErrOutsideSubnet, ErrAssignedElsewhere, ErrCapacityExhausted, ErrNotFound (node or public IP),
+	// cloud's own message ("in use"). An IP held by a NIC that is not egressgw's is ErrIPInUse as well.
+	// Either way nothing moved.
+	// Errors: ErrOutsideSubnet, ErrAssignedElsewhere, ErrIPInUse, ErrCapacityExhausted, ErrNotFound (node or public IP),
 	// ErrUnsupportedNode, ErrThrottled, ErrUnavailable, ErrPermanent.
 	Assign(ctx context.Context, node Node, a Assignment) error
 
@@ -118,8 +126,9 @@ type Provider interface {
 	Release(ctx context.Context, node Node, a Assignment) error
 
 	// Locate reports where the cloud has each of ips now, for recovery after a crash. IPs held nowhere are
-	// absent from the map. Reads only; eventual consistency of the cloud applies (a write of the last
-	// seconds may not be visible yet).
+	// absent from the map. An IP the provider cannot answer for alone (found in two networks) is reported
+	// with Location.InUse set, never as an error of the whole call. Reads only; eventual consistency of the
+	// cloud applies (a write of the last seconds may not be visible yet).
 	// Errors: ErrThrottled, ErrUnavailable, ErrPermanent.
 	Locate(ctx context.Context, ips []netip.Addr) (map[netip.Addr]Location, error)
 }
@@ -130,9 +139,11 @@ type Mover interface {
 	// Move takes ips to node's egress NIC wherever they are now (another node, or nowhere), in as few cloud
 	// calls as the cloud allows, and public IPs associated with them follow. IPs already on node stay.
 	// After an error the IPs may or may not have moved (a lost response looks like a failure): repeat the
-	// Move, which is idempotent, or Locate them. Refuses (ErrPermanent) to take a NIC's primary address.
-	// Errors: ErrOutsideSubnet (naming every IP outside node's subnet), ErrCapacityExhausted, ErrNotFound,
-	// ErrUnsupportedNode, ErrThrottled, ErrUnavailable, ErrPermanent.
+	// Move, which is idempotent, or Locate them. Refuses (ErrPermanent) to take a NIC's primary address,
+	// and (ErrIPInUse) any IP held by a NIC that is not an egress NIC of this cluster; nothing moves then.
+	// Errors: ErrOutsideSubnet (naming every IP outside node's subnet), ErrIPInUse (naming every IP in
+	// use), ErrCapacityExhausted, ErrNotFound, ErrUnsupportedNode, ErrThrottled, ErrUnavailable,
+	// ErrPermanent.
 	Move(ctx context.Context, node Node, ips []netip.Addr) error
 }
 

@@ -22,6 +22,7 @@ type EgressGatewaySpec struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=128
 	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, b.ip == a.ip))",message="each egress IP may appear only once in a gateway"
+	// +kubebuilder:validation:XValidation:rule="self.all(a, !has(a.publicIP) || self.exists_one(b, has(b.publicIP) && b.publicIP == a.publicIP))",message="each publicIP may be named on only one egress IP: a public IP is associated with one private address at a time, so two egress IPs naming it would take it from each other"
 	EgressIPs []EgressIP `json:"egressIPs"`
 
 	// namespaceSelector admits the namespaces whose EgressPolicies may use this gateway. It is required so

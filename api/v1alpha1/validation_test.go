@@ -60,6 +60,8 @@ var rejectCases = []rejectCase{
 		"spec.egressIPs[0].ip", "must be a unicast host address"},
 	{"duplicate egress IP", baseGateway, `{"spec":{"egressIPs":[{"ip":"10.0.1.50"},{"ip":"10.0.2.50"},{"ip":"10.0.1.50"}]}}`,
 		"spec.egressIPs", "each egress IP may appear only once in a gateway"},
+	{"one Elastic IP on two egress IPs", baseGateway, `{"spec":{"egressIPs":[{"ip":"10.0.1.50","publicIP":"eipalloc-0abc1234def567890"},{"ip":"10.0.2.50","publicIP":"eipalloc-0abc1234def567890"}]}}`,
+		"spec.egressIPs", "each publicIP may be named on only one egress IP"},
 	{"no egress IPs", baseGateway, `{"spec":{"egressIPs":[]}}`,
 		"spec.egressIPs", "should have at least 1 items"},
 	{"absurdly many egress IPs", baseGateway, manyEgressIPs(129),
@@ -117,6 +119,10 @@ func TestCRDValidation(t *testing.T) {
 		if err := env.Client.Create(ctx, obj); err != nil {
 			t.Fatalf("valid %s refused: %v", obj.GetKind(), err)
 		}
+	}
+	distinct := patched(t, baseGateway, `{"metadata":{"name":"distinct-public-ips"},"spec":{"egressIPs":[{"ip":"10.0.1.50","publicIP":"eipalloc-0abc1234def567890"},{"ip":"10.0.1.51","publicIP":"eipalloc-0abc1234def567891"},{"ip":"10.0.2.50"},{"ip":"10.0.2.51"}]}}`)
+	if err := env.Client.Create(ctx, distinct); err != nil {
+		t.Fatalf("distinct public IPs, and two egress IPs without one, refused: %v", err)
 	}
 	for i, tc := range rejectCases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,8 +21,12 @@ import (
 	"github.com/egressgw/egressgw/pkg/manager"
 )
 
+// version is set at build time: -ldflags "-X main.version=v0.1.0".
+var version = "dev"
+
 type options struct {
 	cloudOptions
+	showVersion bool
 	logLevel    string
 	metricsAddr string
 	probeAddr   string
@@ -111,7 +115,12 @@ func (o *options) run(ctx context.Context) error {
 func main() {
 	o := newOptions()
 	o.addFlags(flag.CommandLine)
+	flag.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 	flag.Parse()
+	if o.showVersion {
+		fmt.Println("egressgw-manager", version)
+		return
+	}
 	if err := o.validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "egressgw-manager: invalid flags:\n%v\n", err)
 		os.Exit(2)

@@ -81,6 +81,7 @@ func errorCode(err error) string {
 		{providers.ErrUnavailable, "CloudUnavailable"},
 		{providers.ErrCapacityExhausted, "CapacityExhausted"},
 		{providers.ErrOutsideSubnet, "OutsideSubnet"},
+		{providers.ErrIPInUse, "IPInUse"},
 		{providers.ErrAssignedElsewhere, "AssignedElsewhere"},
 		{providers.ErrNotFound, "NotFoundInCloud"},
 		{providers.ErrUnsupportedNode, "UnsupportedNode"},

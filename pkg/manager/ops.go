@@ -113,6 +113,9 @@ func (c *Controller) releaseHeld(ctx context.Context, keep string, ip netip.Addr
 func (c *Controller) holderOf(loc providers.Location) (string, providers.Node, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if loc.InUse != "" {
+		return "", providers.Node{}, fmt.Errorf("%s, and is not taken from it: %w", loc.InUse, providers.ErrIPInUse)
+	}
 	if loc.Primary {
 		return "", providers.Node{}, fmt.Errorf("%s is the primary address of instance %s: %w", loc.IP, loc.Instance, providers.ErrAssignedElsewhere)
 	}

@@ -103,6 +103,10 @@ func (c *Controller) applyLocations(snap *snapshot, ips []netip.Addr, locs map[n
 		}
 		st.publicIP = loc.PublicIP
 		st.publicOK = st.publicID != "" && loc.PublicIPID == st.publicID
+		if loc.InUse != "" { // the provider says it is not egressgw's (another tool's NIC, an ambiguous IP)
+			st.foreign = loc.InUse
+			continue
+		}
 		if loc.Primary {
 			st.foreign = fmt.Sprintf("it is the primary address of instance %s", loc.Instance)
 			continue

@@ -15,7 +15,8 @@ import (
 )
 
 // Assign implements providers.Provider: the IP first (never taken from another ENI), then its Elastic IP.
-// A missing Elastic IP is found before anything changes.
+// A missing Elastic IP is found before anything changes. An Assignment without a public IP leaves the IP
+// without one: an Elastic IP still associated with it (the spec named one before) is disassociated.
 func (p *Provider) Assign(ctx context.Context, node providers.Node, a providers.Assignment) error {
 	return p.onNode(ctx, node, func(ctx context.Context, at attachment) error {
 		if err := at.check(a.IP); err != nil {
@@ -28,17 +29,24 @@ func (p *Provider) Assign(ctx context.Context, node providers.Node, a providers.
 				return err
 			}
 		}
-		if err := p.ensurePrivate(ctx, at, a.IP); err != nil || eip == nil {
+		was, err := p.ensurePrivate(ctx, at, a.IP)
+		switch {
+		case err != nil:
 			return err
+		case eip != nil:
+			return p.associate(ctx, at, a, *eip)
+		case was.associationID != "":
+			return p.disassociateIfHere(ctx, at, a.IP, was.associationID)
 		}
-		return p.associate(ctx, at, a, *eip)
+		return nil
 	})
 }
 
-// ensurePrivate puts ip on at's ENI unless it is there already; it refuses when another ENI holds it.
-func (p *Provider) ensurePrivate(ctx context.Context, at attachment, ip netip.Addr) error {
-	if done, err := p.placed(ctx, at, ip); done || err != nil {
-		return err
+// ensurePrivate puts ip on at's ENI unless it is there already (then it returns what Describe shows of
+// it); it refuses when another ENI holds it.
+func (p *Provider) ensurePrivate(ctx context.Context, at attachment, ip netip.Addr) (found, error) {
+	if was, done, err := p.placed(ctx, at, ip); done || err != nil {
+		return was, err
 	}
 	_, err := call(ctx, p, "AssignPrivateIpAddresses", func(ctx context.Context) (*ec2.AssignPrivateIpAddressesOutput, error) {
 		return p.ec2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
@@ -46,36 +54,39 @@ func (p *Provider) ensurePrivate(ctx context.Context, at attachment, ip netip.Ad
 	})
 	if err == nil {
 		p.log.Info("assigned egress IP", "node", at.node, "instance", at.instance, "eni", at.eni, "ip", ip)
-		return nil
+		return found{}, nil
 	}
 	// EC2 refuses an address held elsewhere with InvalidParameterValue, like any other bad value; look
 	// again to tell the two apart (and to see our own earlier try that succeeded after all).
 	if errors.Is(err, providers.ErrPermanent) {
-		if done, lerr := p.placed(ctx, at, ip); done || lerr != nil && errors.Is(lerr, providers.ErrAssignedElsewhere) {
-			return lerr
+		if was, done, lerr := p.placed(ctx, at, ip); done || errors.Is(lerr, providers.ErrAssignedElsewhere) || errors.Is(lerr, providers.ErrIPInUse) {
+			return was, lerr
 		}
 	}
-	return fmt.Errorf("assign %s to node %s (%s): %w", ip, at.node, at.eni, err)
+	return found{}, fmt.Errorf("assign %s to node %s (%s): %w", ip, at.node, at.eni, err)
 }
 
-// placed reports whether ip already is on at's ENI, or ErrAssignedElsewhere when another ENI holds it.
-func (p *Provider) placed(ctx context.Context, at attachment, ip netip.Addr) (bool, error) {
+// placed reports whether ip already is on at's ENI (with what Describe shows of it), or
+// ErrAssignedElsewhere when another egressgw ENI holds it (ErrIPInUse as well when something else does).
+func (p *Provider) placed(ctx context.Context, at attachment, ip netip.Addr) (found, bool, error) {
 	f, ok, err := p.locateOne(ctx, at.vpc, ip)
 	switch {
 	case err != nil:
-		return false, err
+		return found{}, false, err
 	case !ok:
-		return false, nil
+		return found{}, false, nil
 	case f.Interface == at.eni:
-		return true, nil
-	case f.Primary:
-		return false, fmt.Errorf("%s is the primary address of %s (instance %s), not an egress IP: %w", ip, f.Interface, f.Instance, providers.ErrAssignedElsewhere)
+		return f, true, nil
+	case f.InUse != "":
+		return found{}, false, refuseInUse(f, providers.ErrAssignedElsewhere)
 	}
-	return false, fmt.Errorf("%s is on %s (instance %s), not on node %s: %w", ip, f.Interface, f.Instance, at.node, providers.ErrAssignedElsewhere)
+	return found{}, false, fmt.Errorf("%s is on %s (instance %s), not on node %s: %w", ip, f.Interface, f.Instance, at.node, providers.ErrAssignedElsewhere)
 }
 
-// Move implements providers.Mover: one AssignPrivateIpAddresses call with AllowReassignment for all ips;
-// EC2 moves their Elastic IPs with them.
+// Move implements providers.Mover: one AssignPrivateIpAddresses call for all ips; EC2 moves their Elastic
+// IPs with them. It reads first where the IPs are, and takes none held by an interface that is not
+// egressgw's (ownership.go): AllowReassignment would take a pod's address from the CNI as readily as an
+// egress IP from a failed gateway.
 func (p *Provider) Move(ctx context.Context, node providers.Node, ips []netip.Addr) error {
 	ips = slices.Compact(slices.SortedFunc(slices.Values(ips), netip.Addr.Compare))
 	return p.onNode(ctx, node, func(ctx context.Context, at attachment) error {
@@ -86,16 +97,59 @@ func (p *Provider) Move(ctx context.Context, node providers.Node, ips []netip.Ad
 	})
 }
 
+// move reassigns only when another egressgw interface holds one of ips: IPs the read shows free go with
+// AllowReassignment off, so that EC2 itself refuses one that something else took since the read. Such a
+// refusal (or a read that lagged) is looked at once more before it counts.
 func (p *Provider) move(ctx context.Context, at attachment, ips []netip.Addr) error {
-	_, err := call(ctx, p, "AssignPrivateIpAddresses", func(ctx context.Context) (*ec2.AssignPrivateIpAddressesOutput, error) {
-		return p.ec2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
-			NetworkInterfaceId: sdkaws.String(at.eni), PrivateIpAddresses: addrStrings(ips), AllowReassignment: sdkaws.Bool(true)})
-	})
+	reassign, err := p.takeable(ctx, at, ips)
+	if err != nil {
+		return err
+	}
+	err = p.assignAll(ctx, at, ips, reassign)
+	if err != nil && !reassign && errors.Is(err, providers.ErrPermanent) {
+		if reassign, err2 := p.takeable(ctx, at, ips); err2 != nil {
+			return err2
+		} else if reassign {
+			err = p.assignAll(ctx, at, ips, true)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("move %v to node %s (%s): %w", ips, at.node, at.eni, err)
 	}
 	p.log.Info("moved egress IPs", "node", at.node, "instance", at.instance, "eni", at.eni, "ips", ips)
 	return nil
+}
+
+// takeable reads where ips are and refuses, naming every one, those held by something that is not
+// egressgw's; reassign says whether another egressgw interface holds any of them.
+func (p *Provider) takeable(ctx context.Context, at attachment, ips []netip.Addr) (reassign bool, err error) {
+	where, err := p.locate(ctx, []string{at.vpc}, ips)
+	if err != nil {
+		return false, err
+	}
+	var refused []error
+	for _, ip := range ips {
+		f, held := where[ip]
+		switch {
+		case !held || f.Interface == at.eni:
+		case f.InUse != "":
+			refused = append(refused, refuseInUse(f, providers.ErrPermanent))
+		default:
+			reassign = true
+		}
+	}
+	if err := errors.Join(refused...); err != nil {
+		return false, fmt.Errorf("move to node %s: %w", at.node, err)
+	}
+	return reassign, nil
+}
+
+func (p *Provider) assignAll(ctx context.Context, at attachment, ips []netip.Addr, reassign bool) error {
+	_, err := call(ctx, p, "AssignPrivateIpAddresses", func(ctx context.Context) (*ec2.AssignPrivateIpAddressesOutput, error) {
+		return p.ec2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
+			NetworkInterfaceId: sdkaws.String(at.eni), PrivateIpAddresses: addrStrings(ips), AllowReassignment: sdkaws.Bool(reassign)})
+	})
+	return err
 }
 
 // checkAll refuses a batch naming every IP that cannot go to at, so one answer fixes them all.

@@ -168,3 +168,48 @@ func TestUnknownInstanceAndElasticIP(t *testing.T) {
 		t.Fatalf("mutating calls were made: %v", got)
 	}
 }
+
+// TestAssignWithoutAPublicIPDisassociatesTheOldOne: publicIP removed from the spec is an Assign without
+// one; the Elastic IP leaves the address (and is free for another), the address stays, and a repeat
+// changes nothing.
+func TestAssignWithoutAPublicIPDisassociatesTheOldOne(t *testing.T) {
+	e, p := start(t)
+	ctx := t.Context()
+	must(t, p.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50"), PublicIP: eip1}))
+	must(t, p.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50")}))
+	if h := e.wantOn(t, "10.0.1.50", eniA1); h.ElasticIP != "" {
+		t.Fatalf("publicIP removed, but %s is still associated: %+v", h.ElasticIP, h)
+	}
+	writes := e.calls("DisassociateAddress") + e.calls("AssignPrivateIpAddresses")
+	must(t, p.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50")}))
+	if got := e.calls("DisassociateAddress") + e.calls("AssignPrivateIpAddresses"); got != writes {
+		t.Fatalf("repeating the Assign made %d more mutating calls", got-writes)
+	}
+	must(t, p.Assign(ctx, gwA2, providers.Assignment{IP: ip("10.0.1.51"), PublicIP: eip1}))
+	if h := e.wantOn(t, "10.0.1.51", eniA2); h.ElasticIP != eip1 {
+		t.Fatalf("the freed Elastic IP did not go to its new address: %+v", h)
+	}
+}
+
+// TestReservedAddressesAreRefusedUpFront: the first four and the last address of a subnet pass the CRD's
+// validation, but EC2 never assigns them; the provider says so without asking EC2, for Assign and Move.
+func TestReservedAddressesAreRefusedUpFront(t *testing.T) {
+	e, p := start(t)
+	ctx := t.Context()
+	for _, addr := range []string{"10.0.1.0", "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.255"} {
+		err := p.Assign(ctx, gwA1, providers.Assignment{IP: ip(addr)})
+		if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "reserved by AWS") {
+			t.Errorf("Assign %s: want a permanent refusal naming the reservation, got %v", addr, err)
+		}
+		err = p.Move(ctx, gwA1, []netip.Addr{ip("10.0.1.60"), ip(addr)})
+		if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), addr+" is reserved by AWS") {
+			t.Errorf("Move %s: want a permanent refusal naming the reservation, got %v", addr, err)
+		}
+	}
+	if n := e.calls("AssignPrivateIpAddresses"); n != 0 {
+		t.Fatalf("%d AssignPrivateIpAddresses calls for addresses EC2 refuses forever", n)
+	}
+	must(t, p.Move(ctx, gwA1, []netip.Addr{ip("10.0.1.4"), ip("10.0.1.254")})) // the first and last usable
+	e.wantOn(t, "10.0.1.4", eniA1)
+	e.wantOn(t, "10.0.1.254", eniA1)
+}

@@ -33,14 +33,16 @@ func contractEnv(t *testing.T, opts Options) contracttest.Env {
 	{
 		e := newEnv(t, ec2sim.Options{})
 		return contracttest.Env{
-			Provider: e.provider(t, opts),
-			A1:       contracttest.Gateway{Node: gwA1, Instance: "i-0a000000000000001"},
-			A2:       contracttest.Gateway{Node: gwA2, Instance: "i-0a000000000000002"},
-			B:        contracttest.Gateway{Node: gwB3, Instance: "i-0b000000000000003"},
-			FreeA:    []netip.Addr{ip("10.0.1.50"), ip("10.0.1.51"), ip("10.0.1.52")},
-			FreeB:    []netip.Addr{ip("10.0.2.50"), ip("10.0.2.51")},
-			Outside:  ip("192.168.7.7"),
-			Unknown:  providers.Node{Name: "gone", ProviderID: "aws:///us-east-1a/i-0a00000000000dead"},
+			Provider:    e.provider(t, opts),
+			A1:          contracttest.Gateway{Node: gwA1, Instance: "i-0a000000000000001"},
+			A2:          contracttest.Gateway{Node: gwA2, Instance: "i-0a000000000000002"},
+			B:           contracttest.Gateway{Node: gwB3, Instance: "i-0b000000000000003"},
+			FreeA:       []netip.Addr{ip("10.0.1.50"), ip("10.0.1.51"), ip("10.0.1.52")},
+			FreeB:       []netip.Addr{ip("10.0.2.50"), ip("10.0.2.51")},
+			Outside:     ip("192.168.7.7"),
+			InUse:       ip("10.0.1.140"), // the worker's untagged interface's: another tool's
+			InUseHolder: "i-0c000000000000004",
+			Unknown:     providers.Node{Name: "gone", ProviderID: "aws:///us-east-1a/i-0a00000000000dead"},
 			Unsupported: []string{"aws:///us-east-1a/not-an-instance", "aws:///us-east-1a/extra/i-0a000000000000001",
 				"aws:///eu-west-1a/i-0a000000000000001"},
 			Where: func(a netip.Addr) (string, bool) {

@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
@@ -47,17 +48,36 @@ func (p *Provider) elasticIP(ctx context.Context, allocationID string) (*types.A
 	return &out.Addresses[0], nil
 }
 
-// dropPublic disassociates the Elastic IP of an address that is being released; an association that is
+// disassociateIfHere removes Elastic IP association assoc only while EC2 shows it on at's ENI at ip: an
+// association ID names the association wherever it has gone since (it follows its private IP to another
+// ENI), so disassociating by ID alone could take an Elastic IP off another node. An association that is
 // gone already is fine.
-func (p *Provider) dropPublic(ctx context.Context, at attachment, f found) error {
-	if f.associationID == "" {
-		return nil
+func (p *Provider) disassociateIfHere(ctx context.Context, at attachment, ip netip.Addr, assoc string) error {
+	out, err := call(ctx, p, "DescribeAddresses", func(ctx context.Context) (*ec2.DescribeAddressesOutput, error) {
+		return p.ec2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{Filters: []types.Filter{filter("association-id", assoc)}})
+	})
+	if err != nil {
+		return fmt.Errorf("Elastic IP association %s of %s on node %s: %w", assoc, ip, at.node, err)
 	}
+	for _, addr := range out.Addresses {
+		if sdkaws.ToString(addr.NetworkInterfaceId) == at.eni && sdkaws.ToString(addr.PrivateIpAddress) == ip.String() {
+			return p.disassociate(ctx, at, ip, assoc, sdkaws.ToString(addr.AllocationId))
+		}
+	}
+	return nil
+}
+
+// disassociate removes association assoc (of Elastic IP alloc) from ip on at's ENI; the caller made sure
+// it is there.
+func (p *Provider) disassociate(ctx context.Context, at attachment, ip netip.Addr, assoc, alloc string) error {
 	_, err := call(ctx, p, "DisassociateAddress", func(ctx context.Context) (*ec2.DisassociateAddressOutput, error) {
-		return p.ec2.DisassociateAddress(ctx, &ec2.DisassociateAddressInput{AssociationId: sdkaws.String(f.associationID)})
+		return p.ec2.DisassociateAddress(ctx, &ec2.DisassociateAddressInput{AssociationId: sdkaws.String(assoc)})
 	})
 	if err != nil && !hasCode(err, codeAssociationNotFound) {
-		return fmt.Errorf("disassociate %s from %s on node %s: %w", f.PublicIPID, f.IP, at.node, err)
+		return fmt.Errorf("disassociate %s from %s on node %s: %w", alloc, ip, at.node, err)
+	}
+	if err == nil {
+		p.log.Info("disassociated Elastic IP", "node", at.node, "eni", at.eni, "ip", ip, "allocation", alloc)
 	}
 	return nil
 }

@@ -230,10 +230,11 @@ func TestEgressSubnetChosenByTagsOrByZone(t *testing.T) {
 	}
 }
 
-// TestFailoverBetweenDedicatedInterfacesIsOneCall: with both gateways' interfaces ensured (as the manager
-// does for every gateway candidate), a failover is one AssignPrivateIpAddresses call and the Elastic IP
-// follows.
-func TestFailoverBetweenDedicatedInterfacesIsOneCall(t *testing.T) {
+// TestFailoverBetweenDedicatedInterfacesIsTwoCalls: with both gateways' interfaces ensured (as the manager
+// does for every gateway candidate), a failover is one filtered DescribeNetworkInterfaces (is the IP on an
+// egressgw interface, and so egressgw's to take?) and one AssignPrivateIpAddresses call, and the Elastic
+// IP follows.
+func TestFailoverBetweenDedicatedInterfacesIsTwoCalls(t *testing.T) {
 	e := newEnv(t, ec2sim.Options{})
 	p := e.provider(t, dedicated())
 	a1, err := p.EnsureAttachment(t.Context(), gwA1)
@@ -244,7 +245,7 @@ func TestFailoverBetweenDedicatedInterfacesIsOneCall(t *testing.T) {
 	must(t, p.Assign(t.Context(), gwA1, providers.Assignment{IP: ip("10.0.1.50"), PublicIP: eip1}))
 	before := e.sim.Actions()
 	must(t, p.Move(t.Context(), gwA2, []netip.Addr{ip("10.0.1.50")}))
-	wantCalls(t, "the failover", e.sim.Actions(), before, map[string]int{"AssignPrivateIpAddresses": 1})
+	wantCalls(t, "the failover", e.sim.Actions(), before, map[string]int{"DescribeNetworkInterfaces": 1, "AssignPrivateIpAddresses": 1})
 	if h := e.wantOn(t, "10.0.1.50", a2.Interface); h.ElasticIP != eip1 || a1.Interface == a2.Interface {
 		t.Fatalf("the Elastic IP did not follow to the second gateway's interface: %+v", h)
 	}

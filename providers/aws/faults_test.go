@@ -83,7 +83,7 @@ func TestClientSideLimiterStopsBeforeEC2(t *testing.T) {
 }
 
 func TestPermanentRefusalsAreNotRetried(t *testing.T) {
-	e := newEnv(t, ec2sim.Options{AllowedActions: []string{"DescribeInstances", "DescribeSubnets", "DescribeInstanceTypes"}})
+	e := newEnv(t, ec2sim.Options{AllowedActions: []string{"DescribeInstances", "DescribeSubnets", "DescribeInstanceTypes", "DescribeNetworkInterfaces"}})
 	p := e.provider(t, Options{})
 	err := p.Move(timeout(t, time.Minute), gwA1, []netip.Addr{ip("10.0.1.50")})
 	if !errors.Is(err, providers.ErrPermanent) || providers.Retryable(err) {

@@ -24,11 +24,12 @@ type found struct {
 	vpc, associationID string
 }
 
-// Locate implements providers.Provider with filtered, paginated DescribeNetworkInterfaces calls.
+// Locate implements providers.Provider with filtered, paginated DescribeNetworkInterfaces calls, in the
+// cluster's VPCs (see clusterVPCs).
 func (p *Provider) Locate(ctx context.Context, ips []netip.Addr) (map[netip.Addr]providers.Location, error) {
 	ctx, cancel := p.bound(ctx)
 	defer cancel()
-	where, err := p.locate(ctx, p.opts.VPCID, ips)
+	where, err := p.locate(ctx, p.clusterVPCs(), ips)
 	if err != nil {
 		return nil, err
 	}
@@ -39,14 +40,35 @@ func (p *Provider) Locate(ctx context.Context, ips []netip.Addr) (map[netip.Addr
 	return out, nil
 }
 
+// clusterVPCs are the VPCs Locate searches: the configured one (Options.VPCID), else those of the nodes
+// this provider has resolved, which are the cluster's (the manager describes every gateway before its
+// first Locate). Empty, before any node is known, means every VPC the credentials see; an IP found in
+// two of them is then reported alone as ambiguous.
+func (p *Provider) clusterVPCs() []string {
+	if p.opts.VPCID != "" {
+		return []string{p.opts.VPCID}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var vpcs []string
+	for _, at := range p.nodes {
+		if at.vpc != "" && !slices.Contains(vpcs, at.vpc) {
+			vpcs = append(vpcs, at.vpc)
+		}
+	}
+	slices.Sort(vpcs)
+	return vpcs
+}
+
 // locateOne finds ip within one VPC.
 func (p *Provider) locateOne(ctx context.Context, vpc string, ip netip.Addr) (found, bool, error) {
-	where, err := p.locate(ctx, vpc, []netip.Addr{ip})
+	where, err := p.locate(ctx, []string{vpc}, []netip.Addr{ip})
 	f, ok := where[ip]
 	return f, ok, err
 }
 
-func (p *Provider) locate(ctx context.Context, vpc string, ips []netip.Addr) (map[netip.Addr]found, error) {
+// locate finds ips in vpcs (all VPCs when empty).
+func (p *Provider) locate(ctx context.Context, vpcs []string, ips []netip.Addr) (map[netip.Addr]found, error) {
 	wanted := map[string]netip.Addr{}
 	for _, ip := range ips {
 		if err := egressip.IPv4(ip, "AWS"); err != nil {
@@ -55,19 +77,25 @@ func (p *Provider) locate(ctx context.Context, vpc string, ips []netip.Addr) (ma
 		wanted[ip.String()] = ip
 	}
 	keys := slices.Sorted(maps.Keys(wanted))
-	out := map[netip.Addr]found{}
+	seen := map[netip.Addr][]found{}
 	for chunk := range slices.Chunk(keys, locateChunk) {
-		if err := p.locateChunk(ctx, vpc, chunk, wanted, out); err != nil {
+		if err := p.describeChunk(ctx, vpcs, chunk, wanted, seen); err != nil {
 			return nil, err
 		}
+	}
+	out := make(map[netip.Addr]found, len(seen))
+	for ip, holders := range seen {
+		out[ip] = oneHolder(ip, holders)
 	}
 	return out, nil
 }
 
-func (p *Provider) locateChunk(ctx context.Context, vpc string, chunk []string, wanted map[string]netip.Addr, out map[netip.Addr]found) error {
+// describeChunk reads the interfaces holding any address of chunk, page by page, and records each
+// interface that holds a wanted address.
+func (p *Provider) describeChunk(ctx context.Context, vpcs, chunk []string, wanted map[string]netip.Addr, seen map[netip.Addr][]found) error {
 	in := &ec2.DescribeNetworkInterfacesInput{Filters: []types.Filter{filter("addresses.private-ip-address", chunk...)}, MaxResults: sdkaws.Int32(1000)}
-	if vpc != "" {
-		in.Filters = append(in.Filters, filter("vpc-id", vpc))
+	if len(vpcs) > 0 {
+		in.Filters = append(in.Filters, filter("vpc-id", vpcs...))
 	}
 	for {
 		page, err := call(ctx, p, "DescribeNetworkInterfaces", func(ctx context.Context) (*ec2.DescribeNetworkInterfacesOutput, error) {
@@ -77,8 +105,10 @@ func (p *Provider) locateChunk(ctx context.Context, vpc string, chunk []string, 
 			return fmt.Errorf("locate IPs: %w", err)
 		}
 		for _, nic := range page.NetworkInterfaces {
-			if err := collect(nic, wanted, out); err != nil {
-				return err
+			for _, a := range nic.PrivateIpAddresses {
+				if ip, ok := wanted[sdkaws.ToString(a.PrivateIpAddress)]; ok {
+					seen[ip] = append(seen[ip], p.foundOn(nic, a, ip))
+				}
 			}
 		}
 		if sdkaws.ToString(page.NextToken) == "" {
@@ -88,24 +118,22 @@ func (p *Provider) locateChunk(ctx context.Context, vpc string, chunk []string, 
 	}
 }
 
-// collect records where the wanted addresses of nic are, refusing an IP seen on two interfaces (two VPCs
-// that reuse the range, when the search is not limited to one VPC).
-func collect(nic types.NetworkInterface, wanted map[string]netip.Addr, out map[netip.Addr]found) error {
-	for _, a := range nic.PrivateIpAddresses {
-		ip, ok := wanted[sdkaws.ToString(a.PrivateIpAddress)]
-		if !ok {
-			continue
+// oneHolder is where ip is, given every interface seen holding it. Within one VPC there is at most one;
+// an IP on interfaces of two VPCs (that reuse the range, when the search is not limited to one) is
+// reported as in use, with advice, so that it alone waits and the other IPs are answered.
+func oneHolder(ip netip.Addr, holders []found) found {
+	f := holders[0]
+	for _, other := range holders[1:] {
+		if other.Interface != f.Interface {
+			return found{Location: providers.Location{IP: ip, InUse: fmt.Sprintf(
+				"%s is on %s (%s) and on %s (%s), and egressgw cannot tell which VPC is the cluster's: set the provider's VPC ID (--aws-vpc-id)",
+				ip, f.Interface, f.vpc, other.Interface, other.vpc)}}
 		}
-		f := foundOn(nic, a, ip)
-		if prev, dup := out[ip]; dup && prev.Interface != f.Interface {
-			return fmt.Errorf("%s is on %s (%s) and on %s (%s): set the provider's VPC ID: %w", ip, prev.Interface, prev.vpc, f.Interface, f.vpc, providers.ErrPermanent)
-		}
-		out[ip] = f
 	}
-	return nil
+	return f
 }
 
-func foundOn(nic types.NetworkInterface, a types.NetworkInterfacePrivateIpAddress, ip netip.Addr) found {
+func (p *Provider) foundOn(nic types.NetworkInterface, a types.NetworkInterfacePrivateIpAddress, ip netip.Addr) found {
 	f := found{Location: providers.Location{IP: ip, Interface: sdkaws.ToString(nic.NetworkInterfaceId), Primary: sdkaws.ToBool(a.Primary)},
 		vpc: sdkaws.ToString(nic.VpcId)}
 	if nic.Attachment != nil {
@@ -115,5 +143,6 @@ func foundOn(nic types.NetworkInterface, a types.NetworkInterfacePrivateIpAddres
 		f.PublicIP, _ = netip.ParseAddr(sdkaws.ToString(as.PublicIp))
 		f.PublicIPID, f.associationID = sdkaws.ToString(as.AllocationId), sdkaws.ToString(as.AssociationId)
 	}
+	f.InUse = p.notEgress(nic, f)
 	return f
 }

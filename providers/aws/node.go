@@ -26,9 +26,17 @@ type attachment struct {
 	dedicated                          bool
 }
 
-// check refuses an IP that EC2 could never put on this attachment.
+// check refuses an IP that EC2 could never put on this attachment: one outside its subnet, or one of the
+// subnet's addresses AWS reserves, which EC2 refuses forever.
 func (a attachment) check(ip netip.Addr) error {
-	return egressip.InSubnet(ip, "AWS", a.subnet, a.subnetID, a.node)
+	if err := egressip.InSubnet(ip, "AWS", a.subnet, a.subnetID, a.node); err != nil {
+		return err
+	}
+	if why := reservedByAWS(ip, a.subnet); why != "" {
+		return fmt.Errorf("%s is reserved by AWS in subnet %s (%s) as %s: AWS never assigns the first four and the last address of a subnet; choose another egress IP: %w",
+			ip, a.subnetID, a.subnet, why, providers.ErrPermanent)
+	}
+	return nil
 }
 
 // DescribeNode implements providers.Provider. It reads the instance and its egress interface afresh (their

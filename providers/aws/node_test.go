@@ -82,3 +82,27 @@ func TestColdCacheResolvesEachNodeOnce(t *testing.T) {
 		t.Fatalf("nine concurrent moves to a cold gateway made %d DescribeInstances calls, want 1", got)
 	}
 }
+
+// TestACachedInstanceIsNotAnsweredForAnotherRegion: once gw-a1's instance is cached, a providerID naming
+// the same instance ID in another region (another instance, for another provider) is still refused, by
+// every method, without a call to EC2.
+func TestACachedInstanceIsNotAnsweredForAnotherRegion(t *testing.T) {
+	e, p := start(t)
+	ctx := t.Context()
+	must(t, p.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50")}))
+	elsewhere := providers.Node{Name: "eu-node", ProviderID: "aws:///eu-west-1a/i-0a000000000000001"}
+	before := e.sim.Actions()
+	errs := map[string]error{
+		"Assign":  p.Assign(ctx, elsewhere, providers.Assignment{IP: ip("10.0.1.51")}),
+		"Move":    p.Move(ctx, elsewhere, []netip.Addr{ip("10.0.1.52")}),
+		"Release": p.Release(ctx, elsewhere, providers.Assignment{IP: ip("10.0.1.50")}),
+	}
+	_, errs["DescribeNode"] = p.DescribeNode(ctx, elsewhere)
+	for method, err := range errs {
+		if !errors.Is(err, providers.ErrUnsupportedNode) {
+			t.Errorf("%s on a node of another region: want ErrUnsupportedNode, got %v", method, err)
+		}
+	}
+	wantCalls(t, "the other region's node", e.sim.Actions(), before, map[string]int{})
+	e.wantOn(t, "10.0.1.50", eniA1)
+}

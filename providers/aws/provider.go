@@ -2,7 +2,9 @@
 // a dedicated network interface of each gateway node, optionally with an Elastic IP associated. The
 // interface is tagged so that the AWS VPC CNI never adopts its addresses into its pod IP pool (see
 // eni.go); the primary-interface mode puts them on the node's primary ENI instead, for clusters without
-// that CNI. A move is one AssignPrivateIpAddresses call with AllowReassignment, and the Elastic IP follows.
+// that CNI. A move is one AssignPrivateIpAddresses call with AllowReassignment, and the Elastic IP follows,
+// after one filtered DescribeNetworkInterfaces that makes sure every address is egressgw's to take
+// (ownership.go).
 //
 // It uses aws-sdk-go-v2 with the default configuration chain, so credentials come from the environment,
 // shared files, IRSA (web identity) or EKS Pod Identity without code, and the EC2 endpoint can be
@@ -46,8 +48,9 @@ type Options struct {
 	EgressSubnetTags map[string]string
 	// SecurityGroups of created interfaces; empty means those of the node's primary interface.
 	SecurityGroups []string
-	// VPCID limits Locate to one VPC. Without it Locate searches every VPC the credentials can see and
-	// refuses to answer for an IP found in two of them.
+	// VPCID limits Locate to one VPC. Without it Locate searches the VPCs of the nodes the provider has
+	// resolved (the cluster's), or every VPC the credentials can see before it knows any node, and reports
+	// an IP found in two of them alone, as in use (providers.Location.InUse).
 	VPCID string
 	// Limits are client-side rate limits per EC2 action; nil means DefaultLimits. Actions missing from a
 	// non-nil map are not limited.

@@ -2,7 +2,6 @@ package aws
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -31,7 +30,8 @@ func TestLocateAfterACrash(t *testing.T) {
 		ip("10.0.1.50"): {IP: ip("10.0.1.50"), Instance: info.Instance, Interface: eniA1, PublicIP: ip("198.51.100.10"), PublicIPID: eip1},
 		ip("10.0.1.51"): {IP: ip("10.0.1.51"), Instance: "i-0a000000000000002", Interface: eniA2},
 		ip("10.0.2.52"): {IP: ip("10.0.2.52"), Instance: "i-0b000000000000003", Interface: eniB3},
-		ip("10.0.1.11"): {IP: ip("10.0.1.11"), Instance: info.Instance, Interface: eniA1, Primary: true},
+		ip("10.0.1.11"): {IP: ip("10.0.1.11"), Instance: info.Instance, Interface: eniA1, Primary: true,
+			InUse: "10.0.1.11 is the primary address of " + eniA1 + " (instance " + info.Instance + "), not an egress IP"},
 	}
 	if len(where) != len(want) {
 		t.Fatalf("located %v, want %v", where, want)
@@ -75,26 +75,40 @@ func TestEventualConsistency(t *testing.T) {
 	}
 }
 
-// TestLocateRefusesAnIPSeenInTwoVPCs: two VPCs reuse 10.0.1.0/24. Unscoped, Locate refuses to guess;
-// scoped to one VPC it answers.
-func TestLocateRefusesAnIPSeenInTwoVPCs(t *testing.T) {
+// TestLocateReportsAnIPOfTwoVPCsAlone: two VPCs reuse 10.0.1.0/24 and --aws-vpc-id is unset. Before any
+// node is known, the IP found in both is reported alone as in use, with advice, and the others are
+// answered; once the provider has resolved a node, Locate searches the cluster's VPC and answers for it.
+func TestLocateReportsAnIPOfTwoVPCsAlone(t *testing.T) {
 	m, err := ec2sim.ParseModel([]byte(`
 subnets:
 - {id: subnet-0a1, vpc: vpc-0a1, cidr: 10.0.1.0/24, zone: us-east-1a}
 - {id: subnet-0b1, vpc: vpc-0b1, cidr: 10.0.1.0/24, zone: us-east-1a}
 instances:
-- {id: i-0a000000000000001, type: m5.large, interfaces: [{id: eni-0a1, subnet: subnet-0a1, ips: [10.0.1.10, 10.0.1.50]}]}
-- {id: i-0b000000000000001, type: m5.large, interfaces: [{id: eni-0b1, subnet: subnet-0b1, ips: [10.0.1.10, 10.0.1.50]}]}
+- {id: i-0a000000000000001, type: m5.large, interfaces: [{id: eni-0a1, subnet: subnet-0a1, ips: [10.0.1.10, 10.0.1.50], tags: {egressgw.io/cluster: other}}]}
+- {id: i-0b000000000000001, type: m5.large, interfaces: [{id: eni-0b1, subnet: subnet-0b1, ips: [10.0.1.11, 10.0.1.50, 10.0.1.60], tags: {egressgw.io/cluster: my-cluster}}]}
 `))
 	must(t, err)
-	e := newEnvFrom(t, m, ec2sim.Options{})
-	_, err = e.provider(t, Options{}).Locate(t.Context(), []netip.Addr{ip("10.0.1.50")})
-	if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "VPC ID") {
-		t.Fatalf("an IP in two VPCs must be refused with advice, got %v", err)
-	}
-	where, err := e.provider(t, Options{VPCID: "vpc-0b1"}).Locate(t.Context(), []netip.Addr{ip("10.0.1.50")})
+	e := newEnvFrom(t, m, ec2sim.Options{AllowedActions: []string{"DescribeInstances", "DescribeNetworkInterfaces", "DescribeSubnets", "DescribeInstanceTypes"}})
+	ips := []netip.Addr{ip("10.0.1.50"), ip("10.0.1.60")}
+	p := e.provider(t, Options{})
+	where, err := p.Locate(t.Context(), ips)
 	must(t, err)
-	if where[ip("10.0.1.50")].Interface != "eni-0b1" {
-		t.Fatalf("scoped to vpc-0b1: %v", where)
+	if got := where[ip("10.0.1.50")]; !strings.Contains(got.InUse, "--aws-vpc-id") || got.Interface != "" {
+		t.Errorf("the IP in two VPCs: want it reported alone as in use, with advice, got %+v", got)
+	}
+	if got := where[ip("10.0.1.60")]; got.Interface != "eni-0b1" || got.InUse != "" {
+		t.Errorf("the IP in one VPC: want it answered, got %+v", got)
+	}
+	_, err = p.DescribeNode(t.Context(), providers.Node{Name: "gw", ProviderID: "aws:///us-east-1a/i-0b000000000000001"})
+	must(t, err)
+	where, err = p.Locate(t.Context(), ips)
+	must(t, err)
+	if got := where[ip("10.0.1.50")]; got.Interface != "eni-0b1" || got.InUse != "" {
+		t.Fatalf("with the cluster's VPC known from its node: want eni-0b1, got %+v", got)
+	}
+	where, err = e.provider(t, Options{VPCID: "vpc-0a1"}).Locate(t.Context(), ips)
+	must(t, err)
+	if where[ip("10.0.1.50")].Interface != "eni-0a1" || len(where) != 1 {
+		t.Fatalf("scoped to vpc-0a1: %v", where)
 	}
 }

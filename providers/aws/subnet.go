@@ -104,6 +104,32 @@ func (p *Provider) taggedSubnet(ctx context.Context, zone, vpc string) (string, 
 	return found[0].id, nil
 }
 
+// reservedByAWS names the role of ip when it is one of the five addresses AWS reserves in every subnet
+// of cidr ("" otherwise): the network address, the VPC router (+1), the DNS server (+2), one for future
+// use (+3), and the last address (broadcast, which a VPC does not support).
+func reservedByAWS(ip netip.Addr, cidr netip.Prefix) string {
+	first := cidr.Masked().Addr()
+	for _, role := range []string{"the network address", "the VPC router's address", "the DNS server's address", "an address for future use"} {
+		if ip == first {
+			return role
+		}
+		first = first.Next()
+	}
+	if ip == lastOf(cidr) {
+		return "the broadcast address"
+	}
+	return ""
+}
+
+// lastOf is the highest address of p.
+func lastOf(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	for i := p.Bits(); i < 32; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	return netip.AddrFrom4(b)
+}
+
 // nicView is the part of an ENI the provider uses, from DescribeInstances or DescribeNetworkInterfaces.
 type nicView struct {
 	id, subnetID, vpc, mac, attachmentID string

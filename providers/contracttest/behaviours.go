@@ -29,6 +29,7 @@ var behaviours = []behaviour{
 	{"unknown-node", unknownNode},
 	{"unsupported-node", unsupportedNode},
 	{"throttled", throttled},
+	{"in-use-never-taken", inUseNeverTaken},
 }
 
 // describe: DescribeNode reports the NIC, its subnet (containing the gateway's free addresses), the
@@ -279,6 +280,30 @@ func throttled(t *testing.T, e Env) {
 	e.wantOn(t, ip, nil)
 	e.must(t, e.Provider.Assign(ctxFor(t), e.A1.Node, providers.Assignment{IP: ip}))
 	e.wantOn(t, ip, &e.A1)
+}
+
+// in-use-never-taken: an address on a NIC that is not egressgw's is located as in use, and neither Assign
+// nor Move takes it (ErrIPInUse).
+func inUseNeverTaken(t *testing.T, e Env) {
+	if !e.InUse.IsValid() {
+		t.Skip("Env.InUse is not set: this provider does not tell egressgw's NICs from others")
+	}
+	locs, err := e.Provider.Locate(ctxFor(t), []netip.Addr{e.InUse})
+	e.must(t, err)
+	if locs[e.InUse].InUse == "" {
+		t.Errorf("Locate of another tool's address: want Location.InUse set, got %+v", locs[e.InUse])
+	}
+	if err := e.Provider.Assign(ctxFor(t), e.A1.Node, providers.Assignment{IP: e.InUse}); !errors.Is(err, providers.ErrIPInUse) {
+		t.Errorf("Assign of another tool's address: want ErrIPInUse, got %v", err)
+	}
+	if m, ok := e.Provider.(providers.Mover); ok {
+		if err := m.Move(ctxFor(t), e.A1.Node, []netip.Addr{e.InUse}); !errors.Is(err, providers.ErrIPInUse) {
+			t.Errorf("Move of another tool's address: want ErrIPInUse, got %v", err)
+		}
+	}
+	if got, ok := e.Where(e.InUse); !ok || got != e.InUseHolder {
+		t.Errorf("%s: want it left on %s, the simulator has it on %q", e.InUse, e.InUseHolder, got)
+	}
 }
 
 func (e Env) describe(t *testing.T, g Gateway) providers.NodeInfo {

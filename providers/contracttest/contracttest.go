@@ -18,7 +18,7 @@
 //
 // Behaviours (subtest names): describe, assign, assign-idempotent, assigned-elsewhere, move,
 // release, release-only-address, release-not-assigned, release-primary-refused, locate, locate-nowhere, capacity,
-// wrong-subnet, unknown-node, unsupported-node, throttled.
+// wrong-subnet, unknown-node, unsupported-node, throttled, in-use-never-taken.
 package contracttest
 
 import (
@@ -69,6 +69,12 @@ type Env struct {
 	FillCapacity func(t *testing.T, node providers.Node)
 	// ThrottledWait bounds the throttled call; default 500ms.
 	ThrottledWait time.Duration
+	// InUse, when set, is an address of A1's subnet that the cloud has on a NIC that is not egressgw's (a
+	// pod's address on a NIC the CNI manages, another tool's), on instance InUseHolder as Env.Where names
+	// it. A provider that cannot tell egressgw's NICs from others leaves it unset, and in-use-never-taken
+	// is skipped.
+	InUse       netip.Addr
+	InUseHolder string
 }
 
 // behaviour is one row of the table.

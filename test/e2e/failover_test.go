@@ -166,8 +166,8 @@ func TestLeaderKilled(t *testing.T) {
 		if now, _, _ := l.Holder(ctx, "gw-pay", lab.PayIP); now != holder {
 			t.Errorf("the IP moved from %s to %s when only the manager died", holder, now)
 		}
-		if h, ok := l.Cloud.Sim.Where(lab.PayIP); !ok || h.Instance == "" {
-			t.Errorf("EC2 no longer shows %s on an instance: %+v", lab.PayIP, h)
+		if in, ok := l.Cloud.Where(lab.PayIP); !ok {
+			t.Errorf("the cloud no longer shows %s on an instance (%q)", lab.PayIP, in)
 		}
 		unanswered := onlyEgressIP(t, attempts, "while the leader changed")
 		t.Logf("replica %d took over %s after replica %d was killed; %d of %d requests unanswered meanwhile (longest gap %s)",

@@ -39,8 +39,9 @@ func address(t *testing.T, c *ec2.Client, alloc string) types.Address {
 func TestAssignRefusesWhatEC2Refuses(t *testing.T) {
 	sim, c, _ := startSim(t, Options{})
 	wantCode(t, assign(c, eniA1, false, "10.0.2.50"), CodeInvalidParameterValue, http.StatusBadRequest)
-	for _, reserved := range []string{"10.0.1.0", "10.0.1.1", "10.0.1.3", "10.0.1.255"} {
+	for _, reserved := range []string{"10.0.1.0", "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.255"} { // AWS's five per subnet
 		wantCode(t, assign(c, eniA1, false, reserved), CodeInvalidParameterValue, http.StatusBadRequest)
+		wantCode(t, assign(c, eniA1, true, reserved), CodeInvalidParameterValue, http.StatusBadRequest)
 	}
 	wantCode(t, assign(c, eniA1, false, "10.0.1.60", "10.0.2.60"), CodeInvalidParameterValue, http.StatusBadRequest)
 	wantHolder(t, sim, "10.0.1.60", "") // a refused call changes nothing, even for its valid addresses

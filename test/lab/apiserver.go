@@ -24,10 +24,19 @@ var quietOnce sync.Once
 // startAPIServer starts kube-apiserver and etcd with egressgw's CRDs, and writes the admin kubeconfig.
 func (l *Lab) startAPIServer(context.Context) error {
 	quietOnce.Do(func() { ctrllog.SetLogger(logr.Discard()) })
-	// The processes inherit the lab's marker from the environment of this process.
+	// envtest's processes inherit the lab's marker from the environment of this process, set only
+	// while they start (another lab in the same process has its own).
+	prev, had := os.LookupEnv(MarkerEnv)
 	if err := os.Setenv(MarkerEnv, l.cfg.StateDir); err != nil {
 		return err
 	}
+	defer func() {
+		if had {
+			_ = os.Setenv(MarkerEnv, prev)
+		} else {
+			_ = os.Unsetenv(MarkerEnv)
+		}
+	}()
 	l.env = &ctrlenvtest.Environment{
 		BinaryAssetsDirectory: l.cfg.Assets,
 		CRDDirectoryPaths:     []string{filepath.Join(l.cfg.RepoRoot, "charts", "egressgw", "crds")},

@@ -28,8 +28,8 @@ type Check struct {
 func (c Check) OK() bool { return c.Err == nil && c.Got == c.Want }
 
 // Checks are the lab's expectations for its initial pods: selected pods through their gateway, the
-// others (unselected, excluded destination, destination outside the policy, tenant not admitted) with
-// their node's address, over TCP and UDP.
+// others (unselected, excluded destination, destination outside the policy, tenant not admitted) as the
+// cloud's CNI sends them (their node's address, or on GKE their own), over TCP and UDP.
 func (l *Lab) Checks() []Check {
 	var out []Check
 	add := func(p *Pod, network string, dest netip.Addr, want netip.Addr, why string) {
@@ -37,16 +37,29 @@ func (l *Lab) Checks() []Check {
 			out = append(out, Check{Pod: p, Network: network, Dest: dest, Want: want, Why: why})
 		}
 	}
-	for _, n := range l.Topo.Nodes {
-		add(l.PodByName("payments", "pay-"+n.Name), "tcp", netlab.ServerIP, PayIP, "payments/pay via gw-pay")
-		add(l.PodByName("payments", "web-"+n.Name), "tcp", netlab.ServerIP, n.IP, "its node: not selected")
-		add(l.PodByName("reports", "report-"+n.Name), "tcp", netlab.ServerIP, ReportsIP, "reports/report via gw-reports")
+	// ordinary is where a pod's packet leaves from when egressgw leaves it alone: as the CNI sends it.
+	ordinary := func(ns, name string, dest netip.Addr) (*Pod, netip.Addr) {
+		p := l.PodByName(ns, name)
+		if p == nil {
+			return nil, netip.Addr{}
+		}
+		return p, l.Topo.SourceLeaving(p.Node, p.IP, dest)
 	}
-	add(l.PodByName("sandbox", "pay-node3"), "tcp", netlab.ServerIP, l.Node("node3").IP, "its node: namespace not admitted, UseNodeIP")
-	add(l.PodByName("payments", "pay-node1"), "udp", netlab.ServerIP, PayIP, "payments/pay via gw-pay")
-	add(l.PodByName("reports", "report-node4"), "udp", netlab.ServerIP, ReportsIP, "reports/report via gw-reports")
-	add(l.PodByName("payments", "pay-node2"), "tcp", netlab.AltServerIP, l.Node("node2").IP, "its node: destination excluded")
-	add(l.PodByName("reports", "report-node3"), "tcp", netlab.AltServerIP, l.Node("node3").IP, "its node: not a policy destination")
+	server, alt := netlab.ServerIP, netlab.AltServerIP
+	for _, n := range l.Topo.Nodes {
+		add(l.PodByName("payments", "pay-"+n.Name), "tcp", server, PayIP, "payments/pay via gw-pay")
+		p, want := ordinary("payments", "web-"+n.Name, server)
+		add(p, "tcp", server, want, "as the CNI sends it: not selected")
+		add(l.PodByName("reports", "report-"+n.Name), "tcp", server, ReportsIP, "reports/report via gw-reports")
+	}
+	p, want := ordinary("sandbox", "pay-node3", server)
+	add(p, "tcp", server, want, "as the CNI sends it: namespace not admitted, UseNodeIP")
+	add(l.PodByName("payments", "pay-node1"), "udp", server, PayIP, "payments/pay via gw-pay")
+	add(l.PodByName("reports", "report-node4"), "udp", server, ReportsIP, "reports/report via gw-reports")
+	p, want = ordinary("payments", "pay-node2", alt)
+	add(p, "tcp", alt, want, "as the CNI sends it: destination excluded")
+	p, want = ordinary("reports", "report-node3", alt)
+	add(p, "tcp", alt, want, "as the CNI sends it: not a policy destination")
 	return out
 }
 

@@ -3,174 +3,129 @@ package lab
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
-	"os"
-	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/egressgw/egressgw/test/ec2sim"
 	"github.com/egressgw/egressgw/test/netlab"
 )
 
-// The lab's AWS account, as the manager's flags and the IAM policy of examples/aws name it.
+// Clouds the lab can simulate.
 const (
-	Region      = "us-east-1"
-	ClusterName = "my-cluster"
-	vpcID       = "vpc-0e000000000000001"
-	subnetAID   = "subnet-0a000000000000001"
-	subnetBID   = "subnet-0b000000000000002"
-	// ec2Listen is where the EC2 API answers inside the managers' namespaces.
-	ec2Listen = "127.0.0.1:8995"
+	AWS   = "aws"
+	GCP   = "gcp"
+	Azure = "azure"
 )
 
-// instanceID is node i's EC2 instance.
-func instanceID(i int) string { return fmt.Sprintf("i-0a0000000000000%02d", i) }
+// cloudSpec is what differs between the clouds the lab simulates: the simulator and its wiring to the
+// fabric, the nodes' identities, the CNI the cloud's Kubernetes runs, and the manager's settings.
+type cloudSpec interface {
+	// zones are the two zones of the lab; node4 is in the second.
+	zones() [2]string
+	region() string
+	// profile is the cloud's default CNI with its service proxy.
+	profile() netlab.Profile
+	// podBlocksByLab says the lab itself routes each node's pod block to it (the profile does not).
+	podBlocksByLab() bool
+	// conflist and bridge name the node's CNI configuration file and the bridge the pods hang on.
+	conflist() string
+	bridge() string
+	// instance is node i's (1-based) instance as the simulator's events name it; providerID its Node's.
+	instance(i int) string
+	providerID(i int) string
+	// start starts the simulator on the host's loopback and wires its changes to c.
+	start(l *Lab, c *Cloud) error
+	// manager's flags and environment, besides the kubeconfig.
+	managerArgs(l *Lab) []string
+	managerEnv(l *Lab) []string
+}
 
-// Cloud is the EC2 simulator with the fabric wired to it: where EC2 says an IP lives, the fabric delivers
-// it, and an interface EC2 attaches to an instance appears in the node's namespace with its MAC.
+func specOf(cloud string) (cloudSpec, error) {
+	switch cloud {
+	case "", AWS:
+		return awsSpec{}, nil
+	case GCP:
+		return gcpSpec{}, nil
+	case Azure:
+		return &azureSpec{}, nil
+	}
+	return nil, fmt.Errorf("lab: cloud %q: want aws, gcp or azure", cloud)
+}
+
+// Cloud is the simulator of the lab's cloud with the fabric wired to it: where the cloud says an IP
+// lives, the fabric delivers it (and, on AWS, an interface the cloud attaches to an instance appears in
+// the node's namespace with the cloud's MAC).
 type Cloud struct {
-	Sim  *ec2sim.Server
+	Name string
+	// URL is where the simulator answers on the host's loopback; the managers reach it at the same address.
+	URL  string
 	topo *netlab.Topology
 	log  func(string, ...any)
+	// where says which instance holds an IP, as the simulator sees it; holders how many interfaces do.
+	where   func(netip.Addr) (string, bool)
+	holders func(netip.Addr) int
 
 	mu     sync.Mutex
-	enis   map[string]*netlab.ENI // by ENI ID
+	enis   map[string]*netlab.ENI // AWS: by ENI ID
 	events []CloudEvent
 	errs   []error
 }
 
-// CloudEvent is a change of where an IP lives, with the time the simulator committed it.
+// CloudEvent is a change of where an IP lives, with the time the simulator committed it: on Instance
+// (reached at NextHop), or nowhere (Instance empty).
 type CloudEvent struct {
-	At time.Time
-	ec2sim.Event
+	At       time.Time
+	IP       netip.Addr
+	Instance string
+	NextHop  netip.Addr
 }
 
-func (l *Lab) vpcModel() ec2sim.Model {
-	m := ec2sim.Model{Region: Region, AccountID: "111122223333", Subnets: []ec2sim.SubnetSpec{
-		{ID: subnetAID, VPC: vpcID, CIDR: SubnetA.String(), Zone: ZoneA},
-		{ID: subnetBID, VPC: vpcID, CIDR: SubnetB.String(), Zone: ZoneB},
-	}}
-	for i, n := range l.Topo.Nodes {
-		subnet := subnetAID
-		if nodeZones[i] == ZoneB {
-			subnet = subnetBID
-		}
-		m.Instances = append(m.Instances, ec2sim.InstanceSpec{ID: instanceID(i + 1), Type: "m5.large",
-			Tags: map[string]string{"Name": n.Name, "kubernetes.io/cluster/" + ClusterName: "owned"},
-			Interfaces: []ec2sim.InterfaceSpec{{ID: fmt.Sprintf("eni-0a0000000000000%02d", i+1), Subnet: subnet,
-				IPs: []string{n.IP.String()}}}})
-	}
-	return m
-}
-
-// startCloud starts the simulator enforcing the IAM policy of examples/aws, and serves it inside the
-// namespaces of the nodes that run a manager.
 func (l *Lab) startCloud(context.Context) error {
-	policyData, err := os.ReadFile(filepath.Join(l.cfg.RepoRoot, "examples", "aws", "iam-policy.json"))
-	if err != nil {
-		return err
-	}
-	policy, err := ec2sim.ParsePolicy(policyData)
-	if err != nil {
-		return fmt.Errorf("examples/aws/iam-policy.json: %w", err)
-	}
-	logFile, err := os.OpenFile(l.path("logs", "ec2sim.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	l.onClose(logFile.Close)
-	c := &Cloud{topo: l.Topo, log: l.Printf, enis: map[string]*netlab.ENI{}}
-	c.Sim, err = ec2sim.New(l.vpcModel(), ec2sim.Options{Policy: policy, OnChange: c.onChange,
-		Logger: slog.New(slog.NewJSONHandler(logFile, nil))})
-	if err != nil {
+	c := &Cloud{Name: l.cfg.Cloud, topo: l.Topo, log: l.Printf, enis: map[string]*netlab.ENI{}}
+	if err := l.spec.start(l, c); err != nil {
 		return err
 	}
 	l.Cloud = c
+	host := strings.TrimPrefix(strings.TrimPrefix(c.URL, "https://"), "http://")
 	for _, n := range l.managerNodes() {
-		var ln net.Listener
-		if err := n.NS.Do(func() (err error) { ln, err = net.Listen("tcp", ec2Listen); return err }); err != nil {
-			return fmt.Errorf("EC2 API in %s: %w", n.Name, err)
+		if err := l.forward(n.NS, host, host); err != nil {
+			return fmt.Errorf("the cloud's API in %s: %w", n.Name, err)
 		}
-		srv := &http.Server{Handler: c.Sim, ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		l.onClose(srv.Close)
 	}
 	return nil
 }
 
-// onChange follows one committed change in the fabric. It runs before EC2 answers the call that made
-// it, as the cloud's own network is programmed before the API reports success.
-func (c *Cloud) onChange(ev ec2sim.Event) {
+// listenLoopback opens a free loopback port of the host, closed with the lab.
+func (l *Lab) listenLoopback() (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	l.onClose(func() error { ln.Close(); return nil })
+	return ln, nil
+}
+
+// record keeps a change and makes the fabric follow it. It runs before the cloud reports the change as
+// done, as the cloud's own network is programmed before its API says so.
+func (c *Cloud) record(ev CloudEvent, follow func() error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.events = append(c.events, CloudEvent{At: time.Now(), Event: ev})
-	if err := c.follow(ev); err != nil {
+	ev.At = time.Now()
+	c.events = append(c.events, ev)
+	if err := follow(); err != nil {
 		c.errs = append(c.errs, err)
 		c.log("cloud: %v", err)
 	}
 }
 
-func (c *Cloud) follow(ev ec2sim.Event) error {
-	switch {
-	case ev.Attached && ev.IP == ev.NextHop:
-		return c.attach(ev)
-	case ev.Instance != "":
-		return c.topo.RouteToHost(ev.IP, ev.NextHop)
-	case ev.Interface != "" && ev.IP == c.primaryOf(ev.Interface):
-		// Detached: the interface leaves the instance with its addresses.
-		e := c.enis[ev.Interface]
-		delete(c.enis, ev.Interface)
-		return c.topo.DetachENI(e)
-	case ev.Interface != "":
-		return nil // a secondary address leaving with its detached interface
-	default:
-		return c.topo.Unroute(ev.IP)
+// route is the fabric following a move of ip to the host at nextHop, or out of the cloud (invalid).
+func (c *Cloud) route(ip, nextHop netip.Addr) error {
+	if !nextHop.IsValid() {
+		return c.topo.Unroute(ip)
 	}
-}
-
-func (c *Cloud) primaryOf(eni string) netip.Addr {
-	if e := c.enis[eni]; e != nil {
-		return e.IP
-	}
-	return netip.Addr{}
-}
-
-// attach plugs a newly attached interface into its node as eth1, eth2, ...
-func (c *Cloud) attach(ev ec2sim.Event) error {
-	node := c.nodeOf(ev.Instance)
-	if node == nil {
-		return fmt.Errorf("interface %s attached to %s, which is no lab node", ev.Interface, ev.Instance)
-	}
-	mac, err := net.ParseMAC(ev.MAC)
-	if err != nil {
-		return fmt.Errorf("interface %s: MAC %q: %w", ev.Interface, ev.MAC, err)
-	}
-	dev := 1
-	for _, e := range c.enis {
-		if e.Node == node {
-			dev++
-		}
-	}
-	e, err := c.topo.AttachENI(context.Background(), node, fmt.Sprintf("eth%d", dev), ev.IP, mac)
-	if err != nil {
-		return fmt.Errorf("attach %s to %s: %w", ev.Interface, node.Name, err)
-	}
-	c.enis[ev.Interface] = e
-	c.log("cloud: %s attached to %s as %s (%s, %s)", ev.Interface, node.Name, e.Name, ev.IP, ev.MAC)
-	return nil
-}
-
-func (c *Cloud) nodeOf(instance string) *netlab.Node {
-	for i, n := range c.topo.Nodes {
-		if instanceID(i+1) == instance {
-			return n
-		}
-	}
-	return nil
+	return c.topo.RouteToHost(ip, nextHop)
 }
 
 // Events returns the changes since the given time.
@@ -191,4 +146,22 @@ func (c *Cloud) Errors() []error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]error(nil), c.errs...)
+}
+
+// Where is the instance that holds ip, as the cloud sees it.
+func (c *Cloud) Where(ip netip.Addr) (string, bool) { return c.where(ip) }
+
+// Holders is how many network interfaces hold ip: more than one must never happen.
+func (c *Cloud) Holders(ip netip.Addr) int { return c.holders(ip) }
+
+// sameInstance compares instance names as the clouds do (Azure resource IDs are case-insensitive).
+func sameInstance(a, b string) bool { return strings.EqualFold(a, b) }
+
+func (c *Cloud) nodeOf(spec cloudSpec, instance string) *netlab.Node {
+	for i, n := range c.topo.Nodes {
+		if spec.instance(i+1) == instance {
+			return n
+		}
+	}
+	return nil
 }

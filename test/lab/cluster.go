@@ -107,13 +107,13 @@ func (l *Lab) registerCluster(ctx context.Context) error {
 }
 
 func (l *Lab) registerNode(ctx context.Context, i int, n *netlab.Node) error {
-	lbls := map[string]string{"kubernetes.io/hostname": n.Name, "topology.kubernetes.io/zone": nodeZones[i],
-		"topology.kubernetes.io/region": Region, "node.kubernetes.io/instance-type": "m5.large"}
+	lbls := map[string]string{"kubernetes.io/hostname": n.Name, "topology.kubernetes.io/zone": l.spec.zones()[zoneOf(i+1)],
+		"topology.kubernetes.io/region": l.spec.region()}
 	if gatewayNodes[n.Name] {
 		lbls[GatewayLabel] = "true"
 	}
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: lbls}, Spec: corev1.NodeSpec{
-		ProviderID: fmt.Sprintf("aws:///%s/%s", nodeZones[i], instanceID(i+1)),
+		ProviderID: l.spec.providerID(i + 1),
 		PodCIDR:    n.PodCIDR.String(), PodCIDRs: []string{n.PodCIDR.String()}}}
 	if err := l.Client.Create(ctx, node); err != nil {
 		return err

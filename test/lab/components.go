@@ -20,14 +20,6 @@ import (
 	"github.com/egressgw/egressgw/test/netlab"
 )
 
-// The node's CNI: the conflist a node has before egressgw (the agent chains egressgw-cni into it), with
-// the reference bridge and host-local plugins. The bridge is named eni0 so that the AWS VPC CNI's rules,
-// which match the host side of pod interfaces as eni+, apply to the lab's pods as they do on EKS.
-const (
-	conflistName = "10-aws.conflist"
-	podBridge    = "eni0"
-)
-
 func (l *Lab) nodeDir(n *netlab.Node, parts ...string) string {
 	return l.path(append([]string{"nodes", n.Name}, parts...)...)
 }
@@ -51,8 +43,10 @@ func (l *Lab) prepareNodeCNI(n *netlab.Node) error {
 	}
 	first := n.PodCIDR.Addr().As4()
 	first[3] = 10
-	conf := map[string]any{"cniVersion": "1.0.0", "name": "aws-cni", "plugins": []any{map[string]any{
-		"type": "bridge", "bridge": podBridge, "isGateway": true, "ipMasq": false,
+	// The conflist a node has before egressgw (the agent chains egressgw-cni into it), with the reference
+	// bridge and host-local plugins.
+	conf := map[string]any{"cniVersion": "1.0.0", "name": l.cfg.Cloud + "-pods", "plugins": []any{map[string]any{
+		"type": "bridge", "bridge": l.spec.bridge(), "isGateway": true, "ipMasq": false,
 		"ipam": map[string]any{"type": "host-local", "dataDir": l.nodeDir(n, "host-local"),
 			"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
 			"ranges": [][]map[string]string{{{"subnet": n.PodCIDR.String(), "rangeStart": fmt.Sprintf("%d.%d.%d.%d", first[0], first[1], first[2], first[3])}}}},
@@ -61,7 +55,7 @@ func (l *Lab) prepareNodeCNI(n *netlab.Node) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(confDir, conflistName), append(data, '\n'), 0o644)
+	return os.WriteFile(filepath.Join(confDir, l.spec.conflist()), append(data, '\n'), 0o644)
 }
 
 // agentArgs are the flags of n's agent, as the DaemonSet passes them on EKS (docs/agent.md).
@@ -107,7 +101,7 @@ func (l *Lab) startAgent(n *netlab.Node) error {
 // chained egressgw-cni into the node's conflist.
 func (l *Lab) waitAgentReady(ctx context.Context, n *netlab.Node, limit time.Duration) error {
 	url := fmt.Sprintf("http://%s:%d/readyz", n.IP, agenthealth.DefaultPort)
-	conflist := filepath.Join(l.nodeDir(n, "net.d"), conflistName)
+	conflist := filepath.Join(l.nodeDir(n, "net.d"), l.spec.conflist())
 	var last string
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if p := l.procs["agent-"+n.Name]; p != nil && p.exited() {
@@ -150,20 +144,6 @@ func httpGetIn(ctx context.Context, ns *netlab.Namespace, url string) (int, stri
 	return resp.StatusCode, strings.TrimSpace(string(body)), nil
 }
 
-// managerArgs are a replica's flags on EKS with dedicated egress ENIs (docs/aws.md).
-func managerArgs() []string {
-	return []string{"--cloud=aws", "--log-level=info", "--leader-election-namespace=" + SystemNamespace,
-		"--aws-cluster-name=" + ClusterName, "--aws-vpc-id=" + vpcID,
-		"--aws-egress-subnet=" + ZoneA + "=" + subnetAID + "," + ZoneB + "=" + subnetBID,
-		"--metrics-bind-address=127.0.0.1:8080", "--health-probe-bind-address=127.0.0.1:8081"}
-}
-
-func managerEnv(kubeconfig string) []string {
-	return []string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + SystemNamespace, "AWS_REGION=" + Region,
-		"AWS_ENDPOINT_URL_EC2=http://" + ec2Listen, "AWS_ACCESS_KEY_ID=AKIALAB0000000000000", "AWS_SECRET_ACCESS_KEY=lab",
-		"AWS_EC2_METADATA_DISABLED=true"}
-}
-
 func (l *Lab) startManagers(context.Context) error {
 	for i := range l.managerNodes() {
 		if err := l.StartManager(i + 1); err != nil {
@@ -181,8 +161,11 @@ func (l *Lab) StartManager(i int) error {
 	if err != nil {
 		return err
 	}
-	args := append(managerArgs(), "--kubeconfig="+kc)
-	_, err = l.startProcess(name, n.NS, managerEnv(kc), l.bins.manager, args...)
+	args := append([]string{"--log-level=info", "--leader-election-namespace=" + SystemNamespace,
+		"--metrics-bind-address=127.0.0.1:8080", "--health-probe-bind-address=127.0.0.1:8081", "--kubeconfig=" + kc},
+		l.spec.managerArgs(l)...)
+	env := append([]string{"KUBECONFIG=" + kc, "POD_NAMESPACE=" + SystemNamespace}, l.spec.managerEnv(l)...)
+	_, err = l.startProcess(name, n.NS, env, l.bins.manager, args...)
 	return err
 }
 

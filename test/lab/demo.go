@@ -57,7 +57,7 @@ func Demonstrate(ctx context.Context, l *Lab, w io.Writer, failovers int) error 
 		}
 	}
 	if errs := l.Cloud.Errors(); len(errs) > 0 {
-		problems = append(problems, fmt.Sprintf("the fabric could not follow EC2: %v", errs))
+		problems = append(problems, fmt.Sprintf("the fabric could not follow the cloud: %v", errs))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("the lab saw %d problem(s):\n  %s\nlogs: %s", len(problems), strings.Join(problems, "\n  "), l.path("logs"))

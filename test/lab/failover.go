@@ -25,7 +25,7 @@ type Failover struct {
 	// Outage is the firewall's view: from the first request that got no answer to the first that did.
 	Outage time.Duration
 	// Detected is when the gateway's status stopped naming the dead node as the IP's Assigned holder;
-	// Moved when EC2 committed the IP to the new node's interface; Assigned when the status said so; Back
+	// Moved when the cloud committed the IP to the new node's interface; Assigned when the status said so; Back
 	// when the firewall saw the first request again.
 	Detected, Moved, Assigned, Back time.Duration
 	// Sources are the addresses the firewall saw from the client during the trial, with their counts:
@@ -42,7 +42,7 @@ func (f Failover) String() string {
 		answered += n
 	}
 	sort.Strings(seen)
-	return fmt.Sprintf("%s %s -> %s: outage %s (status left %s at %s, EC2 moved it at %s, status Assigned at %s, firewall answered again at %s); %d requests, %d answered, from: %s",
+	return fmt.Sprintf("%s %s -> %s: outage %s (status left %s at %s, the cloud moved it at %s, status Assigned at %s, firewall answered again at %s); %d requests, %d answered, from: %s",
 		f.IP, f.From, f.To, ms(f.Outage), f.From, ms(f.Detected), ms(f.Moved), ms(f.Assigned), ms(f.Back), f.Sent, answered, strings.Join(seen, ", "))
 }
 
@@ -201,7 +201,7 @@ func (l *Lab) RunFailover(ctx context.Context, gateway string, ip netip.Addr, cl
 		f.Outage, f.Back = back.Sub(firstFail), back.Sub(killed)
 	}
 	for _, e := range l.Cloud.Events(killed) {
-		if e.IP == ip && e.Instance != "" && e.Instance != instanceID(l.nodeIndex(f.From)) {
+		if e.IP == ip && e.Instance != "" && !sameInstance(e.Instance, l.spec.instance(l.nodeIndex(f.From))) {
 			f.Moved = e.At.Sub(killed)
 			break
 		}

@@ -1,8 +1,9 @@
-// Package lab runs the whole of egressgw on one machine, as a cluster on AWS would run it, with no cloud
-// and no container engine: a real kube-apiserver and etcd, network namespaces for a VPC fabric, four
-// nodes in two zones and a firewall outside the VPC, the EC2 simulator behind the AWS SDK (its IP moves
-// re-point the fabric's routes, so nothing works unless the manager really called EC2), the AWS VPC
-// CNI's rules on every node, pods created the way a kubelet creates them (a namespace each, the node's
+// Package lab runs the whole of egressgw on one machine, as a cluster on AWS (or GCP, or Azure) would run
+// it, with no cloud and no container engine: a real kube-apiserver and etcd, network namespaces for a VPC
+// fabric, four nodes in two zones and a firewall outside the VPC, the cloud's simulator behind its real
+// SDK (its IP moves re-point the fabric's routes, so nothing works unless the manager really called the
+// cloud), the cloud's CNI rules on every node (the AWS VPC CNI, GKE's, Azure CNI overlay), pods created
+// the way a kubelet creates them (a namespace each, the node's
 // CNI configuration run through libcni with the reference bridge and host-local plugins and
 // egressgw-cni chained by the agent), and egressgw's real binaries as processes: two manager replicas
 // and one agent per node, each with its own kubeconfig.
@@ -44,11 +45,29 @@ type Config struct {
 	RepoRoot string
 	// Out receives the progress lines (nil: discarded).
 	Out io.Writer
+	// Cloud is the cloud the lab simulates: aws (the default), gcp or azure.
+	Cloud string
+	// RealisticLatency makes the simulator as slow as its cloud (RealisticLatencies); the default answers
+	// at once, which shows egressgw's own share of a failover.
+	RealisticLatency bool
+	// OperationLatency, when set, is the fixed time every write of the cloud takes (GCP zone operations,
+	// Azure NIC writes; on AWS every answer), for tests that act in the middle of a move.
+	OperationLatency time.Duration
+}
+
+// RealisticLatencies says how slow each simulator is with Config.RealisticLatency: what the clouds take for
+// the calls of a move (EC2 answers AssignPrivateIpAddresses in a few hundred milliseconds; a Compute
+// Engine zone operation on a NIC takes about 2-5 s; an Azure NIC write's long-running operation 2-10 s).
+var RealisticLatencies = map[string]string{
+	AWS:   "every EC2 answer 200 ms",
+	GCP:   "zone operations 2-5 s",
+	Azure: "NIC writes 2-10 s",
 }
 
 // Lab is a running lab.
 type Lab struct {
 	cfg   Config
+	spec  cloudSpec
 	start time.Time
 	outMu sync.Mutex
 
@@ -70,29 +89,28 @@ type Lab struct {
 	closers []func() error
 }
 
-// Zones of the lab: the gateways and node3 in the first, node4 in the second.
-const (
-	ZoneA = "us-east-1a"
-	ZoneB = "us-east-1b"
-)
+// nodeCount is the lab's nodes: node1 and node2 (the gateways) and node3 in the first zone, node4 in the
+// second.
+const nodeCount = 4
 
-// The lab's cluster.
-var (
-	// nodeZones puts node1..node4 in their zones; node1 and node2 are the gateways.
-	nodeZones = []string{ZoneA, ZoneA, ZoneA, ZoneB}
-	// SubnetA and SubnetB split the node subnet between the zones, as two AWS subnets would.
-	SubnetA = netip.MustParsePrefix("10.0.0.0/25")
-	SubnetB = netip.MustParsePrefix("10.0.0.128/25")
-	// ServiceCIDR is the cluster's service range.
-	ServiceCIDR = netlab.ServiceCIDR
-)
+// zoneOf is node i's (1-based) zone: 0 or 1.
+func zoneOf(i int) int {
+	if i == 4 {
+		return 1
+	}
+	return 0
+}
+
+// ServiceCIDR is the cluster's service range.
+var ServiceCIDR = netlab.ServiceCIDR
 
 // gatewayNodes are the nodes labelled as gateways.
 var gatewayNodes = map[string]bool{"node1": true, "node2": true}
 
-// nodeAddr places node1..3 in SubnetA and node4 in SubnetB.
+// nodeAddr places node1..3 in SubnetA and node4 in SubnetB (on AWS the two zones' subnets; elsewhere
+// both halves of one regional subnet).
 func nodeAddr(i int) netip.Addr {
-	if nodeZones[i-1] == ZoneB {
+	if zoneOf(i) == 1 {
 		return netip.AddrFrom4([4]byte{10, 0, 0, byte(128 + 10 + i)})
 	}
 	return netip.AddrFrom4([4]byte{10, 0, 0, byte(10 + i)})
@@ -112,7 +130,14 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("lab: needs root (network namespaces, iptables, VXLAN)")
 	}
-	l := &Lab{cfg: cfg, start: time.Now(), procs: procTable{}}
+	spec, err := specOf(cfg.Cloud)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Cloud == "" {
+		cfg.Cloud = AWS
+	}
+	l := &Lab{cfg: cfg, spec: spec, start: time.Now(), procs: procTable{}}
 	if err := l.up(ctx); err != nil {
 		return nil, errors.Join(err, l.Close())
 	}
@@ -137,12 +162,12 @@ func (l *Lab) up(ctx context.Context) error {
 	}{
 		{"build egressgw's binaries, the reference CNI plugins and the firewall's server", l.build},
 		{"start kube-apiserver and etcd", l.startAPIServer},
-		{"build the VPC: fabric router, 4 nodes in 2 zones with the AWS VPC CNI's rules, a firewall outside", l.buildNetwork},
-		{"start the EC2 simulator (its IP moves re-point the fabric's routes)", l.startCloud},
+		{fmt.Sprintf("build the VPC: fabric router, 4 nodes in 2 zones with the %s rules, a firewall outside", l.spec.profile().Name()), l.buildNetwork},
+		{fmt.Sprintf("start the %s simulator (its IP moves re-point the fabric's routes)", l.cfg.Cloud), l.startCloud},
 		{"register the nodes as a kubelet would (Node, Lease) and the gateways and policies", l.registerCluster},
 		{"start one egressgw-agent per node", l.startAgents},
 		{"start two egressgw-manager replicas", l.startManagers},
-		{"wait for the manager to attach the egress IPs through EC2", l.waitPlaced},
+		{"wait for the manager to attach the egress IPs through the cloud's API", l.waitPlaced},
 		{"start pods through libcni: bridge + host-local + egressgw-cni", l.startPods},
 	}
 	for _, s := range steps {

@@ -15,8 +15,8 @@ import (
 func (l *Lab) buildNetwork(ctx context.Context) error {
 	topo, err := netlab.Build(ctx, netlab.Spec{
 		Prefix:   l.cfg.Prefix,
-		Nodes:    len(nodeZones),
-		Profile:  netlab.Profile{CNI: netlab.AWSVPCCNI(netlab.AWSOptions{}), Proxy: netlab.KubeProxyIPTables},
+		Nodes:    nodeCount,
+		Profile:  l.spec.profile(),
 		NodeAddr: nodeAddr,
 	})
 	if err != nil {
@@ -25,6 +25,9 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 	l.Topo = topo
 	l.onClose(topo.Close)
 	for _, n := range topo.Nodes {
+		if !l.spec.podBlocksByLab() {
+			break
+		}
 		if err := topo.RouteBlockToNode(n.PodCIDR, n); err != nil {
 			return fmt.Errorf("route %s's pod block: %w", n.Name, err)
 		}

@@ -25,8 +25,9 @@ import (
 )
 
 type options struct {
-	stateDir, prefix, repo string
-	failovers              int
+	stateDir, prefix, repo, cloud string
+	failovers                     int
+	realistic                     bool
 }
 
 func main() {
@@ -36,6 +37,9 @@ func main() {
 	fs.StringVar(&o.prefix, "prefix", lab.DefaultPrefix, "first part of the lab's network namespace names")
 	fs.StringVar(&o.repo, "repo", ".", "the egressgw repository")
 	fs.IntVar(&o.failovers, "failovers", 1, "gateway deaths to measure (run only)")
+	fs.StringVar(&o.cloud, "cloud", lab.AWS, "the cloud to simulate: aws, gcp or azure")
+	fs.BoolVar(&o.realistic, "realistic-latency", false, "make the cloud simulator as slow as the cloud (aws: "+lab.RealisticLatencies[lab.AWS]+
+		"; gcp: "+lab.RealisticLatencies[lab.GCP]+"; azure: "+lab.RealisticLatencies[lab.Azure]+")")
 	cmd, args := "run", os.Args[1:]
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
@@ -63,7 +67,7 @@ func main() {
 }
 
 func config(o options) lab.Config {
-	return lab.Config{Prefix: o.prefix, StateDir: o.stateDir, Assets: os.Getenv("KUBEBUILDER_ASSETS"), RepoRoot: o.repo, Out: os.Stdout}
+	return lab.Config{Prefix: o.prefix, StateDir: o.stateDir, Assets: os.Getenv("KUBEBUILDER_ASSETS"), RepoRoot: o.repo, Out: os.Stdout, Cloud: o.cloud, RealisticLatency: o.realistic}
 }
 
 // sweep removes what an earlier lab left, saying what it found.
@@ -117,7 +121,7 @@ func up(o options) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, "serve", "-state", o.stateDir, "-prefix", o.prefix, "-repo", o.repo)
+	cmd := exec.Command(self, "serve", "-state", o.stateDir, "-prefix", o.prefix, "-repo", o.repo, "-cloud", o.cloud)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

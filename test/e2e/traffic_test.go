@@ -116,3 +116,16 @@ func askUntilAnswered(ctx context.Context, p *lab.Pod, token string) (time.Durat
 	}
 	return 0, false, err
 }
+
+// TestNoRequestForbidden runs last: through every test before it, the components ran under the chart's
+// ServiceAccounts and RBAC, and the API server refused none of their requests.
+func TestNoRequestForbidden(t *testing.T) {
+	l := needLab(t)
+	lines, err := l.Forbidden()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range lines {
+		t.Errorf("refused: %s", line)
+	}
+}

@@ -37,8 +37,10 @@ type cloudSpec interface {
 	providerID(i int) string
 	// start starts the simulator on the host's loopback and wires its changes to c.
 	start(l *Lab, c *Cloud) error
-	// manager's flags and environment, besides the kubeconfig.
-	managerArgs(l *Lab) []string
+	// chartValues are the lab's account and endpoints as chart values (over the cloud's example values);
+	// managerEnv is what the cloud's workload identity (and the simulator's endpoint) adds to the
+	// manager's environment.
+	chartValues(l *Lab) map[string]any
 	managerEnv(l *Lab) []string
 }
 

@@ -155,15 +155,15 @@ func (s awsSpec) attach(c *Cloud, ev ec2sim.Event) error {
 	return nil
 }
 
-// managerArgs are a replica's flags on EKS with dedicated egress ENIs (docs/aws.md).
-func (s awsSpec) managerArgs(*Lab) []string {
+// chartValues: EKS with dedicated egress ENIs in the zones' subnets (docs/aws.md).
+func (s awsSpec) chartValues(*Lab) map[string]any {
 	z := s.zones()
-	return []string{"--cloud=aws", "--aws-cluster-name=" + ClusterName, "--aws-vpc-id=" + vpcID,
-		"--aws-egress-subnet=" + z[0] + "=" + subnetAID + "," + z[1] + "=" + subnetBID}
+	return map[string]any{"cloud": "aws", "aws": map[string]any{"region": s.region(), "clusterName": ClusterName, "vpcID": vpcID,
+		"egressSubnets": map[string]any{z[0]: subnetAID, z[1]: subnetBID}}}
 }
 
 func (s awsSpec) managerEnv(l *Lab) []string {
-	return []string{"AWS_REGION=" + s.region(), "AWS_ENDPOINT_URL_EC2=" + l.Cloud.URL,
+	return []string{"AWS_ENDPOINT_URL_EC2=" + l.Cloud.URL,
 		"AWS_ACCESS_KEY_ID=AKIALAB0000000000000", "AWS_SECRET_ACCESS_KEY=lab", "AWS_EC2_METADATA_DISABLED=true"}
 }
 

@@ -19,7 +19,7 @@ const (
 	azureSubscription = "00000000-0000-4000-8000-0000000000aa"
 	azureGroup        = "MC_egressgw-lab_cluster_westeurope"
 	azureTenant       = "72f988bf-0000-4000-8000-000000000001"
-	azureClientID     = "egressgw-manager"
+	azureClientID     = "5a1ab000-0000-4000-8000-00000000e9e9"
 )
 
 // azureSpec is AKS: Azure CNI overlay with kube-proxy, egress IPs as ip configurations of the gateway VMs'
@@ -109,18 +109,18 @@ func (s *azureSpec) start(l *Lab, c *Cloud) error {
 	go func() { _ = srv.Serve(tls.NewListener(ln, cfg)) }()
 	l.onClose(srv.Close)
 	c.URL = "https://" + ln.Addr().String()
-	if err := ca.WritePEM(l.path("azure-ca.pem")); err != nil {
+	if err := l.writeCABundle(ca.PEM()); err != nil {
 		return err
 	}
 	// What the Workload Identity webhook projects into the manager's pod.
 	return os.WriteFile(l.path("azure-federated-token"), []byte("projected-service-account-token"), 0o600)
 }
 
-func (s *azureSpec) managerArgs(l *Lab) []string {
-	return []string{"--cloud=azure", "--azure-subscription=" + azureSubscription, "--azure-cloud=custom",
-		"--azure-arm-endpoint=" + l.Cloud.URL, "--azure-arm-audience=https://management.azure.com",
-		"--azure-authority-host=" + l.Cloud.URL + "/", "--ca-bundle=" + l.path("azure-ca.pem"),
-		"--azure-resource-group=" + azureGroup}
+func (s *azureSpec) chartValues(l *Lab) map[string]any {
+	return map[string]any{"cloud": "azure", "azure": map[string]any{"subscription": azureSubscription, "resourceGroups": []any{azureGroup},
+		"cloudName": "custom", "armEndpoint": l.Cloud.URL, "armAudience": "https://management.azure.com", "authorityHost": l.Cloud.URL + "/"},
+		"caBundle": map[string]any{"configMapName": "egressgw-cloud-ca", "key": "ca.crt"},
+		"identity": map[string]any{"azureClientID": azureClientID}}
 }
 
 func (*azureSpec) managerEnv(l *Lab) []string {

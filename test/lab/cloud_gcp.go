@@ -107,9 +107,9 @@ func (s gcpSpec) start(l *Lab, c *Cloud) error {
 	return os.WriteFile(l.path("gcp-token"), []byte(gcpToken+"\n"), 0o600)
 }
 
-func (gcpSpec) managerArgs(l *Lab) []string {
-	return []string{"--cloud=gcp", "--gcp-project=" + gcpProject, "--gcp-network=vpc-1", "--gcp-endpoint=" + l.Cloud.URL,
-		"--gcp-access-token-file=" + l.path("gcp-token")}
+func (gcpSpec) chartValues(l *Lab) map[string]any {
+	return map[string]any{"cloud": "gcp", "gcp": map[string]any{"project": gcpProject, "network": "vpc-1", "endpoint": l.Cloud.URL,
+		"accessTokenFile": l.path("gcp-token")}}
 }
 
 func (gcpSpec) managerEnv(*Lab) []string { return nil }

@@ -27,7 +27,7 @@ func (l *Lab) nodeDir(n *netlab.Node, parts ...string) string {
 // prepareNodeCNI writes n's CNI configuration and plugins as the node image and the cloud's CNI leave them.
 func (l *Lab) prepareNodeCNI(n *netlab.Node) error {
 	confDir, binDir := l.nodeDir(n, "net.d"), l.nodeDir(n, "bin")
-	for _, d := range []string{confDir, binDir} {
+	for _, d := range []string{confDir, binDir, l.nodeDir(n, "run")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -58,15 +58,6 @@ func (l *Lab) prepareNodeCNI(n *netlab.Node) error {
 	return os.WriteFile(filepath.Join(confDir, l.spec.conflist()), append(data, '\n'), 0o644)
 }
 
-// agentArgs are the flags of n's agent, as the DaemonSet passes them on EKS (docs/agent.md).
-func (l *Lab) agentArgs(n *netlab.Node) []string {
-	return []string{"run", "--node-name=" + n.Name, "--log-level=info",
-		"--cni-conf-dir=" + l.nodeDir(n, "net.d"), "--cni-bin-dir=" + l.nodeDir(n, "bin"),
-		"--cni-plugin-binary=" + filepath.Join(l.bins.cniDir, cniconf.PluginType),
-		"--cni-socket=" + l.nodeDir(n, "cni.sock"),
-		"--cluster-cidrs=" + netlab.VPCSubnet.String() + "," + ServiceCIDR.String()}
-}
-
 func (l *Lab) startAgents(ctx context.Context) error {
 	for _, n := range l.Topo.Nodes {
 		if err := l.prepareNodeCNI(n); err != nil {
@@ -88,12 +79,17 @@ func (l *Lab) startAgents(ctx context.Context) error {
 	return nil
 }
 
+// startAgent runs the chart's agent container on n with a token of the agent's ServiceAccount.
 func (l *Lab) startAgent(n *netlab.Node) error {
-	kc, err := l.kubeconfig("agent-"+n.Name, "system:node-agent:"+n.Name, "system:masters")
+	kc, err := l.tokenKubeconfig(context.Background(), "agent-"+n.Name, agentWorkload)
 	if err != nil {
 		return err
 	}
-	_, err = l.startProcess("agent-"+n.Name, n.NS, []string{"KUBECONFIG=" + kc}, l.bins.agent, l.agentArgs(n)...)
+	bin, args, env, err := l.chartProcess("DaemonSet", agentWorkload, "agent", n, agentWorkload+"-"+n.Name)
+	if err != nil {
+		return err
+	}
+	_, err = l.startProcess("agent-"+n.Name, n.NS, append(env, "KUBECONFIG="+kc), bin, args...)
 	return err
 }
 
@@ -157,15 +153,16 @@ func (l *Lab) startManagers(context.Context) error {
 func (l *Lab) StartManager(i int) error {
 	n := l.managerNodes()[i-1]
 	name := fmt.Sprintf("manager-%d", i)
-	kc, err := l.kubeconfig(name, "system:serviceaccount:"+SystemNamespace+":egressgw-manager", "system:masters")
+	kc, err := l.tokenKubeconfig(context.Background(), name, managerWorkload)
 	if err != nil {
 		return err
 	}
-	args := append([]string{"--log-level=info", "--leader-election-namespace=" + SystemNamespace,
-		"--metrics-bind-address=127.0.0.1:8080", "--health-probe-bind-address=127.0.0.1:8081", "--kubeconfig=" + kc},
-		l.spec.managerArgs(l)...)
-	env := append([]string{"KUBECONFIG=" + kc, "POD_NAMESPACE=" + SystemNamespace}, l.spec.managerEnv(l)...)
-	_, err = l.startProcess(name, n.NS, env, l.bins.manager, args...)
+	bin, args, env, err := l.chartProcess("Deployment", managerWorkload, "manager", n, fmt.Sprintf("%s-%d", managerWorkload, i))
+	if err != nil {
+		return err
+	}
+	env = append(append(env, "KUBECONFIG="+kc), l.spec.managerEnv(l)...)
+	_, err = l.startProcess(name, n.NS, env, bin, args...)
 	return err
 }
 

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/egressgw/egressgw/test/helmchart"
 	"github.com/egressgw/egressgw/test/netlab"
 )
 
@@ -81,6 +82,7 @@ type Lab struct {
 	Echo  *netlab.EchoServer
 
 	bins     binaries
+	chart    *helmchart.Rendered
 	procs    procTable
 	kubelets *kubelets
 	Pods     []*Pod
@@ -165,8 +167,9 @@ func (l *Lab) up(ctx context.Context) error {
 		{fmt.Sprintf("build the VPC: fabric router, 4 nodes in 2 zones with the %s rules, a firewall outside", l.spec.profile().Name()), l.buildNetwork},
 		{fmt.Sprintf("start the %s simulator (its IP moves re-point the fabric's routes)", l.cfg.Cloud), l.startCloud},
 		{"register the nodes as a kubelet would (Node, Lease) and the gateways and policies", l.registerCluster},
-		{"start one egressgw-agent per node", l.startAgents},
-		{"start two egressgw-manager replicas", l.startManagers},
+		{"install the Helm chart: render it, create its ServiceAccounts and RBAC", l.installChart},
+		{"start one egressgw-agent per node, as the chart's DaemonSet runs it", l.startAgents},
+		{"start two egressgw-manager replicas, as the chart's Deployment runs them", l.startManagers},
 		{"wait for the manager to attach the egress IPs through the cloud's API", l.waitPlaced},
 		{"start pods through libcni: bridge + host-local + egressgw-cni", l.startPods},
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -47,6 +48,8 @@ type options struct {
 	serviceCIDRs string // auto, on, off
 	resync       time.Duration
 	healthAddr   string
+	stateDir     string
+	iptables     string // auto, legacy, nft
 	logLevel     string
 	showVersion  bool
 	cni          cniOptions
@@ -64,7 +67,7 @@ type cniOptions struct {
 
 func newOptions() *options {
 	return &options{
-		nodeName: os.Getenv("NODE_NAME"), serviceCIDRs: "auto", resync: 60 * time.Second, logLevel: "info",
+		nodeName: os.Getenv("NODE_NAME"), serviceCIDRs: "auto", iptables: "auto", resync: 60 * time.Second, logLevel: "info",
 		cni: cniOptions{install: true, confDir: cniconf.DefaultConfDir, binDir: cniconf.DefaultBinDir,
 			pluginSrc: "/opt/egressgw/bin/egressgw-cni", socket: cnirpc.DefaultSocketPath, resync: time.Minute},
 		dp: nodeagent.DefaultConfig(),
@@ -76,6 +79,8 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.clusterCIDRs, "cluster-cidrs", o.clusterCIDRs, "comma-separated pod, service and node ranges that are never steered, in addition to every Node's spec.podCIDRs, the ServiceCIDR objects and the node IPs (docs/agent.md lists what to set per cloud)")
 	fs.StringVar(&o.serviceCIDRs, "service-cidrs-from-api", o.serviceCIDRs, "add the ranges of the networking.k8s.io/v1 ServiceCIDR objects to the cluster ranges: auto (when the API serves them), on, off")
 	fs.DurationVar(&o.resync, "resync-interval", o.resync, "period of the full apply that reads the kernel and repairs what changed behind the agent's back")
+	fs.StringVar(&o.stateDir, "state-dir", o.stateDir, "directory for what the agent keeps across its own restarts (the IPs of pods between CNI ADD and the kubelet's status write); empty: the directory of --cni-socket (/run/egressgw); keep it on the node (hostPath) so that a restarted container finds it")
+	fs.StringVar(&o.iptables, "iptables-backend", o.iptables, "iptables backend of egressgw's iptables rule and of the mark check: auto (the one the node's rules use: the kubelet's KUBE-IPTABLES-HINT chain, else the backend with more rules), legacy or nft (refused when the node's rules are in the other one)")
 	fs.StringVar(&o.healthAddr, "health-bind-address", o.healthAddr, "address of /healthz, /readyz and /metrics; empty: this node's InternalIP on port 9561, where the manager probes; 0: none")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
@@ -121,6 +126,12 @@ func (o *options) validate(sub string) error {
 	}
 	if o.serviceCIDRs != "auto" && o.serviceCIDRs != "on" && o.serviceCIDRs != "off" {
 		errs = append(errs, fmt.Errorf("--service-cidrs-from-api=%q: want auto, on or off", o.serviceCIDRs))
+	}
+	if o.iptables != "auto" && o.iptables != nodeagent.IptablesLegacy && o.iptables != nodeagent.IptablesNft {
+		errs = append(errs, fmt.Errorf("--iptables-backend=%q: want auto, legacy or nft", o.iptables))
+	}
+	if o.stateDir != "" && !filepath.IsAbs(o.stateDir) {
+		errs = append(errs, fmt.Errorf("--state-dir=%q: want an absolute path", o.stateDir))
 	}
 	if o.resync < time.Second {
 		errs = append(errs, fmt.Errorf("--resync-interval=%s: want at least 1s", o.resync))
@@ -177,12 +188,37 @@ func (o *options) logger() *slog.Logger {
 }
 
 func (o *options) datapath(log *slog.Logger) (*nodeagent.Datapath, *netlink.Handle, error) {
+	if err := o.chooseIptables(log); err != nil {
+		return nil, nil, err
+	}
 	nl, err := netlink.NewHandle()
 	if err != nil {
 		return nil, nil, fmt.Errorf("netlink: %w", err)
 	}
 	dp, err := nodeagent.New(o.dp, nl, nodeagent.HostExec{}, log)
 	return dp, nl, err
+}
+
+// chooseIptables finds the node's iptables backend and puts egressgw's iptables rule into it: rules in
+// the other backend would be invisible to the node's (a DROP policy there would still drop the tunnel).
+func (o *options) chooseIptables(log *slog.Logger) error {
+	info, err := nodeagent.DetectIptables()
+	if err != nil {
+		return fmt.Errorf("detecting the node's iptables backend: %w", err)
+	}
+	want := o.iptables
+	if want == "auto" {
+		want = ""
+	}
+	if o.dp.Iptables, err = info.ChooseIptables(want); err != nil {
+		return err
+	}
+	using := "iptables-" + o.dp.Iptables + "-save and -restore"
+	if o.dp.Iptables == "" {
+		using = "iptables-save and iptables-restore (" + info.Mode + ")"
+	}
+	log.Info("iptables backend chosen", "version", info.Version, "commandBackend", info.Mode, "nodeBackend", info.Node, "why", info.Why, "using", using)
+	return nil
 }
 
 func newClient(cfg *rest.Config) (client.WithWatch, error) {
@@ -218,7 +254,7 @@ func (o *options) run(ctx context.Context, log *slog.Logger) error {
 	a, err := agent.New(c, agent.Options{
 		Node: o.nodeName, Datapath: dp, DatapathConfig: o.dp, Netlink: nl, ClusterCIDRs: cidrs,
 		DetectServiceCIDRs: o.detectServiceCIDRs(cfg, log), ResyncInterval: o.resync, Log: log,
-		Registry: reg, HealthBindAddress: o.healthAddr,
+		Registry: reg, HealthBindAddress: o.healthAddr, StateDir: o.statePath(),
 	})
 	if err != nil {
 		return err
@@ -229,6 +265,15 @@ func (o *options) run(ctx context.Context, log *slog.Logger) error {
 		}
 	}
 	return a.Run(ctx)
+}
+
+// statePath is --state-dir, or the directory of the CNI socket: on the node, and one per agent where
+// several run on one machine (the lab).
+func (o *options) statePath() string {
+	if o.stateDir != "" {
+		return o.stateDir
+	}
+	return filepath.Dir(o.cni.socket)
 }
 
 func (o *options) detectServiceCIDRs(cfg *rest.Config, log *slog.Logger) bool {
@@ -281,6 +326,9 @@ func (o *options) uninstall(ctx context.Context, log *slog.Logger) error {
 			log.Info("egressgw-cni removed from the CNI configuration", "file", c.File, "action", c.Action)
 		}
 		errs = append(errs, err, cniconf.RemoveBinary(o.cni.binDir))
+	}
+	if err := os.Remove(filepath.Join(o.statePath(), agent.OverlayFileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("removing the agent's state file: %w", err))
 	}
 	dp, _, err := o.datapath(log)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
 	"runtime"
 	"runtime/debug"
@@ -53,6 +55,14 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// OnSync, if set, is called after every sync (tests and benchmarks measure with it).
 	OnSync func(SyncResult)
+	// StateDir holds what the agent must remember across its own restarts: the CNI overlay, the IPs of
+	// pods between their CNI ADD and the kubelet's status write (OverlayFileName). "" keeps it in
+	// memory only. The agent creates the directory.
+	StateDir string
+	// DialPeer connects to other nodes' agents (announcements of new pods to their gateways); nil dials
+	// from the agent's own network namespace, the node's. Tests that run agents in-process for network
+	// namespaces dial from the node's namespace with it.
+	DialPeer func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // SyncResult is one run of the loop.
@@ -85,6 +95,7 @@ type Agent struct {
 	runCtx context.Context
 
 	overlay *cniOverlay
+	peers   *http.Client // announcements to the gateways' agents
 	pending pendingPods
 	health  health
 	metrics *metrics
@@ -113,8 +124,14 @@ func New(c client.WithWatch, o Options) (*Agent, error) {
 		dirty: make(chan struct{}, 1), syncSem: make(chan struct{}, 1), ready: make(chan struct{}),
 		overlay: newCNIOverlay(), pending: pendingPods{since: map[string]time.Time{}}}
 	a.reports = newReportLog(a.log)
+	path, err := overlayPath(o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	a.overlay.persistTo(path, a.log)
 	a.cluster.c = c
-	var err error
+	a.cluster.observe = a.remotePodEvent
+	a.peers = &http.Client{Transport: &http.Transport{DialContext: o.DialPeer, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute}}
 	if a.metrics, err = newMetrics(o.Registry, a.dp); err != nil {
 		return nil, err
 	}
@@ -168,6 +185,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	a.runCtx = ctx
 	defer a.cluster.stop()
+	// The pods CNI programmed before a restart and the kubelet has not reported yet: the first apply
+	// must keep them steered.
+	if n, err := a.overlay.load(); err != nil {
+		a.log.Error("CNI overlay not restored: pods started just before this restart whose status the kubelet has not written yet are unknown until it does", "err", err)
+	} else if n > 0 {
+		a.log.Info("CNI overlay restored", "pods", n)
+	}
 	for _, inf := range a.baseInformers() {
 		go inf.RunWithContext(ctx)
 	}
@@ -254,10 +278,11 @@ func (a *Agent) kick() {
 // clusterPods is the cluster-wide pod informer of a gateway candidate, started and stopped as the node
 // becomes and stops being one.
 type clusterPods struct {
-	c      client.WithWatch
-	mu     sync.Mutex
-	inf    toolscache.SharedIndexInformer
-	cancel context.CancelFunc
+	c       client.WithWatch
+	observe func(old, new *PodInfo) // keeps the CNI overlay in step with the pods it announced
+	mu      sync.Mutex
+	inf     toolscache.SharedIndexInformer
+	cancel  context.CancelFunc
 }
 
 // start starts the informer if it is not running and returns it.
@@ -271,7 +296,7 @@ func (cp *clusterPods) start(ctx context.Context, onChange func(), log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	if _, err := inf.AddEventHandler(podHandler(onChange, nil)); err != nil {
+	if _, err := inf.AddEventHandler(podHandler(onChange, cp.observe)); err != nil {
 		return nil, fmt.Errorf("watch cluster pods: %w", err)
 	}
 	ictx, cancel := context.WithCancel(ctx)
@@ -304,6 +329,22 @@ func (cp *clusterPods) synced() toolscache.SharedIndexInformer {
 		return cp.inf
 	}
 	return nil
+}
+
+// get is the cached pod of key, nil when the informer is not running or does not hold it.
+func (cp *clusterPods) get(key string) *PodInfo {
+	cp.mu.Lock()
+	inf := cp.inf
+	cp.mu.Unlock()
+	if inf == nil {
+		return nil
+	}
+	obj, ok, err := inf.GetStore().GetByKey(key)
+	if err != nil || !ok {
+		return nil
+	}
+	p, _ := obj.(*PodInfo)
+	return p
 }
 
 func (cp *clusterPods) running() bool {

@@ -2,6 +2,8 @@ package agent_test
 
 import (
 	"bytes"
+	"context"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +11,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/egressgw/egressgw/pkg/agent"
 	"github.com/egressgw/egressgw/pkg/cniconf"
+	"github.com/egressgw/egressgw/pkg/cnirpc"
 )
 
 // TestAgentBinaryLifecycle runs the real egressgw-agent in node1's namespace (node2, the gateway, runs
@@ -40,6 +44,10 @@ func TestAgentBinaryLifecycle(t *testing.T) {
 	if err := os.WriteFile(conflist, original, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	fresh, err := c.topo.AddPod(context.Background(), n1) // started through CNI below
+	if err != nil {
+		t.Fatal(err)
+	}
 	before := dumps(t, n1.NS)
 	args := []string{"--node-name=node1", "--log-level=warn", "--cni-conf-dir=" + confDir, "--cni-bin-dir=" + binDir,
 		"--cni-plugin-binary=" + plugin, "--cni-socket=" + filepath.Join(dir, "cni.sock"),
@@ -53,6 +61,17 @@ func TestAgentBinaryLifecycle(t *testing.T) {
 		data, _ := os.ReadFile(conflist)
 		return strings.Contains(string(data), `"type":"`+cniconf.PluginType+`"`), string(data)
 	})
+	// A pod started through the binary's socket whose status the kubelet has not written: the agent keeps
+	// it in its state file (the CNI socket's directory by default).
+	obj := c.createPod("fresh", n1.Name, netip.Addr{}, map[string]string{"app": "pay"})
+	id := cnirpc.PodIdentity{Namespace: namespace, Name: "fresh", UID: string(obj.UID), ContainerID: "sandbox-fresh"}
+	if err := cnirpc.NewClient(filepath.Join(dir, "cni.sock")).Add(context.Background(), cnirpc.AddRequest{Pod: id, IPs: []netip.Addr{fresh.IP}}); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, agent.OverlayFileName)
+	if data, err := os.ReadFile(state); err != nil || !strings.Contains(string(data), fresh.IP.String()) {
+		t.Errorf("state file after ADD: %q (%v), want the pod's IP %s in it", data, err, fresh.IP)
+	}
 	running := dumps(t, n1.NS)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -78,6 +97,9 @@ func TestAgentBinaryLifecycle(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(binDir, cniconf.PluginType)); !os.IsNotExist(err) {
 		t.Errorf("plugin binary still in %s (%v)", binDir, err)
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Errorf("state file %s still there after uninstall (%v)", state, err)
 	}
 	if _, err := n1.NS.NL.LinkByName(c.cfg.Device); err == nil {
 		t.Errorf("%s still exists after uninstall", c.cfg.Device)

@@ -30,8 +30,18 @@ func (a *Agent) PodAdded(ctx context.Context, pod cnirpc.PodIdentity, ips []neti
 	if err != nil {
 		return err
 	}
-	a.overlay.add(pod.ContainerID, obj, ips)
-	if err := a.syncThrough(ctx, a.bump()); err != nil {
+	if err := a.overlay.add(pod.ContainerID, obj, ips); err != nil {
+		return fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	// The gateways learn the pod while this node programs it: both are done when ADD returns.
+	announced := make(chan struct{})
+	go func() {
+		defer close(announced)
+		a.announce(ctx, obj, cnirpc.AddRequest{Pod: pod, IPs: ips})
+	}()
+	err = a.syncThrough(ctx, a.bump())
+	<-announced
+	if err != nil {
 		return fmt.Errorf("programming pod %s/%s on node %s: %w", pod.Namespace, pod.Name, a.opts.Node, err)
 	}
 	a.metrics.programmed.WithLabelValues(pathCNI).Observe(time.Since(start).Seconds())
@@ -73,6 +83,16 @@ func (a *Agent) podForCNI(ctx context.Context, id cnirpc.PodIdentity) (*PodInfo,
 	if p := a.cachedPod(id.Namespace + "/" + id.Name); p != nil && (id.UID == "" || string(p.UID) == id.UID) {
 		return p, nil
 	}
+	p, err := a.getPod(ctx, id)
+	if err == nil && p.NodeName != a.opts.Node {
+		err = fmt.Errorf("pod %s/%s is scheduled on node %q, not on %s", id.Namespace, id.Name, p.NodeName, a.opts.Node)
+	}
+	return p, err
+}
+
+// getPod reads a pod from the API server, for a CNI request or an announcement about a pod the caches
+// have not seen yet.
+func (a *Agent) getPod(ctx context.Context, id cnirpc.PodIdentity) (*PodInfo, error) {
 	p := &corev1.Pod{}
 	err := a.c.Get(ctx, client.ObjectKey{Namespace: id.Namespace, Name: id.Name}, p)
 	switch {
@@ -80,8 +100,6 @@ func (a *Agent) podForCNI(ctx context.Context, id cnirpc.PodIdentity) (*PodInfo,
 		return nil, fmt.Errorf("pod %s/%s is not in the API server; the agent cannot tell whether an EgressPolicy selects it", id.Namespace, id.Name)
 	case err != nil:
 		return nil, fmt.Errorf("reading pod %s/%s from the API server to decide whether an EgressPolicy selects it: %w", id.Namespace, id.Name, err)
-	case p.Spec.NodeName != a.opts.Node:
-		return nil, fmt.Errorf("pod %s/%s is scheduled on node %q, not on %s", id.Namespace, id.Name, p.Spec.NodeName, a.opts.Node)
 	}
 	return newPodInfo(p), nil
 }

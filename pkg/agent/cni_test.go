@@ -90,6 +90,11 @@ func TestCNIAddProgramsBeforeThePodSends(t *testing.T) {
 
 // serveCNI serves node's agent on a unix socket, as the DaemonSet does, and returns the plugin's client.
 func (c *cluster) serveCNI(t *testing.T, node string) *cnirpc.Client {
+	return cnirpc.NewClient(c.serveCNISocket(t, node))
+}
+
+// serveCNISocket serves node's agent on a unix socket and returns its path.
+func (c *cluster) serveCNISocket(t *testing.T, node string) string {
 	sock := filepath.Join(t.TempDir(), "cni.sock")
 	srv, err := cniserver.NewServer(cniserver.ServerConfig{SocketPath: sock, Logger: testLogger(t, node+"/cni")}, c.agents[node].a)
 	if err != nil {
@@ -101,7 +106,7 @@ func (c *cluster) serveCNI(t *testing.T, node string) *cnirpc.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); _ = wait() })
-	return cnirpc.NewClient(sock)
+	return sock
 }
 
 // kubeletWritesIP writes the pod's IP to its status, as the kubelet does once the sandbox is up.

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,6 +26,7 @@ import (
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
 	"github.com/egressgw/egressgw/pkg/agent"
+	"github.com/egressgw/egressgw/pkg/agenthealth"
 	"github.com/egressgw/egressgw/pkg/nodeagent"
 	"github.com/egressgw/egressgw/test/envtest"
 	"github.com/egressgw/egressgw/test/netlab"
@@ -40,6 +43,8 @@ type cluster struct {
 	cfg    nodeagent.Config
 	mu     sync.Mutex
 	agents map[string]*runningAgent
+	// stateDir holds each node's agent state directory (stateDir/<node>), kept across restarts.
+	stateDir string
 }
 
 type runningAgent struct {
@@ -48,6 +53,7 @@ type runningAgent struct {
 	cancel context.CancelFunc
 	done   chan error
 	syncs  chan agent.SyncResult
+	http   *http.Server // the agent's Handler on its node's InternalIP, as the DaemonSet serves it
 }
 
 var (
@@ -66,6 +72,12 @@ func requireRoot(t testing.TB) {
 }
 
 func newCluster(t testing.TB, nodes, pods int) *cluster {
+	return newClusterUnder(t, netlab.Profile{}, nodes, pods)
+}
+
+// newClusterUnder builds the cluster's nodes under a netlab CNI profile (the zero Profile is the plain
+// baseline).
+func newClusterUnder(t testing.TB, profile netlab.Profile, nodes, pods int) *cluster {
 	requireRoot(t)
 	env := envtest.Start(t)
 	ctx := context.Background()
@@ -74,11 +86,11 @@ func newCluster(t testing.TB, nodes, pods int) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topo, err := netlab.Build(ctx, netlab.Spec{Nodes: nodes, PodsPerNode: pods})
+	topo, err := netlab.Build(ctx, netlab.Spec{Nodes: nodes, PodsPerNode: pods, Profile: profile})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, env: env, topo: topo, cfg: nodeagent.DefaultConfig(), agents: map[string]*runningAgent{}}
+	c := &cluster{t: t, env: env, topo: topo, cfg: nodeagent.DefaultConfig(), agents: map[string]*runningAgent{}, stateDir: t.TempDir()}
 	t.Cleanup(func() {
 		c.stopAll()
 		if c.srv != nil {
@@ -252,8 +264,10 @@ func (c *cluster) startAgent(n *netlab.Node) *runningAgent {
 	ra := &runningAgent{reg: prometheus.NewRegistry(), done: make(chan error, 1), syncs: make(chan agent.SyncResult, 1000)}
 	ra.a, err = agent.New(cl, agent.Options{
 		Node: n.Name, Datapath: dp, DatapathConfig: c.cfg, Netlink: n.NS.NL,
-		ClusterCIDRs:   []netip.Prefix{netlab.PodSupernet, netlab.ServiceCIDR, netlab.VPCSubnet},
+		ClusterCIDRs:   c.topo.ClusterRanges(),
 		ResyncInterval: time.Hour, Log: log, Registry: ra.reg, HealthBindAddress: "0",
+		StateDir: filepath.Join(c.stateDir, n.Name),
+		DialPeer: dialFrom(n.NS),
 		OnSync: func(r agent.SyncResult) {
 			select {
 			case ra.syncs <- r:
@@ -264,6 +278,7 @@ func (c *cluster) startAgent(n *netlab.Node) *runningAgent {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	ra.http = c.serveInNode(n, ra)
 	ctx, cancel := context.WithCancel(context.Background())
 	ra.cancel = cancel
 	go func() { ra.done <- ra.a.Run(ctx) }()
@@ -298,7 +313,35 @@ func (c *cluster) stopAgent(name string) {
 		if err := <-ra.done; err != nil {
 			c.t.Errorf("agent of %s: %v", name, err)
 		}
+		_ = ra.http.Close()
 	}
+}
+
+// dialFrom dials from inside ns, as a process of that node would.
+func dialFrom(ns *netlab.Namespace) func(ctx context.Context, network, address string) (net.Conn, error) {
+	return func(ctx context.Context, network, address string) (conn net.Conn, err error) {
+		err = ns.Do(func() error {
+			conn, err = (&net.Dialer{}).DialContext(ctx, network, address)
+			return err
+		})
+		return conn, err
+	}
+}
+
+// serveInNode serves the agent's Handler (health, metrics, the gateways' announcement endpoint) on
+// the node's InternalIP and the manager's probe port, from inside the node's namespace.
+func (c *cluster) serveInNode(n *netlab.Node, ra *runningAgent) *http.Server {
+	c.t.Helper()
+	var l net.Listener
+	if err := n.NS.Do(func() (err error) {
+		l, err = net.Listen("tcp", net.JoinHostPort(n.IP.String(), strconv.Itoa(agenthealth.DefaultPort)))
+		return err
+	}); err != nil {
+		c.t.Fatal(err)
+	}
+	srv := &http.Server{Handler: ra.a.Handler(ra.reg), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return srv
 }
 
 func (c *cluster) stopAll() {

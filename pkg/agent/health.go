@@ -118,6 +118,7 @@ func (a *Agent) Handler(gatherer prometheus.Gatherer) http.Handler {
 		}
 	}))
 	mux.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc(PathAnnounce, a.serveAnnounce)
 	return mux
 }
 

@@ -85,7 +85,7 @@ func (a *Agent) syncLocked(ctx context.Context, full bool) error {
 	r := SyncResult{Full: full, Started: time.Now()}
 	gen := a.gen.Load()
 	if full {
-		a.overlay.prune(func(key string) bool { return a.cachedPod(key) != nil }, r.Started)
+		a.overlay.prune(func(key string) bool { return a.cachedPod(key) != nil || a.cluster.get(key) != nil }, r.Started)
 	}
 	in := a.inputs()
 	a.manageClusterPods(a.runCtx, in)
@@ -179,8 +179,11 @@ func (a *Agent) manageClusterPods(ctx context.Context, in Inputs) {
 	}
 }
 
-func (a *Agent) selfNode() *corev1.Node {
-	obj, ok, err := a.nodes.GetStore().GetByKey(a.opts.Node)
+func (a *Agent) selfNode() *corev1.Node { return a.node(a.opts.Node) }
+
+// node is the cached Node of that name, nil when unknown.
+func (a *Agent) node(name string) *corev1.Node {
+	obj, ok, err := a.nodes.GetStore().GetByKey(name)
 	if err != nil || !ok {
 		return nil
 	}

@@ -27,6 +27,7 @@ type metrics struct {
 	blockedPolicy prometheus.Gauge
 	warnings      *prometheus.GaugeVec
 	candidate     prometheus.Gauge
+	announcements *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, dp *nodeagent.Datapath) (*metrics, error) {
@@ -67,8 +68,12 @@ func newMetrics(reg prometheus.Registerer, dp *nodeagent.Datapath) (*metrics, er
 			Help: "1 while this node may hold egress IPs and therefore caches the pods of the whole cluster, 0 otherwise.",
 		}),
 	}
+	m.announcements = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "egressgw_agent_announcements_total",
+		Help: "New pods' IPs announced at CNI ADD to the agent of the gateway node that SNATs them, by result (ok, failed: that gateway drops the pod's packets until the Pod's status reaches it).",
+	}, []string{"result"})
 	cs := []prometheus.Collector{m.programmed, m.applyDuration, m.syncErrors, m.selectedPods, m.ipsHeld, m.blockedPolicy,
-		m.warnings, m.candidate, dropCollector{dp}}
+		m.warnings, m.candidate, m.announcements, dropCollector{dp}}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register agent metrics: %w", err)

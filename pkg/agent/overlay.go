@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
@@ -21,7 +22,15 @@ type cniOverlay struct {
 	added map[string]overlayPod
 	// released are IPs CNI DEL freed, per pod, which the view must no longer attribute to it.
 	released map[string][]netip.Addr
+	// path is the file every change is written to ("" for none), log where failures of the changes
+	// nobody can refuse go (overlaystate.go).
+	path string
+	log  *slog.Logger
 }
+
+// overlayPhase is the phase of a pod the overlay adds: selection treats Pending as running (init
+// containers send while Pending).
+const overlayPhase = corev1.PodPending
 
 type overlayPod struct {
 	containerID string
@@ -34,16 +43,18 @@ func newCNIOverlay() *cniOverlay {
 }
 
 // add records a sandbox's pod (labels from the cache or a GET) with the IPs CNI gave it; the pod counts
-// as Pending, which selection treats as running (init containers send while Pending).
-func (o *cniOverlay) add(containerID string, pod *PodInfo, ips []netip.Addr) {
+// as Pending (overlayPhase). It fails only when the overlay cannot be saved: a pod the agent would forget
+// on a restart must not start.
+func (o *cniOverlay) add(containerID string, pod *PodInfo, ips []netip.Addr) error {
 	p := &PodInfo{
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, Labels: pod.Labels},
-		NodeName:   pod.NodeName, Phase: corev1.PodPending, IPs: slices.Clone(ips),
+		NodeName:   pod.NodeName, Phase: overlayPhase, IPs: slices.Clone(ips),
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.added[p.key()] = overlayPod{containerID: containerID, pod: p, at: time.Now()}
 	delete(o.released, p.key())
+	return o.saveLocked()
 }
 
 // remove forgets the sandbox containerID of pod key and marks its IPs released: the ones DEL named, or
@@ -68,37 +79,36 @@ func (o *cniOverlay) remove(key, containerID string, ips []netip.Addr, cached *P
 		ips = slices.DeleteFunc(slices.Clone(ips), func(ip netip.Addr) bool { return slices.Contains(cur.pod.IPs, ip) })
 	}
 	if len(ips) == 0 {
+		o.saveOrLog()
 		return false
 	}
 	o.released[key] = append(o.released[key], ips...)
+	o.saveOrLog()
 	return true
-}
-
-// podSeen drops the overlay entry once the kubelet has written the same IPs to the Pod (the cache now
-// says it all), and a release once the Pod shows other IPs (a new sandbox).
-func (o *cniOverlay) podSeen(p *PodInfo) {
-	key := p.key()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if cur, ok := o.added[key]; ok && len(p.IPs) > 0 && slices.Equal(p.IPs, cur.pod.IPs) {
-		delete(o.added, key)
-	}
-	if rel, ok := o.released[key]; ok && !slices.ContainsFunc(p.IPs, func(ip netip.Addr) bool { return slices.Contains(rel, ip) }) {
-		delete(o.released, key)
-	}
 }
 
 // podGone forgets a deleted pod.
 func (o *cniOverlay) podGone(key string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	_, a := o.added[key]
+	_, r := o.released[key]
 	delete(o.added, key)
 	delete(o.released, key)
+	if a || r {
+		o.saveOrLog()
+	}
 }
 
 // merge returns pods with the overlay of namespace ns applied: an added sandbox's IPs replace the cached
 // pod's (they are newer; the cached labels, if the pod is cached, are newer than those ADD read), and
 // released IPs are removed. The cached objects are never changed.
+//
+// It also retires what the cached pods now say themselves: an added entry once the pod shows the same
+// IPs (the kubelet wrote them), a release once the pod shows other IPs (a new sandbox). It decides that
+// from pods, the very objects the view is built from: retiring from the informer's event instead let
+// a sync that had read the pod just before its status update merge it after the entry was gone, so the
+// pod had no address in that view and its packets left unsteered until the next sync.
 func (o *cniOverlay) merge(ns string, pods []*PodInfo) []*PodInfo {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -107,18 +117,34 @@ func (o *cniOverlay) merge(ns string, pods []*PodInfo) []*PodInfo {
 	}
 	out := make([]*PodInfo, 0, len(pods))
 	seen := map[string]bool{}
+	retired := false
 	for _, p := range pods {
 		key := p.key()
 		if a, ok := o.added[key]; ok {
-			c := *p
-			c.IPs, c.Phase = a.pod.IPs, a.pod.Phase // the new sandbox runs whatever the old status said
-			p, seen[key] = &c, true
+			seen[key] = true
+			if len(p.IPs) > 0 && slices.Equal(p.IPs, a.pod.IPs) {
+				delete(o.added, key)
+				retired = true
+			} else {
+				c := *p
+				c.IPs, c.Phase = a.pod.IPs, a.pod.Phase // the new sandbox runs whatever the old status said
+				p = &c
+			}
 		} else if rel, ok := o.released[key]; ok {
-			c := *p
-			c.IPs = slices.DeleteFunc(slices.Clone(p.IPs), func(ip netip.Addr) bool { return slices.Contains(rel, ip) })
-			p = &c
+			inRel := func(ip netip.Addr) bool { return slices.Contains(rel, ip) }
+			if !slices.ContainsFunc(p.IPs, inRel) {
+				delete(o.released, key)
+				retired = true
+			} else {
+				c := *p
+				c.IPs = slices.DeleteFunc(slices.Clone(p.IPs), inRel)
+				p = &c
+			}
 		}
 		out = append(out, p)
+	}
+	if retired {
+		o.saveOrLog()
 	}
 	for key, a := range o.added {
 		if a.pod.Namespace == ns && !seen[key] {
@@ -134,6 +160,7 @@ func (o *cniOverlay) merge(ns string, pods []*PodInfo) []*PodInfo {
 func (o *cniOverlay) prune(cached func(key string) bool, now time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	n := len(o.added) + len(o.released)
 	for key, a := range o.added {
 		if !cached(key) && now.Sub(a.at) > overlayTTL {
 			delete(o.added, key)
@@ -143,6 +170,9 @@ func (o *cniOverlay) prune(cached func(key string) bool, now time.Time) {
 		if !cached(key) {
 			delete(o.released, key)
 		}
+	}
+	if len(o.added)+len(o.released) != n {
+		o.saveOrLog()
 	}
 }
 

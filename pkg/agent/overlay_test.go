@@ -37,7 +37,7 @@ func TestCNIOverlay(t *testing.T) {
 		if got := mergedIPs(o, []*PodInfo{cachedNoIP}, "a"); !slices.Equal(got, ips("10.244.1.11")) {
 			t.Errorf("view sees %v", got)
 		}
-		o.podSeen(newPodInfo(testPod("pay", "a", "n1", "10.244.1.11", pay)))
+		o.merge("pay", []*PodInfo{newPodInfo(testPod("pay", "a", "n1", "10.244.1.11", pay))}) // a sync reads the status
 		if added, _ := o.size(); added != 0 {
 			t.Errorf("entry kept after the Pod showed the same IPs")
 		}
@@ -53,7 +53,7 @@ func TestCNIOverlay(t *testing.T) {
 		if !slices.Equal(cachedOld.IPs, ips("10.244.1.10")) {
 			t.Errorf("the cached object was changed: %v", cachedOld.IPs)
 		}
-		o.podSeen(newPodInfo(testPod("pay", "a", "n1", "10.244.1.12", pay))) // a new sandbox's IP
+		o.merge("pay", []*PodInfo{newPodInfo(testPod("pay", "a", "n1", "10.244.1.12", pay))}) // a new sandbox's IP
 		if _, released := o.size(); released != 0 {
 			t.Errorf("release kept after the Pod showed other IPs")
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egressgw/egressgw/pkg/cnirpc"
 	"github.com/egressgw/egressgw/test/netlab"
 )
 
@@ -95,5 +96,66 @@ func sendEvery(ctx context.Context, pod *netlab.Pod, every time.Duration, sent *
 			return err
 		}
 		sent.Add(1)
+	}
+}
+
+// TestAgentRestartBetweenADDAndStatus restarts the source node's agent after a selected pod's CNI ADD
+// and before the kubelet reports its IP, while the pod sends a datagram every 20 ms: the restarted
+// agent knows the pod only from its state file, and no datagram may be seen with the node's address
+// (without the file, the first apply took the pod out of the steering sets and it left as node1).
+func TestAgentRestartBetweenADDAndStatus(t *testing.T) {
+	c := newCluster(t, 2, 0)
+	n1, n2 := c.topo.Nodes[0], c.topo.Nodes[1]
+	c.placedPolicy(n2, true)
+	c.startAll()
+	pod, err := c.topo.AddPod(context.Background(), n1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := c.createPod("window", n1.Name, netip.Addr{}, map[string]string{"app": "pay"})
+	id := cnirpc.PodIdentity{Namespace: namespace, Name: "window", UID: string(obj.UID), ContainerID: "sandbox-window"}
+	if err := c.serveCNI(t, n1.Name).Add(context.Background(), cnirpc.AddRequest{Pod: id, IPs: []netip.Addr{pod.IP}}); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	var sent atomic.Int64
+	done := make(chan error, 1)
+	go func() { done <- sendEvery(ctx, pod, 20*time.Millisecond, &sent) }()
+	time.Sleep(300 * time.Millisecond)
+	c.stopAgent(n1.Name)
+	ra := c.startAgent(n1)
+	<-ra.a.Ready()
+	time.Sleep(time.Second) // the restarted agent's first apply and whatever follows, before the kubelet
+	c.kubeletWritesIP("window", pod.IP)
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	seen, err := c.srv.SeenAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byNode, lost := 0, 0
+	for i := range int(sent.Load()) {
+		srcs := seen[fmt.Sprintf("rs-%d", i)]
+		if len(srcs) == 0 {
+			lost++
+		}
+		for _, s := range srcs {
+			if ap, err := netip.ParseAddrPort(s); err != nil || ap.Addr() != egressIP {
+				byNode++
+			}
+		}
+	}
+	t.Logf("restart between ADD and the status write: %d datagrams sent every 20 ms, %d lost, %d seen with a source other than %s",
+		sent.Load(), lost, byNode, egressIP)
+	if byNode != 0 {
+		t.Errorf("%d datagrams of the pod seen with a source other than %s (node1 is %s)", byNode, egressIP, n1.IP)
+	}
+	if sent.Load()-int64(lost) == 0 {
+		t.Error("no datagram seen at all: the check proves nothing")
 	}
 }

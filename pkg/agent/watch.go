@@ -87,13 +87,31 @@ func podHandler(onChange func(), observe func(old, new *PodInfo)) toolscache.Res
 func (a *Agent) localPodEvent(old, new *PodInfo) {
 	if new == nil {
 		a.pending.forget(old.key())
-		a.overlay.podGone(old.key())
-		return
-	}
-	if len(new.IPs) > 0 && (old == nil || !slices.Equal(old.IPs, new.IPs)) {
+	} else if len(new.IPs) > 0 && (old == nil || !slices.Equal(old.IPs, new.IPs)) {
 		a.pending.known(new.key(), time.Now())
 	}
-	a.overlay.podSeen(new)
+	a.overlayEvent(old, new)
+}
+
+// remotePodEvent is overlayEvent for the cluster-wide informer, for other nodes' pods only (those
+// announced to this gateway): this node's own overlay entries follow the local informer, the one the
+// view reads them from.
+func (a *Agent) remotePodEvent(old, new *PodInfo) {
+	p := new
+	if p == nil {
+		p = old
+	}
+	if p.NodeName != a.opts.Node {
+		a.overlayEvent(old, new)
+	}
+}
+
+// overlayEvent forgets the overlay entries of a deleted pod. (Entries the Pod's status makes
+// redundant are retired by the view's merge, from the same objects the view reads.)
+func (a *Agent) overlayEvent(old, new *PodInfo) {
+	if new == nil {
+		a.overlay.podGone(old.key())
+	}
 }
 
 // pendingPods remembers when this node's pods got a new IP, until a sync has programmed it: the

@@ -38,6 +38,12 @@ type Config struct {
 	MTU int
 	// Uplink is the underlay interface; empty means the interface that holds the node's IP.
 	Uplink string
+	// Iptables is the iptables backend of egressgw's one iptables rule (the accept of tunnel traffic at
+	// the end of filter FORWARD) and of the iptables rules the mark check reads: "" runs iptables-save
+	// and iptables-restore, whichever backend they are; IptablesLegacy and IptablesNft their -legacy and
+	// -nft variants. It must be the backend the node's own rules use (DetectIptables): rules in the other
+	// one are invisible to them, and a DROP policy there still drops the tunnel traffic.
+	Iptables string
 }
 
 // Marks that well-known owners use by default, on every node they run on; the defaults and validation
@@ -89,7 +95,15 @@ func DefaultConfig() Config {
 
 // Validate reports every problem of the configuration at once, each with what to change.
 func (c Config) Validate() error {
-	return errors.Join(c.validateDevice(), c.validateTunnel(), c.validateMarks(), c.validateTables())
+	return errors.Join(c.validateDevice(), c.validateTunnel(), c.validateMarks(), c.validateTables(), c.validateIptables())
+}
+
+func (c Config) validateIptables() error {
+	switch c.Iptables {
+	case "", IptablesLegacy, IptablesNft:
+		return nil
+	}
+	return fmt.Errorf("iptables backend %q: want %q, %q or empty (the iptables command's own)", c.Iptables, IptablesLegacy, IptablesNft)
 }
 
 func (c Config) validateDevice() error {

@@ -218,6 +218,18 @@ func (dp *Datapath) converge(ctx context.Context, link netlink.Link, have, want 
 // updateNft runs the table's transaction; it returns the chains written and adds the set operations
 // to ch.SetOps.
 func (dp *Datapath) updateNft(ctx context.Context, have, want *kernelState, ch *Changes) (int, error) {
+	if changes, ok := elementOnly(have, want); ok && dp.canUseNetlink() {
+		if len(changes) == 0 {
+			return 0, nil
+		}
+		if err := dp.setElements(changes); err != nil {
+			return 0, err
+		}
+		for _, c := range changes {
+			ch.SetOps += len(c.adds) + len(c.dels)
+		}
+		return 0, nil
+	}
 	script, setOps, chains := planNft(have, want)
 	if err := dp.runNft(ctx, script); err != nil {
 		return 0, err

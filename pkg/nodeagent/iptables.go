@@ -17,7 +17,7 @@ var builtinChains = map[string]bool{"PREROUTING": true, "FORWARD": true, "POSTRO
 
 // observeIptables reads our chains, and the built-in chains we jump from, out of one iptables-save.
 func (dp *Datapath) observeIptables(ctx context.Context, k *kernelState) error {
-	out, err := dp.exec.Run(ctx, nil, "iptables-save")
+	out, err := dp.exec.Run(ctx, nil, dp.cfg.iptablesTool("save"))
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (dp *Datapath) restoreIptables(ctx context.Context, plan []byte) error {
 	if len(plan) == 0 {
 		return nil
 	}
-	if _, err := dp.exec.Run(ctx, plan, "iptables-restore", "--noflush", "--wait"); err != nil {
+	if _, err := dp.exec.Run(ctx, plan, dp.cfg.iptablesTool("restore"), "--noflush", "--wait"); err != nil {
 		return fmt.Errorf("iptables-restore: %w\ninput:\n%s", err, plan)
 	}
 	return nil

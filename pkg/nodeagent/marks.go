@@ -211,7 +211,7 @@ func markConflicts(uses []MarkUse, ours uint32) (wholeMark []MarkUse, err error)
 // whose marks another owner's rule reads or writes, naming that rule. It returns the rules that compare
 // or set the whole mark, for the caller to log. The agent calls it once at start, before the first Apply.
 func (dp *Datapath) CheckMarks(ctx context.Context) ([]MarkUse, error) {
-	save, err := dp.exec.Run(ctx, nil, "iptables-save")
+	save, err := dp.exec.Run(ctx, nil, dp.cfg.iptablesTool("save"))
 	if err != nil {
 		return nil, fmt.Errorf("read the node's iptables rules: %w", err)
 	}

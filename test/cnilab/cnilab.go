@@ -70,8 +70,9 @@ type Chain struct {
 func NewChain(node *netlab.Namespace, cfg Config) (*Chain, error) {
 	plugins := []any{map[string]any{
 		"type": "bridge", "bridge": cfg.Bridge, "isGateway": true, "ipMasq": cfg.IPMasq,
+		// The default route through the bridge, as the usual bridge configurations give pods.
 		"ipam": map[string]any{"type": "host-local", "ranges": [][]map[string]string{{{"subnet": cfg.Subnet.String()}}},
-			"dataDir": filepath.Join(cfg.StateDir, "host-local")},
+			"routes": []map[string]string{{"dst": "0.0.0.0/0"}}, "dataDir": filepath.Join(cfg.StateDir, "host-local")},
 	}}
 	if cfg.SocketPath != "" {
 		entry := map[string]any{"type": "egressgw-cni", "socketPath": cfg.SocketPath, "logLevel": "warn"}

@@ -72,6 +72,13 @@ func newMetrics(reg prometheus.Registerer, dp *nodeagent.Datapath) (*metrics, er
 		Name: "egressgw_agent_announcements_total",
 		Help: "New pods' IPs announced at CNI ADD to the agent of the gateway node that SNATs them, by result (ok, failed: that gateway drops the pod's packets until the Pod's status reaches it).",
 	}, []string{"result"})
+	// Zero series from the start, so that dashboards and alerts see the counters before the first failure.
+	for _, kind := range []string{"update", "full"} {
+		m.syncErrors.WithLabelValues(kind)
+	}
+	for _, result := range []string{"ok", "failed"} {
+		m.announcements.WithLabelValues(result)
+	}
 	cs := []prometheus.Collector{m.programmed, m.applyDuration, m.syncErrors, m.selectedPods, m.ipsHeld, m.blockedPolicy,
 		m.warnings, m.candidate, m.announcements, dropCollector{dp}}
 	for _, c := range cs {

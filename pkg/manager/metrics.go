@@ -2,6 +2,7 @@ package manager
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,8 @@ type Metrics struct {
 	unplaced       prometheus.Gauge
 	queueDepth     *prometheus.GaugeVec
 	gatewayHealthy *prometheus.GaugeVec
+	// errorSeries remembers the methods whose error series exist (at zero until their first error).
+	errorSeries sync.Map
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -54,6 +57,13 @@ func (m *Metrics) observeDetection(d time.Duration) { m.detectionSecs.Observe(d.
 
 func (m *Metrics) observeCloud(method string, start time.Time, err error) {
 	m.cloudSeconds.WithLabelValues(method).Observe(time.Since(start).Seconds())
+	if _, seen := m.errorSeries.LoadOrStore(method, true); !seen {
+		// Every error class of a method the manager calls is served from its first call, at zero, so that
+		// dashboards and alerts see the series before the first error.
+		for _, code := range errorCodes {
+			m.cloudErrors.WithLabelValues(method, code)
+		}
+	}
 	if err != nil {
 		m.cloudErrors.WithLabelValues(method, errorCode(err)).Inc()
 	}
@@ -73,23 +83,37 @@ func (m *Metrics) observeMove(r MoveRecord) {
 
 // errorCode names the class of a provider error for metrics and condition reasons.
 func errorCode(err error) string {
-	for _, c := range []struct {
-		err  error
-		code string
-	}{
-		{providers.ErrThrottled, "Throttled"},
-		{providers.ErrUnavailable, "CloudUnavailable"},
-		{providers.ErrCapacityExhausted, "CapacityExhausted"},
-		{providers.ErrOutsideSubnet, "OutsideSubnet"},
-		{providers.ErrIPInUse, "IPInUse"},
-		{providers.ErrAssignedElsewhere, "AssignedElsewhere"},
-		{providers.ErrNotFound, "NotFoundInCloud"},
-		{providers.ErrUnsupportedNode, "UnsupportedNode"},
-		{providers.ErrPermanent, "CloudRefused"},
-	} {
+	for _, c := range errorClasses {
 		if errors.Is(err, c.err) {
 			return c.code
 		}
 	}
-	return "CloudError"
+	return otherCloudError
 }
+
+// errorClasses are the provider errors the metric tells apart, in the order they are tested.
+var errorClasses = []struct {
+	err  error
+	code string
+}{
+	{providers.ErrThrottled, "Throttled"},
+	{providers.ErrUnavailable, "CloudUnavailable"},
+	{providers.ErrCapacityExhausted, "CapacityExhausted"},
+	{providers.ErrOutsideSubnet, "OutsideSubnet"},
+	{providers.ErrIPInUse, "IPInUse"},
+	{providers.ErrAssignedElsewhere, "AssignedElsewhere"},
+	{providers.ErrNotFound, "NotFoundInCloud"},
+	{providers.ErrUnsupportedNode, "UnsupportedNode"},
+	{providers.ErrPermanent, "CloudRefused"},
+}
+
+const otherCloudError = "CloudError"
+
+// errorCodes are every code errorCode returns.
+var errorCodes = func() []string {
+	out := []string{otherCloudError}
+	for _, c := range errorClasses {
+		out = append(out, c.code)
+	}
+	return out
+}()

@@ -78,7 +78,10 @@ func (c *Controller) locate(ctx context.Context, ips []netip.Addr) (map[netip.Ad
 	if len(ips) == 0 {
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.CloudTimeout)
+	if err := c.fence(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := cloudContext(ctx, c.cfg.CloudTimeout)
 	defer cancel()
 	start := time.Now()
 	locs, err := c.provider.Locate(ctx, ips)
@@ -121,9 +124,12 @@ func (c *Controller) ipState(ip netip.Addr, gw *egressgwv1.EgressGateway, now ti
 		st = &ipState{ip: ip, state: egressgwv1.AssignmentPending, since: now}
 		c.ips[ip] = st
 	}
+	if gw == nil && st.gateway != "" {
+		st.former = st.gateway // removed from its spec: its status lists it until it is released
+	}
 	st.gateway, st.publicID = "", ""
 	if gw != nil {
-		st.gateway = gw.Name
+		st.gateway, st.former = gw.Name, ""
 		st.publicID = publicIDOf(gw, ip)
 	}
 	return st
@@ -177,7 +183,10 @@ func (c *Controller) waitForVerdicts(ctx context.Context, targets []failover.Tar
 
 // describe reads the cloud's view of one node (ensuring its egress NIC, see attachments.go) and records it.
 func (c *Controller) describe(ctx context.Context, node *corev1.Node) {
-	callCtx, cancel := context.WithTimeout(ctx, c.cfg.CloudTimeout)
+	if c.fence() != nil {
+		return // a stale leader's view is of no use; the busy flag dies with this leader's state
+	}
+	callCtx, cancel := cloudContext(ctx, c.cfg.CloudTimeout)
 	defer cancel()
 	pn := providerNode(node)
 	info, err := c.readNode(callCtx, pn)

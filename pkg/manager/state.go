@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"errors"
 	"net/netip"
 	"time"
@@ -23,6 +24,13 @@ type ipState struct {
 	publicOK bool       // publicID is associated with it
 
 	target string // the node an operation is taking it to; "" when none is in flight
+	// movingTo is the node of the move planned last, kept while it is retried, so that status keeps
+	// naming where the IP's traffic goes during the whole move; "" when no move is under way.
+	movingTo string
+	// former is the gateway that listed the IP before it was removed from its spec (or the gateway was
+	// deleted): its status lists the IP as Releasing until the release succeeded, which is how a new
+	// leader learns that the IP is still to be released.
+	former string
 
 	state    egressgwv1.AssignmentState
 	since    time.Time
@@ -31,6 +39,9 @@ type ipState struct {
 	failures int       // consecutive failed operations
 	retryAt  time.Time // no new operation before this
 	brokeAt  time.Time // last answer of the failed node it is moving away from, for the failover time
+	// alone makes the IP move in a call of its own: the cloud refused a batch it was in, and one
+	// refused IP must not hold up the others. Cleared when a move of it succeeds.
+	alone bool
 	// confirmedAt is when our own call last confirmed where the IP is; a read of the cloud that started
 	// shortly before or after may not see that write yet and is ignored for this IP.
 	confirmedAt time.Time
@@ -52,6 +63,22 @@ func (s *ipState) currentNode() string {
 		return s.target
 	}
 	return s.node
+}
+
+// trafficNode is where the IP's traffic goes, as policies publish it: the node of a move in flight or
+// under way (so that agents re-steer the moment it lands), else the node holding an assigned IP. An IP
+// that no move is taking anywhere and that is not assigned names none.
+func (s *ipState) trafficNode() string {
+	if s.state == egressgwv1.AssignmentUnplaced {
+		return ""
+	}
+	if node := cmp.Or(s.target, s.movingTo); node != "" {
+		return node
+	}
+	if s.state == egressgwv1.AssignmentAssigned {
+		return s.node
+	}
+	return ""
 }
 
 // nodeCloud is the cloud's view of a gateway node. Guarded by Controller.mu.

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
+	"github.com/egressgw/egressgw/providers/fake"
 )
 
 // TestLongMessageBlocksNoOtherFailover gives one gateway 20 gateway nodes with EKS-style names that the
@@ -32,13 +33,7 @@ func TestLongMessageBlocksNoOtherFailover(t *testing.T) {
 	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"}, Spec: selecting("gw", "10.0.1.50")})
 	c.startManager("m1", nil)
 
-	c.eventually("gw's IP placed in the cloud", func() (bool, string) { return ownerOf(cloud, "10.0.1.50") != "", "" })
-	from := strings.TrimPrefix(ownerOf(cloud, "10.0.1.50"), "aws:///zone-a/i-")
-	c.killAgent(from)
-	c.eventually("gw's IP failed over", func() (bool, string) {
-		owner := ownerOf(cloud, "10.0.1.50")
-		return owner != "" && owner != "aws:///zone-a/i-"+from, owner
-	})
+	c.failOverGW(cloud)
 	c.eventually("ghosts reporting NoEligibleNode with the nodes summarized", func() (bool, string) {
 		gw := c.gateway("ghosts")
 		a := assignment(gw, "10.0.1.61")
@@ -63,15 +58,7 @@ func TestUnwritableGatewayBlocksNoOtherFailover(t *testing.T) {
 	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"}, Spec: gatewaySpec("10.0.1.50")})
 	c.startManager("m1", nil)
 
-	c.eventually("gw's IP placed in the cloud", func() (bool, string) { return ownerOf(cloud, "10.0.1.50") != "", "" })
-	from := strings.TrimPrefix(ownerOf(cloud, "10.0.1.50"), "aws:///zone-a/i-")
-	c.killAgent(from)
-	c.eventually("gw's IP failed over, in the cloud and in status", func() (bool, string) {
-		owner := ownerOf(cloud, "10.0.1.50")
-		a := assignment(c.gateway("gw"), "10.0.1.50")
-		return owner != "" && owner == "aws:///zone-a/i-"+a.Node && a.Node != from && a.State == egressgwv1.AssignmentAssigned,
-			fmt.Sprintf("cloud %s, status %+v", owner, a)
-	})
+	c.failOverGW(cloud)
 	if owner := ownerOf(cloud, "10.0.1.60"); owner != "" {
 		t.Errorf("the IP of the gateway whose intent cannot be recorded was placed on %s", owner)
 	}
@@ -105,5 +92,20 @@ func (c *cluster) refuseUpdatesOf(name string) {
 		patched.Labels = map[string]string{"probe": time.Now().Format("150405.000000")}
 		err := c.env.Client.Patch(ctx, patched, client.MergeFrom(gw))
 		return err != nil && strings.Contains(err.Error(), "refuses changes"), fmt.Sprint(err)
+	})
+}
+
+// failOverGW waits for gateway gw's IP 10.0.1.50 to be placed, kills its holder's agent and waits for
+// the IP on another node, in the cloud and in status.
+func (c *cluster) failOverGW(cloud *fake.Provider) {
+	c.t.Helper()
+	c.eventually("gw's IP placed in the cloud", func() (bool, string) { return ownerOf(cloud, "10.0.1.50") != "", "" })
+	from := strings.TrimPrefix(ownerOf(cloud, "10.0.1.50"), "aws:///zone-a/i-")
+	c.killAgent(from)
+	c.eventually("gw's IP failed over, in the cloud and in status", func() (bool, string) {
+		owner := ownerOf(cloud, "10.0.1.50")
+		a := assignment(c.gateway("gw"), "10.0.1.50")
+		return owner != "" && owner == "aws:///zone-a/i-"+a.Node && a.Node != from && a.State == egressgwv1.AssignmentAssigned,
+			fmt.Sprintf("cloud %s, status %+v", owner, a)
 	})
 }

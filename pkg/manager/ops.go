@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
 	"github.com/egressgw/egressgw/providers"
 )
 
@@ -168,7 +167,6 @@ func (c *Controller) finishMove(m *moveOp, rec MoveRecord) (brokeAt time.Time) {
 		if st == nil {
 			continue
 		}
-		st.target = ""
 		if !st.brokeAt.IsZero() {
 			brokeAt = st.brokeAt
 		}
@@ -177,8 +175,7 @@ func (c *Controller) finishMove(m *moveOp, rec MoveRecord) (brokeAt time.Time) {
 			continue
 		}
 		c.moveCapacity(ip, m.from[i], m.to)
-		st.node, st.confirmedAt, st.brokeAt, st.alone, st.movingTo = m.to, now, time.Time{}, false, ""
-		st.setState(egressgwv1.AssignmentAssigned, "", "", now)
+		st.moved(m.to, now)
 	}
 	c.reportMove(m, rec)
 	if rec.Err != nil {
@@ -192,9 +189,7 @@ func (c *Controller) finishMove(m *moveOp, rec MoveRecord) (brokeAt time.Time) {
 // batch is tried again soon in a call of its own, so that the others go and the culprit is named.
 func (c *Controller) moveFailed(st *ipState, m *moveOp, err error, now time.Time) {
 	if len(m.ips) > 1 && refusal(err) {
-		st.alone = true
-		st.retryAt = now.Add(c.cfg.RetryMin)
-		st.setState(egressgwv1.AssignmentPending, errorCode(err),
+		st.splitOff(c.cfg.RetryMin, errorCode(err),
 			fmt.Sprintf("the cloud refused the move of %d IPs to %s; retrying each on its own: %v", len(m.ips), m.to, err), now)
 		return
 	}
@@ -223,8 +218,7 @@ func (c *Controller) retryLater(st *ipState, err error, what string, now time.Ti
 	if errors.Is(err, providers.ErrPermanent) {
 		wait = c.cfg.RetryMax // retrying soon will not help; the message says what to change
 	}
-	st.retryAt = now.Add(wait)
-	st.setState(egressgwv1.AssignmentPending, errorCode(err),
+	st.retryAfter(wait, errorCode(err),
 		fmt.Sprintf("%s (attempt %d, next in %s): %v", what, st.failures, wait.Round(time.Millisecond), err), now)
 }
 
@@ -238,7 +232,7 @@ func (c *Controller) distrustCloudView(node string, ips []netip.Addr, err error)
 	if errors.Is(err, providers.ErrCapacityExhausted) || errors.Is(err, providers.ErrOutsideSubnet) ||
 		errors.Is(err, providers.ErrNotFound) {
 		if nc := c.nodes[node]; nc != nil {
-			nc.at = time.Time{}
+			nc.reread = true
 		}
 	}
 }
@@ -262,7 +256,7 @@ func (c *Controller) associateOperation(st *ipState) op {
 				c.warnGateway(st.gateway, errorCode(err), "AssociatePublicIP", "%s", st.message)
 				return
 			}
-			st.publicOK, st.failures, st.retryAt = true, 0, time.Time{}
+			st.associated()
 			c.relocate[st.ip] = true // read the public address back
 		})
 }
@@ -286,7 +280,7 @@ func (c *Controller) releaseOperation(st *ipState) op {
 				c.log.Error(err, "cannot release an egress IP no gateway wants", "ip", ip, "node", node)
 				return
 			}
-			st.node, st.confirmedAt = "", time.Now()
+			st.released(time.Now())
 			c.moveCapacity(ip, node, "")
 			c.log.Info("released an egress IP no gateway wants", "ip", ip, "node", node)
 		})

@@ -15,6 +15,7 @@ import (
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
 	"github.com/egressgw/egressgw/pkg/manager"
+	"github.com/egressgw/egressgw/providers/fake"
 )
 
 // kubelets renew every node's Lease in kube-node-lease every 300 ms, as kubelets do every 10 s, until
@@ -115,18 +116,7 @@ func (c *cluster) holdsFor(gateway string, want map[string]string, d time.Durati
 // nodes stay Ready and keep renewing their Leases: no IP may move or be unplaced. A node whose Lease then
 // stops (it really died) gives its IPs to the others.
 func TestPartitionFromAllGatewaysUnplacesNothing(t *testing.T) {
-	cloud := fakeCloud([]int{1, 1, 1, 1}, 10)
-	c := newCluster(t, cloud)
-	c.addGatewayNodes(4)
-	kubelets := c.runKubelets("gw-1", "gw-2", "gw-3", "gw-4")
-	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"},
-		Spec: gatewaySpec("10.0.1.50", "10.0.1.51", "10.0.1.52", "10.0.1.53")})
-	c.startManager("m1", func(o *manager.RunOptions) { o.Config.NodeLeaseGrace = 3 * time.Second })
-	c.eventually("all IPs placed", func() (bool, string) { return c.gateway("gw").Status.AssignedIPCount == 4, "" })
-	for len(c.moves) > 0 {
-		<-c.moves
-	}
-	before := placedOn(c.gateway("gw"))
+	cloud, c, kubelets, before := leaseScene(t, []int{1, 1, 1, 1}, "10.0.1.50", "10.0.1.51", "10.0.1.52", "10.0.1.53")
 	for _, n := range []string{"gw-1", "gw-2", "gw-3", "gw-4"} {
 		c.killAgent(n)
 	}
@@ -152,18 +142,7 @@ func TestPartitionFromAllGatewaysUnplacesNothing(t *testing.T) {
 // which stay Ready with their Leases renewed: their IPs, which no node of the other subnet can take, must
 // stay assigned where they are (naming why in status), and nothing else moves.
 func TestPartitionFromHalfTheGateways(t *testing.T) {
-	cloud := fakeCloud([]int{1, 1, 2, 2}, 10)
-	c := newCluster(t, cloud)
-	c.addGatewayNodes(4)
-	c.runKubelets("gw-1", "gw-2", "gw-3", "gw-4")
-	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"},
-		Spec: gatewaySpec("10.0.1.50", "10.0.1.51", "10.0.2.50", "10.0.2.51")})
-	c.startManager("m1", func(o *manager.RunOptions) { o.Config.NodeLeaseGrace = 3 * time.Second })
-	c.eventually("all IPs placed", func() (bool, string) { return c.gateway("gw").Status.AssignedIPCount == 4, "" })
-	for len(c.moves) > 0 {
-		<-c.moves
-	}
-	before := placedOn(c.gateway("gw"))
+	_, c, _, before := leaseScene(t, []int{1, 1, 2, 2}, "10.0.1.50", "10.0.1.51", "10.0.2.50", "10.0.2.51")
 	c.killAgent("gw-3")
 	c.killAgent("gw-4")
 	c.waitUnhealthy("gw", "gw-3", "gw-4")
@@ -171,4 +150,20 @@ func TestPartitionFromHalfTheGateways(t *testing.T) {
 	if a := assignment(c.gateway("gw"), "10.0.2.50"); a.Reason != "KeptOnUnconfirmedNode" {
 		t.Errorf("status does not say why 10.0.2.50 stays: %+v", a)
 	}
+}
+
+// leaseScene is four gateway nodes (in the given subnets) whose kubelets renew their Leases, a gateway
+// with ips, and a manager trusting a Lease for 3 s, once every IP is placed; before is the placement.
+func leaseScene(t *testing.T, subnets []int, ips ...string) (*fake.Provider, *cluster, *kubelets, map[string]string) {
+	cloud := fakeCloud(subnets, 10)
+	c := newCluster(t, cloud)
+	c.addGatewayNodes(len(subnets))
+	k := c.runKubelets("gw-1", "gw-2", "gw-3", "gw-4")
+	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"}, Spec: gatewaySpec(ips...)})
+	c.startManager("m1", func(o *manager.RunOptions) { o.Config.NodeLeaseGrace = 3 * time.Second })
+	c.eventually("all IPs placed", func() (bool, string) { return int(c.gateway("gw").Status.AssignedIPCount) == len(ips), "" })
+	for len(c.moves) > 0 {
+		<-c.moves
+	}
+	return cloud, c, k, placedOn(c.gateway("gw"))
 }

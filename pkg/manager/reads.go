@@ -16,7 +16,7 @@ func (c *Controller) dueReads(ctx context.Context, snap *snapshot, now time.Time
 	var ops []op
 	for _, name := range snap.gatewayNodes {
 		nc := c.nodeCloud(name)
-		if nc.busy || (!nc.at.IsZero() && now.Sub(nc.at) < c.cfg.CloudResync) {
+		if nc.busy || (!nc.reread && !nc.at.IsZero() && now.Sub(nc.at) < c.cfg.CloudResync) {
 			continue
 		}
 		nc.busy = true

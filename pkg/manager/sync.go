@@ -77,8 +77,7 @@ func (c *Controller) abandon(m *moveOp, gateway string, err error) {
 	now := time.Now()
 	for i, ip := range m.ips {
 		if st := c.ips[ip]; st != nil && m.gateways[i] == gateway {
-			st.target, st.movingTo = "", ""
-			st.setState(egressgwv1.AssignmentPending, "StatusWriteFailed",
+			st.abandonMove("StatusWriteFailed",
 				fmt.Sprintf("waiting to record the move to %s in the status of gateway %s before calling the cloud: %v", m.to, gateway, err), now)
 		}
 	}
@@ -203,18 +202,16 @@ func (c *Controller) unplace(st *ipState, d failover.Decision, now time.Time) {
 	if st.state != egressgwv1.AssignmentUnplaced || st.reason != d.Reason {
 		c.warnGateway(st.gateway, d.Reason, "Place", "cannot place %s: %s", st.ip, d.Message)
 	}
-	st.movingTo = ""
-	st.setState(egressgwv1.AssignmentUnplaced, d.Reason, d.Message, now)
+	st.unplace(d.Reason, d.Message, now)
 }
 
 // settle marks an IP that stays where it is as assigned, and asks for its public IP when one is
 // configured and not associated yet.
 func (c *Controller) settle(st *ipState, d failover.Decision, now time.Time) []op {
-	st.movingTo = ""
 	if d.Reason != "" && st.reason != d.Reason {
 		c.warnGateway(st.gateway, d.Reason, "Place", "%s: %s", st.ip, d.Message)
 	}
-	st.setState(egressgwv1.AssignmentAssigned, d.Reason, d.Message, now)
+	st.settle(d.Reason, d.Message, now)
 	if st.publicID == "" || st.publicOK || now.Before(st.retryAt) {
 		return nil
 	}
@@ -242,12 +239,10 @@ func (c *Controller) planMove(moves map[string]*moveOp, st *ipState, d failover.
 	if st.node != "" {
 		m.priority = PriorityFailover
 		why = fmt.Sprintf("leaving %s (%s)", st.node, cmp.Or(c.view.nodeWhy[st.node], "no longer a gateway node"))
-		st.brokeAt = c.brokeAt[st.node]
 		m.detectedAt = c.detectedAt[st.node]
 	}
 	m.add(st.ip, st.node, why, st.gateway)
-	st.target, st.movingTo = d.Node, d.Node
-	st.setState(egressgwv1.AssignmentAssigning, "Moving", fmt.Sprintf("moving to %s: %s", d.Node, why), now)
+	st.startMove(d.Node, why, c.brokeAt[st.node], now)
 }
 
 // releases gives back the IPs that no live gateway wants and forgets those that nothing holds.

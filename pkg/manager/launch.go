@@ -15,6 +15,11 @@ import (
 // their moves and planned again by the next sync. Gateways with moves are written first.
 func (c *Controller) writeStatusesThenMove(ctx context.Context, snap *snapshot, moves []*moveOp) error {
 	l := newLauncher(moves)
+	for _, m := range moves {
+		if l.waiting[m] == 0 {
+			c.launch(m, nil) // names no gateway: no status to wait for
+		}
+	}
 	gateways := make([]*egressgwv1.EgressGateway, 0, len(snap.gateways))
 	for _, gw := range snap.gateways {
 		gateways = append(gateways, gw)

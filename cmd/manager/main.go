@@ -67,6 +67,8 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.CloudConcurrency, "cloud-concurrency", c.CloudConcurrency, "cloud operations run at once")
 	fs.DurationVar(&c.CloudTimeout, "cloud-timeout", c.CloudTimeout, "bound of one cloud operation, retries included")
 	fs.DurationVar(&c.CloudResync, "cloud-resync", c.CloudResync, "how often the cloud's truth (IP locations, node capacity) is read again")
+	fs.DurationVar(&c.NodeLeaseGrace, "node-lease-grace", c.NodeLeaseGrace,
+		"a gateway the probes cannot reach still counts as alive when most probes fail at once, or when no other node can take its IPs, while its Node is Ready and its kubelet renewed its Lease within this time")
 }
 
 func (o *options) validate() error {

@@ -12,10 +12,21 @@ type Hysteresis struct {
 }
 
 type nodeHealth struct {
-	verdict   Verdict
-	fails     int
-	successes int
-	lastOK    time.Time
+	verdict     Verdict
+	fails       int
+	successes   int
+	lastOK      time.Time
+	recoveredAt time.Time
+}
+
+// Health is a node's verdict and what else placement weighs: whether its last probe failed (it may be
+// on its way to Unhealthy, or the start of a partition) and when it last recovered from Unhealthy.
+type Health struct {
+	Verdict Verdict
+	// Failing says that the last probe failed.
+	Failing bool
+	// RecoveredAt is when the node last turned Healthy after being Unhealthy; zero if it never was.
+	RecoveredAt time.Time
 }
 
 // Verdict is what the probes say about a node.
@@ -58,6 +69,9 @@ func (h *Hysteresis) Observe(node string, ok bool, at time.Time) (Change, bool) 
 	if ok {
 		n.fails, n.lastOK = 0, at
 		n.successes++
+		if n.verdict == Unhealthy && n.successes >= h.SuccessThreshold {
+			n.recoveredAt = at
+		}
 		if n.verdict == Unknown || (n.verdict == Unhealthy && n.successes >= h.SuccessThreshold) {
 			return h.set(node, n, Healthy), true
 		}
@@ -82,6 +96,15 @@ func (h *Hysteresis) Verdict(node string) Verdict {
 		return n.verdict
 	}
 	return Unknown
+}
+
+// Health returns the current health of a node.
+func (h *Hysteresis) Health(node string) Health {
+	n := h.nodes[node]
+	if n == nil {
+		return Health{}
+	}
+	return Health{Verdict: n.verdict, Failing: n.fails > 0, RecoveredAt: n.recoveredAt}
 }
 
 // Forget drops a node that is no longer probed.

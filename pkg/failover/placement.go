@@ -9,7 +9,6 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -25,6 +24,13 @@ type Node struct {
 	// Ineligible is empty when the node may hold egress IPs, and otherwise says why it may not (for
 	// example "NotReady", "Cordoned", "Deleting", "AgentUnreachable"). It appears in messages verbatim.
 	Ineligible string
+	// Unconfirmed marks an ineligible node whose failure only the manager's own probes see, while the
+	// cluster says it is alive (Ready, its Lease renewed): it keeps the IPs it holds when no eligible
+	// node can take them, since moving nowhere would only stop traffic that may well be flowing.
+	Unconfirmed bool
+	// NoNewIPs keeps an eligible node from taking IPs it does not hold: its last probe failed (it may be
+	// failing, and a failover onto it would cascade), or it recovered only moments ago.
+	NoNewIPs bool
 }
 
 // Gateway is one EgressGateway's part of the input.
@@ -53,6 +59,8 @@ const (
 	ReasonNoNodeInSubnet    = "NoNodeInSubnet"
 	ReasonCapacityExhausted = "CapacityExhausted"
 	ReasonIPConflict        = "IPConflict"
+	// ReasonKeptOnUnconfirmed comes with a Decision that keeps an IP on its Unconfirmed node.
+	ReasonKeptOnUnconfirmed = "KeptOnUnconfirmedNode"
 )
 
 // Decision is where one egress IP should live.
@@ -167,12 +175,18 @@ func (p *placer) choose(gw Gateway, d *Decision) {
 	var candidates []string
 	for _, name := range gw.Nodes {
 		n, ok := p.nodes[name]
-		if ok && n.Ineligible == "" && inSubnets(n.Subnets, d.IP) && p.free[name] > 0 {
+		if ok && n.Ineligible == "" && !n.NoNewIPs && inSubnets(n.Subnets, d.IP) && p.free[name] > 0 {
 			candidates = append(candidates, name)
 		}
 	}
 	if len(candidates) == 0 {
 		d.Reason, d.Message = p.whyUnplaced(gw, d.IP)
+		if prev, ok := p.nodes[d.Previous]; ok && prev.Unconfirmed && p.members[gw.Name][d.Previous] && inSubnets(prev.Subnets, d.IP) {
+			p.hold(gw.Name, d.Previous, false)
+			d.Node, d.Reason = d.Previous, ReasonKeptOnUnconfirmed
+			d.Message = fmt.Sprintf("kept on %s, whose agent does not answer the manager but whose Node is Ready and Lease renewed, because %s",
+				d.Previous, d.Message)
+		}
 		return
 	}
 	best := slices.MinFunc(candidates, func(a, b string) int {
@@ -185,35 +199,6 @@ func (p *placer) choose(gw Gateway, d *Decision) {
 	})
 	p.hold(gw.Name, best, true)
 	d.Node = best
-}
-
-// whyUnplaced explains, in the order an operator would check, why no node can take the IP.
-func (p *placer) whyUnplaced(gw Gateway, ip netip.Addr) (reason, message string) {
-	if len(gw.Nodes) == 0 {
-		return ReasonNoGatewayNodes, fmt.Sprintf("no node matches the nodeSelector of gateway %s: label the gateway nodes", gw.Name)
-	}
-	var ineligible, eligible, inSubnet []string
-	for _, name := range sortedStrings(gw.Nodes) {
-		n := p.nodes[name]
-		switch {
-		case n.Ineligible != "":
-			ineligible = append(ineligible, fmt.Sprintf("%s (%s)", name, n.Ineligible))
-		case inSubnets(n.Subnets, ip):
-			inSubnet = append(inSubnet, fmt.Sprintf("%s (%d free)", name, p.free[name]))
-		default:
-			eligible = append(eligible, fmt.Sprintf("%s (%s)", name, prefixList(n.Subnets)))
-		}
-	}
-	switch {
-	case len(inSubnet) > 0:
-		return ReasonCapacityExhausted, fmt.Sprintf("the gateway nodes whose subnet contains %s have no free IP address slot left: %s",
-			ip, strings.Join(inSubnet, ", "))
-	case len(eligible) > 0:
-		return ReasonNoNodeInSubnet, fmt.Sprintf("no eligible gateway node has a subnet that contains %s: %s; add a gateway node in that subnet or use an IP of one of these subnets",
-			ip, strings.Join(eligible, ", "))
-	default:
-		return ReasonNoEligibleNode, fmt.Sprintf("none of the %d gateway nodes can hold an IP: %s", len(gw.Nodes), strings.Join(ineligible, ", "))
-	}
 }
 
 // rank orders nodes for one IP by a hash of both, so that the tie-break differs per IP (and spreads)
@@ -229,22 +214,9 @@ func inSubnets(subnets []netip.Prefix, ip netip.Addr) bool {
 	return slices.ContainsFunc(subnets, func(s netip.Prefix) bool { return s.Contains(ip) })
 }
 
-func prefixList(ps []netip.Prefix) string {
-	if len(ps) == 0 {
-		return "no known subnet"
-	}
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
-}
-
 func sortedIPs(ips []netip.Addr) []netip.Addr {
 	return slices.SortedFunc(slices.Values(ips), netip.Addr.Compare)
 }
-
-func sortedStrings(s []string) []string { return slices.Sorted(slices.Values(s)) }
 
 func gatewaysByName(gws []Gateway) map[string]Gateway {
 	m := make(map[string]Gateway, len(gws))

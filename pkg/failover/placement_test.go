@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -155,8 +156,8 @@ func TestUnplacedMessagesSayWhatToFix(t *testing.T) {
 	in := Input{Nodes: nodes(node("a", 0, subnetA), node("b", 3, subnetB), ineligible(node("c", 5, subnetA), "NotReady")),
 		Gateways: []Gateway{{Name: "gw", IPs: []netip.Addr{ip("10.0.1.50"), ip("10.0.9.50")}, Nodes: []string{"a", "b", "c"}}}}
 	want := map[string][]string{
-		"10.0.1.50": {"no free IP address slot", "a (0 free)"},
-		"10.0.9.50": {"no eligible gateway node has a subnet that contains 10.0.9.50", "a (10.0.1.0/24)", "b (10.0.2.0/24)"},
+		"10.0.1.50": {"no free IP address slot", "1 no free slot (a)"},
+		"10.0.9.50": {"no eligible gateway node has a subnet that contains 10.0.9.50", "1 in 10.0.1.0/24 (a)", "1 in 10.0.2.0/24 (b)"},
 	}
 	for _, d := range Place(in) {
 		for _, fragment := range want[d.IP.String()] {
@@ -168,7 +169,7 @@ func TestUnplacedMessagesSayWhatToFix(t *testing.T) {
 	in.Nodes = nodes(ineligible(node("a", 5, subnetA), "NotReady"), ineligible(node("b", 5, subnetA), "AgentUnreachable"))
 	in.Gateways[0].Nodes = []string{"b", "a"}
 	d := Place(in)[0]
-	if want := "none of the 2 gateway nodes can hold an IP: a (NotReady), b (AgentUnreachable)"; d.Message != want {
+	if want := "none of the 2 gateway nodes can hold an IP: 1 AgentUnreachable (b), 1 NotReady (a)"; d.Message != want {
 		t.Errorf("message %q, want %q", d.Message, want)
 	}
 }
@@ -229,5 +230,45 @@ func TestPolicyIP(t *testing.T) {
 	}
 	if len(seen) != len(ips) {
 		t.Errorf("60 policies used only %v of %d IPs", seen, len(ips))
+	}
+}
+
+// TestUnplacedMessagesStayShort: with 500 ineligible nodes under long, EKS-style names the message
+// counts the nodes per cause and names a few, instead of listing all of them.
+func TestUnplacedMessagesStayShort(t *testing.T) {
+	in := Input{Nodes: map[string]Node{}, Gateways: []Gateway{{Name: "gw", IPs: []netip.Addr{ip("10.0.1.50")}}}}
+	for i := range 500 {
+		name := fmt.Sprintf("ip-10-0-%d-%d.us-east-1.compute.internal", i/200, i%200)
+		why := []string{"NotReady", "AgentUnreachable", "Cordoned"}[i%3]
+		in.Nodes[name] = ineligible(node(name, 5, subnetA), why)
+		in.Gateways[0].Nodes = append(in.Gateways[0].Nodes, name)
+	}
+	d := Place(in)[0]
+	if len(d.Message) > 600 || !strings.Contains(d.Message, "167 AgentUnreachable (ip-10-0-0-1.us-east-1.compute.internal, ") ||
+		!strings.Contains(d.Message, "and 164 more") || !strings.Contains(d.Message, "none of the 500 gateway nodes") {
+		t.Errorf("message (%d bytes): %s", len(d.Message), d.Message)
+	}
+}
+
+// TestUnconfirmedAndUnsettledNodes: an Unconfirmed node keeps an IP that no eligible node can take and
+// gives up one that another can; a node with NoNewIPs keeps its IPs and takes no new one.
+func TestUnconfirmedAndUnsettledNodes(t *testing.T) {
+	unconfirmed := ineligible(node("b", 5, subnetB), "AgentUnreachable")
+	unconfirmed.Unconfirmed = true
+	unsettled := node("c", 5, subnetA)
+	unsettled.NoNewIPs = true
+	in := Input{Nodes: nodes(node("a", 5, subnetA), unconfirmed, unsettled),
+		Gateways: []Gateway{{Name: "gw", IPs: []netip.Addr{ip("10.0.2.50"), ip("10.0.1.50"), ip("10.0.1.51"), ip("10.0.1.52")},
+			Nodes:   []string{"a", "b", "c"},
+			Current: map[netip.Addr]string{ip("10.0.2.50"): "b", ip("10.0.1.50"): "c", ip("10.0.1.51"): "b"}}}}
+	got := placed(Place(in))
+	want := map[string]string{"gw/10.0.2.50": "b", "gw/10.0.1.50": "c", "gw/10.0.1.51": "a", "gw/10.0.1.52": "a"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("placed %v, want %v", got, want)
+	}
+	for _, d := range Place(in) {
+		if d.IP == ip("10.0.2.50") && (d.Reason != ReasonKeptOnUnconfirmed || !strings.Contains(d.Message, "kept on b")) {
+			t.Errorf("decision %+v does not say why it stays", d)
+		}
 	}
 }

@@ -4,12 +4,16 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 )
+
+// maxProbeBody is how much of a health answer is read; a longer body costs a new connection.
+const maxProbeBody = 64 << 10
 
 // Target is the health endpoint of a gateway node's agent.
 type Target struct {
@@ -89,6 +93,13 @@ func (p *Prober) Verdict(node string) Verdict {
 	return p.hyst.Verdict(node)
 }
 
+// Health returns the current health of a node.
+func (p *Prober) Health(node string) Health {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hyst.Health(node)
+}
+
 // SetTargets makes the prober probe exactly these targets: new ones start at once, removed ones stop
 // and are forgotten, a changed URL restarts the node's probes with its verdict kept. Probing stops when
 // ctx ends.
@@ -143,6 +154,10 @@ func (p *Prober) probe(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
+	// Read the (short) body to its end: only then does the connection go back to the pool, so that the
+	// next probe needs no new handshake (a lost SYN costs a 1 s retransmit, longer than a probe may take)
+	// and closed connections do not pile up in TIME_WAIT on the manager's node.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxProbeBody))
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("status %s", resp.Status)

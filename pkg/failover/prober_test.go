@@ -3,6 +3,7 @@ package failover
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -106,5 +107,55 @@ func TestProberStopsProbingRemovedTargets(t *testing.T) {
 	}
 	if v := p.Verdict("a"); v != Unknown {
 		t.Errorf("removed target keeps verdict %v", v)
+	}
+}
+
+// TestProberKeepsItsConnection probes an agent whose answer has a body 30 times: the probes must share
+// one keep-alive connection (a new handshake per probe fails a probe on a single lost SYN and leaves a
+// TIME_WAIT entry each time), which requires reading the body.
+func TestProberKeepsItsConnection(t *testing.T) {
+	var conns atomic.Int64
+	var served atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		w.Write([]byte(`{"status":"ok","checks":{"datapath":"ok","tunnel":"ok"}}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	p, ctx := fastProber(t)
+	p.SetTargets(ctx, []Target{{Node: "gw-1", URL: srv.URL + "/healthz"}})
+	for served.Load() < 30 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := conns.Load(); n > 2 {
+		t.Errorf("30 probes opened %d connections, want one (two if one was lost)", n)
+	}
+}
+
+// TestProberReportsRecovery: a node that recovers from Unhealthy carries the time of its recovery, and
+// a node whose last probe failed is Failing before it is Unhealthy.
+func TestProberReportsRecovery(t *testing.T) {
+	p, ctx := fastProber(t)
+	a := newAgent(t)
+	p.SetTargets(ctx, []Target{{Node: "gw-1", URL: a.srv.URL}})
+	nextChange(t, p)
+	if h := p.Health("gw-1"); h.Verdict != Healthy || !h.RecoveredAt.IsZero() {
+		t.Fatalf("health %+v, want Healthy, never recovered", h)
+	}
+	a.failing.Store(4)
+	if c := nextChange(t, p); c.Verdict != Unhealthy {
+		t.Fatalf("change %+v, want Unhealthy", c)
+	}
+	before := time.Now()
+	if c := nextChange(t, p); c.Verdict != Healthy {
+		t.Fatalf("change %+v, want Healthy", c)
+	}
+	if h := p.Health("gw-1"); h.RecoveredAt.Before(before) || h.Failing {
+		t.Errorf("health %+v, want recovered after %v and not failing", h, before)
 	}
 }

@@ -18,6 +18,9 @@ const FieldOwner = "egressgw-manager"
 // and leaves out now are removed, whatever the cache held, so a stale cache cannot make a write lose
 // part of the status. A deleted object is not an error.
 func (c *Controller) applyStatus(ctx context.Context, gvk schema.GroupVersionKind, key client.ObjectKey, status any) error {
+	if err := c.fence(); err != nil {
+		return fmt.Errorf("status of %s %s: %w", gvk.Kind, key, err)
+	}
 	data, err := json.Marshal(status)
 	if err != nil {
 		return err

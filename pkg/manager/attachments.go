@@ -140,7 +140,10 @@ func (c *Controller) adoptLeftovers(ctx context.Context, snap *snapshot) {
 	if !ok {
 		return
 	}
-	callCtx, cancel := context.WithTimeout(ctx, c.cfg.CloudTimeout)
+	if c.fence() != nil {
+		return
+	}
+	callCtx, cancel := cloudContext(ctx, c.cfg.CloudTimeout)
 	defer cancel()
 	start := time.Now()
 	owners, err := a.Attachments(callCtx)

@@ -34,6 +34,10 @@ type Config struct {
 	// StartupProbeWait is how long a new leader waits for the first verdicts of the gateway probes
 	// before it places IPs, so that it does not move IPs away from gateways it has not probed yet.
 	StartupProbeWait time.Duration
+	// NodeLeaseGrace is how recently a node's kubelet must have renewed its Lease (kube-node-lease) for
+	// the manager to believe the node alive when its own probes of the node fail (see suspectIsolation).
+	// Kubelets renew every 10 s; 20 s tolerates one late renewal.
+	NodeLeaseGrace time.Duration
 }
 
 // DefaultConfig returns the documented defaults.
@@ -49,6 +53,7 @@ func DefaultConfig() Config {
 		RetryMin:         200 * time.Millisecond,
 		RetryMax:         30 * time.Second,
 		StartupProbeWait: 2 * time.Second,
+		NodeLeaseGrace:   20 * time.Second,
 	}
 }
 
@@ -68,6 +73,7 @@ func (c Config) Validate() error {
 	check(c.CloudSettle >= 0 && c.CloudSettle < c.CloudResync, "cloud settle time %s must be between 0 and the cloud resync period", c.CloudSettle)
 	check(c.RetryMin > 0 && c.RetryMax >= c.RetryMin, "retry backoff must satisfy 0 < min (%s) <= max (%s)", c.RetryMin, c.RetryMax)
 	check(c.StartupProbeWait >= 0, "startup probe wait must not be negative")
+	check(c.NodeLeaseGrace >= 0, "node lease grace must not be negative")
 	check(c.Probe.Interval >= 0 && c.Probe.Timeout >= 0 && c.Probe.FailureThreshold >= 0 && c.Probe.SuccessThreshold >= 0,
 		"probe settings must not be negative")
 	return errors.Join(errs...)

@@ -50,6 +50,10 @@ type Controller struct {
 
 	// OnMove, when set before Start, is called after every move attempt.
 	OnMove func(MoveRecord)
+	// LeaseHeld, when set before Start, reports whether the replica renewed its lease recently enough to
+	// act (see renewedLock); nil trusts the context alone.
+	LeaseHeld func() bool
+	lead      context.Context // the context of Start: done when leadership ends
 
 	wakeMu sync.Mutex
 	wake   *time.Timer
@@ -60,11 +64,15 @@ type Controller struct {
 	nodes          map[string]*nodeCloud
 	detectedAt     map[string]time.Time // when a node's probes declared it unhealthy
 	brokeAt        map[string]time.Time // its last answer before that
+	gauged         map[string]bool      // nodes with a gatewayHealthy gauge
 	locating       bool                 // a Locate is queued or running
 	lastLocate     time.Time            // when the last full Locate started
+	relocate       map[netip.Addr]bool  // IPs to locate again soon: a call about them failed
+	lastRelocate   time.Time            // when the last Locate of such IPs started
 	locateFailures int
 	locateRetryAt  time.Time
 	view           view
+	isolated       bool // most gateway probes fail at once (see suspectIsolation)
 	// The last status written per gateway and per policy.
 	written         map[string]egressgwv1.EgressGatewayStatus
 	writtenPolicies map[client.ObjectKey]egressgwv1.EgressPolicyStatus
@@ -88,6 +96,8 @@ func New(cfg Config, c client.Client, informers cache.Informers, provider provid
 		nodes:           map[string]*nodeCloud{},
 		detectedAt:      map[string]time.Time{},
 		brokeAt:         map[string]time.Time{},
+		relocate:        map[netip.Addr]bool{},
+		gauged:          map[string]bool{},
 	}, nil
 }
 
@@ -96,11 +106,19 @@ func (c *Controller) NeedLeaderElection() bool { return true }
 
 // Start restores the state from the cloud, then runs the loop until ctx ends (the lease is lost or the
 // process stops). Cloud calls in flight are cancelled with ctx.
+// Start returns only when the cloud calls in flight came back, so that the lease is released (which
+// controller-runtime does after Start returns) only once nothing of this replica can still land.
 func (c *Controller) Start(ctx context.Context) error {
+	c.lead = ctx
 	if err := c.watch(ctx); err != nil {
 		return err
 	}
-	go c.queue.run(ctx, c.cfg.CloudConcurrency)
+	workers := make(chan struct{})
+	go func() {
+		defer close(workers)
+		c.queue.run(ctx, c.cfg.CloudConcurrency)
+	}()
+	defer func() { <-workers }()
 	if err := c.recover(ctx); err != nil {
 		return fmt.Errorf("recover the state from the cloud: %w", err)
 	}

@@ -13,16 +13,19 @@ import (
 )
 
 // ensureFinalizers puts the release finalizer on every live gateway, so that deleting one waits until
-// its IPs are back in the cloud's hands. The optimistic lock keeps other owners' finalizers.
-func (c *Controller) ensureFinalizers(ctx context.Context, snap *snapshot) error {
-	var errs []error
+// its IPs are back in the cloud's hands. The optimistic lock keeps other owners' finalizers. It returns
+// the gateways it could not patch, with the error: their IPs wait, the other gateways' do not.
+func (c *Controller) ensureFinalizers(ctx context.Context, snap *snapshot) map[string]error {
+	failed := map[string]error{}
 	for _, gw := range snap.live {
 		if controllerutil.ContainsFinalizer(gw, FinalizerReleaseIPs) {
 			continue
 		}
-		errs = append(errs, c.patchFinalizer(ctx, gw, controllerutil.AddFinalizer))
+		if err := c.patchFinalizer(ctx, gw, controllerutil.AddFinalizer); err != nil {
+			failed[gw.Name] = err
+		}
 	}
-	return errors.Join(errs...)
+	return failed
 }
 
 // finishDeletions lets deleted gateways go once none of their IPs is held any more.
@@ -52,13 +55,14 @@ func (c *Controller) released(gw *egressgwv1.EgressGateway) bool {
 }
 
 func (c *Controller) patchFinalizer(ctx context.Context, gw *egressgwv1.EgressGateway, change func(client.Object, string) bool) error {
+	if err := c.fence(); err != nil {
+		return fmt.Errorf("finalizer of gateway %s: %w", gw.Name, err)
+	}
 	patched := gw.DeepCopy()
 	change(patched, FinalizerReleaseIPs)
 	err := c.client.Patch(ctx, patched, client.MergeFromWithOptions(gw, client.MergeFromWithOptimisticLock{}))
-	if err != nil && !isGone(err) {
+	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("finalizer of gateway %s: %w", gw.Name, err)
 	}
 	return nil
 }
-
-func isGone(err error) bool { return apierrors.IsNotFound(err) }

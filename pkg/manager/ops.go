@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
 	"github.com/egressgw/egressgw/providers"
 )
 
@@ -22,8 +21,28 @@ type moveOp struct {
 	ips        []netip.Addr
 	from       []string // the node each IP leaves; "" when it was nowhere
 	why        []string // why each IP moves
+	gateways   []string // the gateway of each IP, whose status records the move's intent
 	priority   Priority
 	detectedAt time.Time
+}
+
+// add puts one more IP into the move.
+func (m *moveOp) add(ip netip.Addr, from, why, gateway string) {
+	m.ips, m.from, m.why, m.gateways = append(m.ips, ip), append(m.from, from), append(m.why, why), append(m.gateways, gateway)
+}
+
+// split divides the move into the IPs for which keep holds and the others.
+func (m *moveOp) split(keep func(i int) bool) (kept, dropped *moveOp) {
+	kept = &moveOp{to: m.to, priority: m.priority, detectedAt: m.detectedAt}
+	dropped = &moveOp{to: m.to, priority: m.priority, detectedAt: m.detectedAt}
+	for i, ip := range m.ips {
+		part := dropped
+		if keep(i) {
+			part = kept
+		}
+		part.add(ip, m.from[i], m.why[i], m.gateways[i])
+	}
+	return kept, dropped
 }
 
 func (c *Controller) moveOperation(m *moveOp) op {
@@ -53,7 +72,7 @@ func (c *Controller) runMove(ctx context.Context, m *moveOp) {
 // a dead VM fails this move in time and holds up no other (two-step moves are one per old node, see
 // planMove).
 func (c *Controller) cloudMove(ctx context.Context, m *moveOp) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.CloudTimeout)
+	ctx, cancel := cloudContext(ctx, c.cfg.CloudTimeout)
 	defer cancel()
 	to, err := c.providerNodeNamed(ctx, m.to)
 	if err != nil {
@@ -130,7 +149,10 @@ func (c *Controller) holderOf(loc providers.Location) (string, providers.Node, e
 
 // call runs one provider call under the cloud timeout and records its latency and errors.
 func (c *Controller) call(ctx context.Context, method string, f func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.CloudTimeout)
+	if err := c.fence(); err != nil {
+		return err
+	}
+	ctx, cancel := cloudContext(ctx, c.cfg.CloudTimeout)
 	defer cancel()
 	start := time.Now()
 	err := f(ctx)
@@ -148,23 +170,48 @@ func (c *Controller) finishMove(m *moveOp, rec MoveRecord) (brokeAt time.Time) {
 		if st == nil {
 			continue
 		}
-		st.target = ""
 		if !st.brokeAt.IsZero() {
 			brokeAt = st.brokeAt
 		}
 		if rec.Err != nil {
-			c.retryLater(st, rec.Err, fmt.Sprintf("moving to %s failed", m.to), now)
+			c.moveFailed(st, m, rec.Err, now)
 			continue
 		}
 		c.moveCapacity(ip, m.from[i], m.to)
-		st.node, st.confirmedAt, st.brokeAt = m.to, now, time.Time{}
-		st.setState(egressgwv1.AssignmentAssigned, "", "", now)
+		st.moved(m.to, now)
 	}
 	c.reportMove(m, rec)
 	if rec.Err != nil {
-		c.distrustCloudView(m.to, rec.Err)
+		c.distrustCloudView(m.to, m.ips, rec.Err)
 	}
 	return brokeAt
+}
+
+// moveFailed records a failed move of one of the move's IPs. When the cloud refused a batch (not a
+// throttle or an outage, which any batch meets alike), one IP of it may be the cause: every IP of the
+// batch is tried again soon in a call of its own, so that the others go and the culprit is named.
+func (c *Controller) moveFailed(st *ipState, m *moveOp, err error, now time.Time) {
+	if len(m.ips) > 1 && refusal(err) {
+		st.splitOff(c.cfg.RetryMin, errorCode(err),
+			fmt.Sprintf("the cloud refused the move of %d IPs to %s; retrying each on its own: %v", len(m.ips), m.to, err), now)
+		return
+	}
+	what := fmt.Sprintf("moving to %s failed", m.to)
+	if st.alone {
+		what = fmt.Sprintf("the cloud refuses %s on its own, moving to %s", st.ip, m.to)
+	}
+	c.retryLater(st, err, what, now)
+}
+
+// refusal tells an answer about the request's content (an IP the cloud will not take, no room for all)
+// from one about the cloud's state (throttled, unavailable, timed out).
+func refusal(err error) bool {
+	for _, e := range []error{providers.ErrPermanent, providers.ErrOutsideSubnet, providers.ErrAssignedElsewhere, providers.ErrCapacityExhausted} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // retryLater sets an IP back to Pending with the error and the time of the next attempt.
@@ -174,19 +221,21 @@ func (c *Controller) retryLater(st *ipState, err error, what string, now time.Ti
 	if errors.Is(err, providers.ErrPermanent) {
 		wait = c.cfg.RetryMax // retrying soon will not help; the message says what to change
 	}
-	st.retryAt = now.Add(wait)
-	st.setState(egressgwv1.AssignmentPending, errorCode(err),
+	st.retryAfter(wait, errorCode(err),
 		fmt.Sprintf("%s (attempt %d, next in %s): %v", what, st.failures, wait.Round(time.Millisecond), err), now)
 }
 
 // distrustCloudView makes the next syncs read again what a failed call may have changed or shown to be
-// wrong: where the IPs are, and the target node's room and subnet.
-func (c *Controller) distrustCloudView(node string, err error) {
-	c.lastLocate = time.Time{}
+// wrong: where its IPs are (those only: a full Locate after every failure would spend the account's
+// shared Describe budget under sustained failures), and the target node's room and subnet.
+func (c *Controller) distrustCloudView(node string, ips []netip.Addr, err error) {
+	for _, ip := range ips {
+		c.relocate[ip] = true
+	}
 	if errors.Is(err, providers.ErrCapacityExhausted) || errors.Is(err, providers.ErrOutsideSubnet) ||
 		errors.Is(err, providers.ErrNotFound) {
 		if nc := c.nodes[node]; nc != nil {
-			nc.at = time.Time{}
+			nc.reread = true
 		}
 	}
 }
@@ -210,8 +259,8 @@ func (c *Controller) associateOperation(st *ipState) op {
 				c.warnGateway(st.gateway, errorCode(err), "AssociatePublicIP", "%s", st.message)
 				return
 			}
-			st.publicOK, st.failures, st.retryAt = true, 0, time.Time{}
-			c.lastLocate = time.Time{} // read the public address back
+			st.associated()
+			c.relocate[st.ip] = true // read the public address back
 		})
 }
 
@@ -234,7 +283,7 @@ func (c *Controller) releaseOperation(st *ipState) op {
 				c.log.Error(err, "cannot release an egress IP no gateway wants", "ip", ip, "node", node)
 				return
 			}
-			st.node, st.confirmedAt = "", time.Now()
+			st.released(time.Now())
 			c.moveCapacity(ip, node, "")
 			c.log.Info("released an egress IP no gateway wants", "ip", ip, "node", node)
 		})

@@ -86,7 +86,7 @@ func (c *Controller) acceptPolicy(p *egressgwv1.EgressPolicy, snap *snapshot, s 
 	for _, ip := range specIPs(gw) {
 		if st := c.ips[ip]; st != nil && st.gateway == gw.Name {
 			ips = append(ips, ip)
-			placed[ip] = st.state == egressgwv1.AssignmentAssigned
+			placed[ip] = st.trafficNode() != "" // assigned, or on its way: a move keeps the policy's IP
 		}
 	}
 	pin, _ := netip.ParseAddr(p.Spec.EgressIP)
@@ -96,9 +96,7 @@ func (c *Controller) acceptPolicy(p *egressgwv1.EgressPolicy, snap *snapshot, s 
 		return refused(choice.Reason, "%s", choice.Message)
 	}
 	s.EgressIP = choice.IP.String()
-	if st := c.ips[choice.IP]; st.state == egressgwv1.AssignmentAssigned {
-		s.GatewayNode = st.node
-	}
+	s.GatewayNode = c.ips[choice.IP].trafficNode()
 	return metav1.Condition{Status: metav1.ConditionTrue, Reason: ReasonAccepted,
 		Message: fmt.Sprintf("uses egress IP %s of gateway %s", choice.IP, gw.Name)}
 }
@@ -108,18 +106,18 @@ func (c *Controller) policyReady(p *egressgwv1.EgressPolicy, s *egressgwv1.Egres
 	switch ip, _ := netip.ParseAddr(s.EgressIP); {
 	case accepted.Status != metav1.ConditionTrue:
 		ready.Reason, ready.Message = ReasonNotAccepted, accepted.Message
-	case s.GatewayNode != "":
+	case s.GatewayNode != "" && c.ips[ip].state == egressgwv1.AssignmentAssigned:
 		ready.Status, ready.Reason = metav1.ConditionTrue, ReasonEgressIPAssigned
 		ready.Message = fmt.Sprintf("egress IP %s is on node %s", ip, s.GatewayNode)
 	default:
 		st := c.ips[ip]
-		ready.Reason, ready.Message = cmp.Or(st.reason, "Pending"), fmt.Sprintf("egress IP %s is not assigned yet: %s", ip, cmp.Or(st.message, string(st.state)))
+		ready.Reason, ready.Message = cmp.Or(st.reason, "Pending"), bounded(fmt.Sprintf("egress IP %s is not assigned yet: %s", ip, cmp.Or(st.message, string(st.state))))
 	}
 	return ready
 }
 
 func refused(reason, format string, args ...any) metav1.Condition {
-	return metav1.Condition{Status: metav1.ConditionFalse, Reason: reason, Message: fmt.Sprintf(format, args...)}
+	return metav1.Condition{Status: metav1.ConditionFalse, Reason: reason, Message: bounded(fmt.Sprintf(format, args...))}
 }
 
 // admits reports whether the gateway's namespaceSelector matches the namespace. An unknown namespace

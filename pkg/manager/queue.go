@@ -48,11 +48,12 @@ func (q *opQueue) push(o op) {
 	q.mu.Lock()
 	q.pending[o.priority] = append(q.pending[o.priority], o)
 	q.mu.Unlock()
-	q.cond.Signal()
+	q.cond.Broadcast() // a worker that may not take o must not swallow the wake-up
 }
 
-// pop blocks until an operation is available or the queue is closed (ok false).
-func (q *opQueue) pop() (op, bool) {
+// pop blocks until an operation is available or the queue is closed (ok false). A worker reserved for
+// failover takes failover operations only.
+func (q *opQueue) pop(reserved bool) (op, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for {
@@ -60,7 +61,7 @@ func (q *opQueue) pop() (op, bool) {
 			return op{}, false
 		}
 		for p := range q.pending {
-			if len(q.pending[p]) > 0 {
+			if len(q.pending[p]) > 0 && (!reserved || Priority(p) == PriorityFailover) {
 				o := q.pending[p][0]
 				q.pending[p] = q.pending[p][1:]
 				return o, true
@@ -70,15 +71,20 @@ func (q *opQueue) pop() (op, bool) {
 	}
 }
 
-// run starts n workers and returns when ctx ends and the workers have finished their current
-// operation; operations still queued are dropped, which is safe because every operation is derived
-// again from the state by the next leader or sync.
+// reservedWorkers is how many workers run failover operations only, besides the n that run any: a
+// failover never waits behind reads of the cloud (each up to the cloud timeout) that occupy the others.
+func reservedWorkers(n int) int { return max(1, n/4) }
+
+// run starts n workers, and reservedWorkers(n) more for failover, and returns when ctx ends and the
+// workers have finished their current operation; operations still queued are dropped, which is safe
+// because every operation is derived again from the state by the next leader or sync.
 func (q *opQueue) run(ctx context.Context, n int) {
 	var wg sync.WaitGroup
-	for range n {
+	for i := range n + reservedWorkers(n) {
+		reserved := i >= n
 		wg.Go(func() {
 			for {
-				o, ok := q.pop()
+				o, ok := q.pop(reserved)
 				if !ok {
 					return
 				}

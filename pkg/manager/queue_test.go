@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestQueueRunsFailoverFirst queues background and placement work before failover work on a single
@@ -23,6 +24,11 @@ func TestQueueRunsFailoverFirst(t *testing.T) {
 	done := make(chan struct{})
 	go func() { q.run(ctx, 1); close(done) }()
 	<-started
+	// The worker reserved for failover is kept busy too, so that one worker runs everything below.
+	reservedBusy, releaseReserved := make(chan struct{}), make(chan struct{})
+	defer close(releaseReserved)
+	q.push(op{priority: PriorityFailover, name: "busy", run: func(context.Context) { close(reservedBusy); <-releaseReserved }})
+	<-reservedBusy
 	for _, o := range []op{
 		{priority: PriorityBackground, name: "describe-1"},
 		{priority: PriorityPlacement, name: "place-1"},
@@ -38,11 +44,10 @@ func TestQueueRunsFailoverFirst(t *testing.T) {
 	q.push(op{priority: PriorityBackground, name: "last", run: func(context.Context) { close(all) }})
 	close(release)
 	<-all
-	cancel()
-	<-done
 	want := []string{"failover-1", "failover-2", "place-1", "place-2", "describe-1", "describe-2"}
 	mu.Lock()
 	defer mu.Unlock()
+	defer func() { cancel(); go func() { <-done }() }()
 	if len(order) != len(want) {
 		t.Fatalf("ran %v, want %v", order, want)
 	}
@@ -50,5 +55,26 @@ func TestQueueRunsFailoverFirst(t *testing.T) {
 		if order[i] != want[i] {
 			t.Fatalf("ran %v, want %v", order, want)
 		}
+	}
+}
+
+// TestFailoverHasWorkersOfItsOwn keeps every general worker busy with a background read that does not
+// end: a failover operation must still run.
+func TestFailoverHasWorkersOfItsOwn(t *testing.T) {
+	q := newOpQueue()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hang := make(chan struct{})
+	defer close(hang)
+	for range 2 {
+		q.push(op{priority: PriorityBackground, name: "describe", run: func(context.Context) { <-hang }})
+	}
+	go q.run(ctx, 2)
+	ran := make(chan struct{})
+	q.push(op{priority: PriorityFailover, name: "failover", run: func(context.Context) { close(ran) }})
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failover waited behind the background reads")
 	}
 }

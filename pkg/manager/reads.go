@@ -12,11 +12,11 @@ import (
 // dueReads queues the reads of the cloud that are due: nodes never described or described longer
 // than CloudResync ago, and a Locate of new IPs or, every CloudResync, of all IPs. Reads that placement
 // waits for (a new node, a new IP) go ahead of background refreshes. Caller holds c.mu.
-func (c *Controller) dueReads(snap *snapshot, now time.Time) []op {
+func (c *Controller) dueReads(ctx context.Context, snap *snapshot, now time.Time) []op {
 	var ops []op
 	for _, name := range snap.gatewayNodes {
 		nc := c.nodeCloud(name)
-		if nc.busy || (!nc.at.IsZero() && now.Sub(nc.at) < c.cfg.CloudResync) {
+		if nc.busy || (!nc.reread && !nc.at.IsZero() && now.Sub(nc.at) < c.cfg.CloudResync) {
 			continue
 		}
 		nc.busy = true
@@ -30,33 +30,50 @@ func (c *Controller) dueReads(snap *snapshot, now time.Time) []op {
 			c.kick()
 		}})
 	}
-	if o, ok := c.dueLocate(now); ok {
+	if o, ok := c.dueLocate(ctx, now); ok {
 		ops = append(ops, o)
 	}
 	return ops
 }
 
-func (c *Controller) dueLocate(now time.Time) (op, bool) {
+// relocateEvery spaces the Locates of IPs whose calls failed, so that sustained failures cost at most
+// one small read a second.
+const relocateEvery = time.Second
+
+// dueLocate queues a Locate when one is due: of the IPs never located (placement waits for them), of the
+// IPs a failed call made doubtful (at most every relocateEvery), or, every CloudResync, of all IPs.
+func (c *Controller) dueLocate(ctx context.Context, now time.Time) (op, bool) {
 	if c.locating || now.Before(c.locateRetryAt) {
 		return op{}, false
 	}
-	var unlocated []netip.Addr
+	var ips []netip.Addr
 	for ip, st := range c.ips {
 		if !st.located {
-			unlocated = append(unlocated, ip)
+			ips = append(ips, ip)
 		}
 	}
-	full := now.Sub(c.lastLocate) >= c.cfg.CloudResync
-	if len(unlocated) == 0 && !full {
-		return op{}, false
-	}
-	ips, prio := unlocated, PriorityPlacement
-	if full {
-		ips = slices.Collect(maps.Keys(c.ips))
-		c.lastLocate = now
-		if len(unlocated) == 0 {
+	prio := PriorityPlacement
+	switch {
+	case now.Sub(c.lastLocate) >= c.cfg.CloudResync:
+		if len(ips) == 0 {
 			prio = PriorityBackground
 		}
+		ips = slices.Collect(maps.Keys(c.ips))
+		c.lastLocate = now
+		clear(c.relocate)
+	case len(c.relocate) > 0 && now.Sub(c.lastRelocate) >= relocateEvery:
+		for ip := range c.relocate {
+			if c.ips[ip] != nil && !slices.Contains(ips, ip) {
+				ips = append(ips, ip)
+			}
+		}
+		c.lastRelocate = now
+		clear(c.relocate)
+	case len(c.relocate) > 0:
+		c.kickAfter(ctx, relocateEvery-now.Sub(c.lastRelocate))
+	}
+	if len(ips) == 0 {
+		return op{}, false
 	}
 	c.locating = true
 	return op{priority: prio, name: "locate", run: func(ctx context.Context) { c.runLocate(ctx, ips) }}, true

@@ -8,10 +8,14 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -49,7 +53,11 @@ type RunOptions struct {
 // Run runs a manager replica until ctx ends or the replica loses its lease after having led; then it
 // returns, and the process should exit so that nothing of the old leader keeps acting.
 func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
-	mgr, err := newManager(cfg, o)
+	lock, err := newRenewedLock(cfg, o.LeaderElection)
+	if err != nil {
+		return err
+	}
+	mgr, err := newManager(cfg, o, lock)
 	if err != nil {
 		return err
 	}
@@ -57,14 +65,14 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if err != nil {
 		return err
 	}
-	c.OnMove = o.OnMove
+	c.OnMove, c.LeaseHeld = o.OnMove, lock.held
 	if err := mgr.Add(c); err != nil {
 		return err
 	}
 	return mgr.Start(ctx)
 }
 
-func newManager(cfg *rest.Config, o RunOptions) (ctrl.Manager, error) {
+func newManager(cfg *rest.Config, o RunOptions, lock resourcelock.Interface) (ctrl.Manager, error) {
 	scheme := k8sruntime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -74,17 +82,22 @@ func newManager(cfg *rest.Config, o RunOptions) (ctrl.Manager, error) {
 	}
 	le := o.LeaderElection
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		Logger:                        o.Log,
-		LeaderElection:                true,
-		LeaderElectionID:              le.ID,
-		LeaderElectionNamespace:       le.Namespace,
-		LeaderElectionReleaseOnCancel: le.ReleaseOnCancel,
-		LeaseDuration:                 &le.LeaseDuration,
-		RenewDeadline:                 &le.RenewDeadline,
-		RetryPeriod:                   &le.RetryPeriod,
-		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
-		HealthProbeBindAddress:        o.ProbeAddr,
+		Scheme:                              scheme,
+		Logger:                              o.Log,
+		LeaderElection:                      true,
+		LeaderElectionID:                    le.ID,
+		LeaderElectionNamespace:             le.Namespace,
+		LeaderElectionResourceLockInterface: lock,
+		LeaderElectionReleaseOnCancel:       le.ReleaseOnCancel,
+		LeaseDuration:                       &le.LeaseDuration,
+		RenewDeadline:                       &le.RenewDeadline,
+		RetryPeriod:                         &le.RetryPeriod,
+		Metrics:                             metricsserver.Options{BindAddress: o.MetricsAddr},
+		// The kubelets' Leases corroborate a gateway that the probes cannot reach; only theirs are cached.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{NodeLeaseNamespace: {}}},
+		}},
+		HealthProbeBindAddress: o.ProbeAddr,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("controller manager: %w", err)

@@ -84,3 +84,41 @@ func (c *cluster) updateNode(name string, change func(*corev1.Node)) {
 		c.t.Fatal(err)
 	}
 }
+
+// TestEveryMoveHasItsEvent fails a gateway node whose two IPs go to two other nodes in the same pass:
+// both moves finish before the gateway's status changes, and each must still have its own Moved Event
+// (the events API folds Events of one reason and action about one object version into a series that
+// keeps the first note only).
+func TestEveryMoveHasItsEvent(t *testing.T) {
+	cloud := fakeCloud([]int{1, 1, 1, 1}, 10)
+	c := newCluster(t, cloud)
+	c.addNode("gw-1", 11, "aws:///zone-a/i-gw-1", gatewayLabels)
+	c.addNode("gw-2", 12, "aws:///zone-a/i-gw-2", gatewayLabels)
+	c.addNode("gw-3", 13, "aws:///zone-a/i-gw-3", nil)
+	c.addNode("gw-4", 14, "aws:///zone-a/i-gw-4", nil)
+	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"}, Spec: gatewaySpec("10.0.1.50", "10.0.1.51", "10.0.1.52", "10.0.1.53")})
+	c.startManager("m1", nil)
+	c.eventually("all IPs placed", func() (bool, string) { return c.gateway("gw").Status.AssignedIPCount == 4, "" })
+	var leaving []string
+	for _, a := range c.gateway("gw").Status.Assignments {
+		if a.Node == "gw-1" {
+			leaving = append(leaving, a.IP)
+		}
+	}
+	for _, n := range []string{"gw-3", "gw-4"} {
+		c.updateNode(n, func(n *corev1.Node) { n.Labels = gatewayLabels })
+	}
+	c.eventually("the new nodes healthy in status", func() (bool, string) {
+		return c.gateway("gw").Status.HealthyNodeCount == 4, ""
+	})
+	c.killAgent("gw-1")
+	c.eventually("a Moved Event for each IP that left gw-1", func() (bool, string) {
+		ev := c.events(c.gateway("gw"))
+		for _, ip := range leaving {
+			if !hasEvent(ev, "Moved", "moved ["+ip+"]", "leaving gw-1") {
+				return false, fmt.Sprint(ev)
+			}
+		}
+		return true, ""
+	})
+}

@@ -59,7 +59,7 @@ func TestBadSituationsAreReported(t *testing.T) {
 
 	for _, tc := range []struct{ gateway, reason, fragment string }{
 		{"nowhere", "NoGatewayNodes", "no node matches the nodeSelector of gateway nowhere"},
-		{"ghosts", "NoEligibleNode", "ghost (InstanceNotFoundInCloud)"},
+		{"ghosts", "NoEligibleNode", "1 InstanceNotFoundInCloud (ghost)"},
 		{"far", "NoNodeInSubnet", "no eligible gateway node has a subnet that contains 10.0.9.50"},
 		{"full", "CapacityExhausted", "no free IP address slot left"},
 		{"twin", "IPConflict", "also an egress IP of gateway full"},

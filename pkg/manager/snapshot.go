@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,6 +33,8 @@ type snapshot struct {
 	gatewayNodes []string
 	// wanted maps every egress IP of a live gateway to the gateway that owns it (failover.Owners).
 	wanted map[netip.Addr]*egressgwv1.EgressGateway
+	// leases are the last renewals of the nodes' kubelet Leases, by node name.
+	leases map[string]time.Time
 }
 
 func (c *Controller) snapshot(ctx context.Context) (*snapshot, error) {
@@ -43,6 +47,16 @@ func (c *Controller) snapshot(ctx context.Context) (*snapshot, error) {
 	for _, l := range []client.ObjectList{&gws, &nodes, &pols, &nss} {
 		if err := c.client.List(ctx, l, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, fmt.Errorf("list %T: %w", l, err)
+		}
+	}
+	var leases coordinationv1.LeaseList
+	if err := c.client.List(ctx, &leases, client.InNamespace(NodeLeaseNamespace), client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list the node Leases: %w", err)
+	}
+	s.leases = make(map[string]time.Time, len(leases.Items))
+	for _, l := range leases.Items {
+		if l.Spec.RenewTime != nil {
+			s.leases[l.Name] = l.Spec.RenewTime.Time
 		}
 	}
 	for i := range gws.Items {

@@ -5,62 +5,18 @@ import (
 	"net/netip"
 	"time"
 
-	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
 	"github.com/egressgw/egressgw/providers"
 )
-
-// ipState is what the leader knows of one egress IP. All fields are guarded by Controller.mu.
-type ipState struct {
-	ip       netip.Addr
-	gateway  string // the gateway that owns the IP
-	publicID string // spec publicIP: the provider's handle of a public IP that must follow the IP
-
-	// Where the cloud has the IP, as last read (Locate) or confirmed by our own calls.
-	located  bool       // the cloud was asked since the IP became known
-	node     string     // the node holding it; "" when none
-	foreign  string     // set when something that is not a cluster node holds it: we never take it
-	publicIP netip.Addr // the public address associated with it, if any
-	publicOK bool       // publicID is associated with it
-
-	target string // the node an operation is taking it to; "" when none is in flight
-
-	state    egressgwv1.AssignmentState
-	since    time.Time
-	reason   string // why the IP is not Assigned, CamelCase
-	message  string
-	failures int       // consecutive failed operations
-	retryAt  time.Time // no new operation before this
-	brokeAt  time.Time // last answer of the failed node it is moving away from, for the failover time
-	// confirmedAt is when our own call last confirmed where the IP is; a read of the cloud that started
-	// shortly before or after may not see that write yet and is ignored for this IP.
-	confirmedAt time.Time
-}
-
-// setState changes the state and remembers when it changed; reason and message always follow.
-func (s *ipState) setState(state egressgwv1.AssignmentState, reason, message string, now time.Time) {
-	if s.state != state {
-		s.since = now
-	}
-	s.state, s.reason, s.message = state, reason, message
-}
-
-// currentNode is where the IP is going while a move runs, else where it is. The status names it, and
-// placement takes it as the IP's node, so that it neither repeats a move in flight nor counts its
-// target's capacity twice.
-func (s *ipState) currentNode() string {
-	if s.target != "" {
-		return s.target
-	}
-	return s.node
-}
 
 // nodeCloud is the cloud's view of a gateway node. Guarded by Controller.mu.
 type nodeCloud struct {
 	info providers.NodeInfo
 	read bool      // info holds a successful read
 	err  error     // the error of the last read, if it failed
-	at   time.Time // when the last read finished; zero asks for a new read
-	busy bool      // a read (or the removal of its egress NIC) is queued or running
+	at   time.Time // when the last read finished
+	// reread asks for a new read before CloudResync: a failed call showed the node's room or subnet wrong.
+	reread bool
+	busy   bool // a read (or the removal of its egress NIC) is queued or running
 
 	node           providers.Node // as last read, for removing its egress NIC after the Node is gone
 	attacher       bool           // the read ensured the node's own egress NIC (providers.Attacher)

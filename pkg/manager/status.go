@@ -2,11 +2,11 @@ package manager
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
-	"sync"
+	"slices"
 	"time"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -20,28 +20,22 @@ import (
 const (
 	maxStatusNodes = 512
 	statusWriters  = 8
+	// maxMessage is the schema's cap on assignments[].message, and the cap of an Event's note: every
+	// message the manager writes is bounded to it, so that no message can make a write fail.
+	maxMessage = 1024
 )
 
-// writeGatewayStatuses brings the status of every gateway up to date with the leader's knowledge, a
-// few gateways at a time: a failover that touches many gateways waits for these writes.
-func (c *Controller) writeGatewayStatuses(ctx context.Context, snap *snapshot) error {
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, statusWriters)
-	for _, gw := range snap.gateways {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := c.writeGatewayStatus(ctx, gw); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
+// bounded cuts a message to maxMessage bytes, on a character boundary, marking the cut.
+func bounded(s string) string {
+	if len(s) <= maxMessage {
+		return s
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	const mark = " [...]"
+	cut := maxMessage - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // writeGatewayStatus applies the gateway's status when it differs from the last one this leader wrote.
@@ -74,6 +68,7 @@ func (c *Controller) gatewayStatus(gw *egressgwv1.EgressGateway) egressgwv1.Egre
 		}
 		s.Assignments = append(s.Assignments, a)
 	}
+	s.Assignments = append(s.Assignments, c.releasingStatus(gw, len(s.Assignments))...)
 	members := c.view.members[gw.Name]
 	for _, name := range members[:min(len(members), maxStatusNodes)] {
 		healthy := c.view.nodeWhy[name] == ""
@@ -90,6 +85,38 @@ func (c *Controller) gatewayStatus(gw *egressgwv1.EgressGateway) egressgwv1.Egre
 	return s
 }
 
+// maxAssignments is the schema's cap on status.assignments.
+const maxAssignments = 128
+
+// releasingStatus lists the IPs removed from the gateway's spec that are not released yet, after the
+// listed ones, as long as the list has room: the status is what tells a new leader to release them.
+// Caller holds c.mu.
+func (c *Controller) releasingStatus(gw *egressgwv1.EgressGateway, listed int) []egressgwv1.IPAssignment {
+	var ips []netip.Addr
+	for ip, st := range c.ips {
+		if st.gateway == "" && st.former == gw.Name && !slices.ContainsFunc(gw.Spec.EgressIPs, func(e egressgwv1.EgressIP) bool { return e.IP == ip.String() }) {
+			ips = append(ips, ip)
+		}
+	}
+	slices.SortFunc(ips, netip.Addr.Compare)
+	if room := maxAssignments - listed; len(ips) > room {
+		c.log.Info("status has no room for every IP still to be released; a new leader would not release the rest",
+			"gateway", gw.Name, "unlisted", ips[max(room, 0):])
+		ips = ips[:max(room, 0)]
+	}
+	out := make([]egressgwv1.IPAssignment, 0, len(ips))
+	for _, ip := range ips {
+		st := c.ips[ip]
+		a := egressgwv1.IPAssignment{IP: ip.String(), State: egressgwv1.AssignmentReleasing, Node: st.node, Reason: "RemovedFromSpec",
+			Message: "removed from the spec; releasing it in the cloud", Since: &metav1.Time{Time: st.since.Truncate(time.Second)}}
+		if st.failures > 0 {
+			a.Message = bounded(st.message)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 func (c *Controller) assignmentStatus(gw *egressgwv1.EgressGateway, ipText string) egressgwv1.IPAssignment {
 	a := egressgwv1.IPAssignment{IP: ipText, State: egressgwv1.AssignmentPending}
 	ip, err := netip.ParseAddr(ipText)
@@ -98,13 +125,13 @@ func (c *Controller) assignmentStatus(gw *egressgwv1.EgressGateway, ipText strin
 	case err != nil || st == nil:
 		a.Reason, a.Message = "Locating", "waiting for the manager to read where the cloud has this IP"
 	case c.view.conflicts[gw.Name][ip] != "":
-		a.State, a.Reason, a.Message = egressgwv1.AssignmentUnplaced, failover.ReasonIPConflict, c.view.conflicts[gw.Name][ip]
+		a.State, a.Reason, a.Message = egressgwv1.AssignmentUnplaced, failover.ReasonIPConflict, bounded(c.view.conflicts[gw.Name][ip])
 	case !st.located:
 		a.Reason, a.Message = "Locating", "reading where the cloud has this IP"
 	case st.foreign != "":
-		a.State, a.Reason, a.Message = egressgwv1.AssignmentUnplaced, "IPInUse", "the cloud will not give this IP to a gateway: "+st.foreign
+		a.State, a.Reason, a.Message = egressgwv1.AssignmentUnplaced, "IPInUse", bounded("the cloud will not give this IP to a gateway: "+st.foreign)
 	default:
-		a.State, a.Node, a.Reason, a.Message = st.state, st.currentNode(), st.reason, st.message
+		a.State, a.Node, a.Reason, a.Message = st.state, st.currentNode(), st.reason, bounded(st.message)
 		a.Since = &metav1.Time{Time: st.since.Truncate(time.Second)}
 		if st.publicIP.IsValid() {
 			a.PublicIP = st.publicIP.String()
@@ -116,14 +143,14 @@ func (c *Controller) assignmentStatus(gw *egressgwv1.EgressGateway, ipText strin
 // setGatewayConditions derives Ready and Degraded from the assignments: the first IP that is not
 // assigned gives the reason, and the message counts and names the problems.
 func setGatewayConditions(s *egressgwv1.EgressGatewayStatus, generation int64) {
-	total := len(s.Assignments)
+	total := int(s.EgressIPCount)
 	ready := metav1.Condition{Type: egressgwv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "AllAssigned",
 		Message: fmt.Sprintf("%d of %d egress IPs assigned to healthy gateway nodes", total, total), ObservedGeneration: generation}
 	degraded := metav1.Condition{Type: egressgwv1.ConditionDegraded, Status: metav1.ConditionFalse, Reason: "AllAssigned",
 		Message: ready.Message, ObservedGeneration: generation}
 	if first, n := firstProblem(s.Assignments); n > 0 {
 		reason := problemReason(first)
-		msg := fmt.Sprintf("%d of %d egress IPs not working; %s: %s", n, total, first.IP, first.Message)
+		msg := bounded(fmt.Sprintf("%d of %d egress IPs not working; %s: %s", n, total, first.IP, first.Message))
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, reason, msg
 		degraded.Status, degraded.Reason, degraded.Message = metav1.ConditionTrue, reason, msg
 	}
@@ -133,6 +160,9 @@ func setGatewayConditions(s *egressgwv1.EgressGatewayStatus, generation int64) {
 
 func firstProblem(as []egressgwv1.IPAssignment) (first egressgwv1.IPAssignment, n int) {
 	for _, a := range as {
+		if a.State == egressgwv1.AssignmentReleasing {
+			continue // no longer the gateway's: it serves no traffic of it
+		}
 		if a.State != egressgwv1.AssignmentAssigned || a.Message != "" {
 			if n == 0 {
 				first = a

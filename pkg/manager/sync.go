@@ -19,6 +19,7 @@ import (
 // operations that run between syncs. Guarded by Controller.mu.
 type view struct {
 	gateways map[string]*egressgwv1.EgressGateway // read-only cache objects, for Events
+	nodes    map[string]*corev1.Node              // read-only cache objects, for Events
 	nodeWhy  map[string]string                    // why each gateway node is ineligible; "" when eligible
 	members  map[string][]string
 	zones    map[string]string
@@ -28,38 +29,38 @@ type view struct {
 }
 
 // sync is one pass of the loop: read the cluster, decide, record the intent of every move in status,
-// then queue the cloud work, and report.
+// then queue the cloud work, and report. A gateway whose object cannot be written (its finalizer, its
+// status) holds up its own moves only.
 func (c *Controller) sync(ctx context.Context) error {
 	snap, err := c.snapshot(ctx)
 	if err != nil {
 		return err
 	}
-	if err := c.ensureFinalizers(ctx, snap); err != nil {
-		return err
-	}
+	unfinalized := c.ensureFinalizers(ctx, snap)
 	c.prober.SetTargets(ctx, c.probeTargets(snap))
 	now := time.Now()
 	c.mu.Lock()
 	c.trackOwners(snap, now)
-	work := c.dueReads(snap, now)
-	decisions := failover.Place(c.placementInput(snap))
+	work := c.dueReads(ctx, snap, now)
+	decisions := failover.Place(c.placementInput(ctx, snap))
 	moves, other := c.decide(ctx, decisions, now)
 	work = append(work, other...)
 	work = append(work, c.releases(now)...)
 	work = append(work, c.dueRemovals(snap, now)...)
+	c.prune(snap)
 	c.mu.Unlock()
 
 	c.pushAll(work)
+	// A gateway without the finalizer could be deleted with its IPs still held: none of its IPs move.
+	moves = c.holdBack(moves, unfinalized)
 	// No cloud call moves an IP before status says where it is going: a new leader then knows.
-	if err := c.writeGatewayStatuses(ctx, snap); err != nil {
-		c.abandon(moves, err)
-		return err
-	}
-	for _, m := range moves {
-		c.queue.push(c.moveOperation(m))
-	}
+	statusErr := c.writeStatusesThenMove(ctx, snap, moves)
 	c.recordQueue()
-	return errors.Join(c.writePolicyStatuses(ctx, snap), c.finishDeletions(ctx, snap))
+	var finalizerErrs []error
+	for _, err := range unfinalized {
+		finalizerErrs = append(finalizerErrs, err)
+	}
+	return errors.Join(errors.Join(finalizerErrs...), statusErr, c.writePolicyStatuses(ctx, snap), c.finishDeletions(ctx, snap))
 }
 
 func (c *Controller) pushAll(ops []op) {
@@ -68,18 +69,16 @@ func (c *Controller) pushAll(ops []op) {
 	}
 }
 
-// abandon undoes planned moves whose intent could not be recorded; the next sync plans them again.
-func (c *Controller) abandon(moves []*moveOp, err error) {
+// abandon undoes the planned moves of a gateway's IPs whose intent could not be recorded; the next sync
+// plans them again.
+func (c *Controller) abandon(m *moveOp, gateway string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
-	for _, m := range moves {
-		for _, ip := range m.ips {
-			if st := c.ips[ip]; st != nil {
-				st.target = ""
-				st.setState(egressgwv1.AssignmentPending, "StatusWriteFailed",
-					fmt.Sprintf("waiting to record the move to %s in status before calling the cloud: %v", m.to, err), now)
-			}
+	for i, ip := range m.ips {
+		if st := c.ips[ip]; st != nil && m.gateways[i] == gateway {
+			st.abandonMove("StatusWriteFailed",
+				fmt.Sprintf("waiting to record the move to %s in the status of gateway %s before calling the cloud: %v", m.to, gateway, err), now)
 		}
 	}
 }
@@ -94,16 +93,29 @@ func (c *Controller) trackOwners(snap *snapshot, now time.Time) {
 	for ip, gw := range wanted {
 		c.ipState(ip, gw, now)
 	}
+	// A new leader learns from status which gateway an IP no spec lists any more was released for.
+	for _, gw := range snap.gateways {
+		for _, a := range gw.Status.Assignments {
+			ip, err := netip.ParseAddr(a.IP)
+			if st := c.ips[ip]; err == nil && st != nil && st.gateway == "" && st.former == "" {
+				st.former = gw.Name
+			}
+		}
+	}
 }
 
 // placementInput turns the snapshot and the cloud's view into placement's input, and records the view.
 // IPs not located yet, and IPs something outside the cluster holds, are left out. Caller holds c.mu.
-func (c *Controller) placementInput(snap *snapshot) failover.Input {
-	v := view{gateways: snap.gateways, nodeWhy: map[string]string{}, members: snap.members, zones: map[string]string{},
+func (c *Controller) placementInput(ctx context.Context, snap *snapshot) failover.Input {
+	v := view{gateways: snap.gateways, nodes: snap.nodes, nodeWhy: map[string]string{}, members: snap.members, zones: map[string]string{},
 		egressIfs: map[string]*egressgwv1.EgressInterface{}, conflicts: map[string]map[netip.Addr]string{}}
 	in := failover.Input{Nodes: map[string]failover.Node{}}
+	isolated, now := c.suspectIsolation(snap), time.Now()
 	for _, name := range snap.gatewayNodes {
-		in.Nodes[name] = c.placementNode(snap.nodes[name], &v)
+		node := snap.nodes[name]
+		n := c.placementNode(node, &v)
+		c.weighProbes(ctx, &n, node, snap, isolated, now)
+		in.Nodes[name] = n
 	}
 	for _, gw := range snap.live {
 		in.Gateways = append(in.Gateways, c.placementGateway(gw, snap.members[gw.Name]))
@@ -114,7 +126,7 @@ func (c *Controller) placementInput(snap *snapshot) failover.Input {
 
 func (c *Controller) placementNode(node *corev1.Node, v *view) failover.Node {
 	nc := c.nodes[node.Name]
-	why := ineligibility(node, c.prober.Verdict(node.Name))
+	why := ineligibility(node, c.prober.Health(node.Name).Verdict)
 	if why == "" {
 		why = nc.ineligibility()
 	}
@@ -129,6 +141,7 @@ func (c *Controller) placementNode(node *corev1.Node, v *view) failover.Node {
 	}
 	v.nodeWhy[node.Name] = why
 	c.metrics.gatewayHealthy.WithLabelValues(node.Name).Set(boolGauge(why == ""))
+	c.gauged[node.Name] = true
 	return n
 }
 
@@ -163,7 +176,7 @@ func (c *Controller) decide(ctx context.Context, decisions []failover.Decision, 
 			unplaced++
 			c.unplace(st, d, now)
 		case !d.Moves():
-			ops = append(ops, c.settle(st, now)...)
+			ops = append(ops, c.settle(st, d, now)...)
 		case now.Before(st.retryAt):
 			c.kickAfter(ctx, st.retryAt.Sub(now))
 		default:
@@ -189,13 +202,16 @@ func (c *Controller) unplace(st *ipState, d failover.Decision, now time.Time) {
 	if st.state != egressgwv1.AssignmentUnplaced || st.reason != d.Reason {
 		c.warnGateway(st.gateway, d.Reason, "Place", "cannot place %s: %s", st.ip, d.Message)
 	}
-	st.setState(egressgwv1.AssignmentUnplaced, d.Reason, d.Message, now)
+	st.unplace(d.Reason, d.Message, now)
 }
 
 // settle marks an IP that stays where it is as assigned, and asks for its public IP when one is
 // configured and not associated yet.
-func (c *Controller) settle(st *ipState, now time.Time) []op {
-	st.setState(egressgwv1.AssignmentAssigned, "", "", now)
+func (c *Controller) settle(st *ipState, d failover.Decision, now time.Time) []op {
+	if d.Reason != "" && st.reason != d.Reason {
+		c.warnGateway(st.gateway, d.Reason, "Place", "%s: %s", st.ip, d.Message)
+	}
+	st.settle(d.Reason, d.Message, now)
 	if st.publicID == "" || st.publicOK || now.Before(st.retryAt) {
 		return nil
 	}
@@ -211,6 +227,9 @@ func (c *Controller) planMove(moves map[string]*moveOp, st *ipState, d failover.
 	if _, oneCall := c.provider.(providers.Mover); !oneCall {
 		key += "\x00" + st.node
 	}
+	if st.alone {
+		key += "\x00" + st.ip.String()
+	}
 	m := moves[key]
 	if m == nil {
 		m = &moveOp{to: d.Node, priority: PriorityPlacement}
@@ -220,14 +239,10 @@ func (c *Controller) planMove(moves map[string]*moveOp, st *ipState, d failover.
 	if st.node != "" {
 		m.priority = PriorityFailover
 		why = fmt.Sprintf("leaving %s (%s)", st.node, cmp.Or(c.view.nodeWhy[st.node], "no longer a gateway node"))
-		st.brokeAt = c.brokeAt[st.node]
 		m.detectedAt = c.detectedAt[st.node]
 	}
-	m.ips = append(m.ips, st.ip)
-	m.from = append(m.from, st.node)
-	m.why = append(m.why, why)
-	st.target = d.Node
-	st.setState(egressgwv1.AssignmentAssigning, "Moving", fmt.Sprintf("moving to %s: %s", d.Node, why), now)
+	m.add(st.ip, st.node, why, st.gateway)
+	st.startMove(d.Node, why, c.brokeAt[st.node], now)
 }
 
 // releases gives back the IPs that no live gateway wants and forgets those that nothing holds.

@@ -58,11 +58,11 @@ func TestAgentReadsUnderTheChartRBAC(t *testing.T) {
 	if refused := refusedAgentReads(dc); len(refused) > 0 {
 		t.Fatalf("under the chart's RBAC the agent may not: %s", strings.Join(refused, "; "))
 	}
-	full := roleRules(t, env, "ClusterRole", "egressgw-agent")
+	full := roleRules(t, env, "ClusterRole", "", "egressgw-agent")
 	for i, rule := range full {
 		t.Run(fmt.Sprintf("without rule %v %v %v", rule.APIGroups, rule.Resources, rule.Verbs), func(t *testing.T) {
-			setRoleRules(t, env, "ClusterRole", "egressgw-agent", slices.Delete(slices.Clone(full), i, i+1))
-			defer setRoleRules(t, env, "ClusterRole", "egressgw-agent", full)
+			setRoleRules(t, env, "ClusterRole", "", "egressgw-agent", slices.Delete(slices.Clone(full), i, i+1))
+			defer setRoleRules(t, env, "ClusterRole", "", "egressgw-agent", full)
 			if refused := refusedAgentReads(dc); len(refused) == 0 {
 				t.Error("every agent call is still allowed: the rule is not needed")
 			} else {

@@ -59,12 +59,13 @@ func TestManagerRunsUnderTheChartRBAC(t *testing.T) {
 	if missing := scenario(t, 60*time.Second); len(missing) > 0 {
 		t.Fatalf("under the chart's RBAC the manager did not: %s", strings.Join(missing, "; "))
 	}
-	for _, role := range []struct{ kind, name string }{{"ClusterRole", "egressgw-manager"}, {"Role", "egressgw-manager-leader-election"}} {
-		full := roleRules(t, env, role.kind, role.name)
+	for _, role := range []struct{ kind, name, namespace string }{{"ClusterRole", "egressgw-manager", ""},
+		{"Role", "egressgw-manager-leader-election", releaseNamespace}, {"Role", "egressgw-manager-node-leases", "kube-node-lease"}} {
+		full := roleRules(t, env, role.kind, role.namespace, role.name)
 		for i, rule := range full {
 			t.Run(fmt.Sprintf("without %s rule %v %v %v", role.kind, rule.APIGroups, rule.Resources, rule.Verbs), func(t *testing.T) {
-				setRoleRules(t, env, role.kind, role.name, slices.Delete(slices.Clone(full), i, i+1))
-				defer setRoleRules(t, env, role.kind, role.name, full)
+				setRoleRules(t, env, role.kind, role.namespace, role.name, slices.Delete(slices.Clone(full), i, i+1))
+				defer setRoleRules(t, env, role.kind, role.namespace, role.name, full)
 				if missing := scenario(t, 8*time.Second); len(missing) == 0 {
 					t.Errorf("the manager did everything without this rule: the rule is not needed")
 				} else {
@@ -238,7 +239,7 @@ func serviceAccountConfig(t *testing.T, env *envtest.Env, sa string) *rest.Confi
 	return cfg
 }
 
-func roleRules(t *testing.T, env *envtest.Env, kind, name string) []rbacv1.PolicyRule {
+func roleRules(t *testing.T, env *envtest.Env, kind, namespace, name string) []rbacv1.PolicyRule {
 	t.Helper()
 	if kind == "ClusterRole" {
 		var cr rbacv1.ClusterRole
@@ -248,20 +249,20 @@ func roleRules(t *testing.T, env *envtest.Env, kind, name string) []rbacv1.Polic
 		return cr.Rules
 	}
 	var r rbacv1.Role
-	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: releaseNamespace, Name: name}, &r); err != nil {
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &r); err != nil {
 		t.Fatal(err)
 	}
 	return r.Rules
 }
 
-func setRoleRules(t *testing.T, env *envtest.Env, kind, name string, rules []rbacv1.PolicyRule) {
+func setRoleRules(t *testing.T, env *envtest.Env, kind, namespace, name string, rules []rbacv1.PolicyRule) {
 	t.Helper()
 	u := &unstructured.Unstructured{}
 	u.SetAPIVersion("rbac.authorization.k8s.io/v1")
 	u.SetKind(kind)
 	u.SetName(name)
 	if kind == "Role" {
-		u.SetNamespace(releaseNamespace)
+		u.SetNamespace(namespace)
 	}
 	ctx := context.Background()
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(u), u); err != nil {

@@ -171,8 +171,17 @@ func (l *Lab) StartManager(i int) error {
 	return err
 }
 
-// waitPlaced waits until every egress IP is Assigned to a gateway node.
+// waitPlaced waits until every egress IP is Assigned to a gateway node; when it gives up, it names the
+// first request the API server refused, the usual reason.
 func (l *Lab) waitPlaced(ctx context.Context) error {
+	err := l.waitAssigned(ctx)
+	if lines, _ := l.Forbidden(); err != nil && len(lines) > 0 {
+		err = fmt.Errorf("%w; the API server refused %d requests of the chart's ServiceAccounts, first: %s", err, len(lines), lines[0])
+	}
+	return err
+}
+
+func (l *Lab) waitAssigned(ctx context.Context) error {
 	return l.WaitFor(ctx, 2*time.Minute, "every egress IP assigned", func() (bool, string) {
 		var list egressgwv1.EgressGatewayList
 		if err := l.Client.List(ctx, &list); err != nil {

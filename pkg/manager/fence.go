@@ -8,10 +8,14 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
 )
 
 // errNotLeading refuses a cloud call or a write of a replica that may no longer hold the lease.
@@ -25,6 +29,9 @@ var errNotLeading = errors.New("not leading: this replica may no longer hold the
 type renewedLock struct {
 	resourcelock.Interface
 	valid time.Duration
+	// events records "became leader" and "stopped leading" as core Events on the Lease, as
+	// controller-runtime's own lock does, for `kubectl describe lease`.
+	events record.EventBroadcaster
 
 	mu      sync.Mutex
 	renewed time.Time
@@ -41,13 +48,21 @@ func newRenewedLock(cfg *rest.Config, le LeaderElection) (*renewedLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("leader election identity: %w", err)
 	}
+	id := host + "_" + string(uuid.NewUUID())
+	events := record.NewBroadcaster()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events(le.Namespace)})
+	recorder := events.NewRecorder(clientgoscheme.Scheme, corev1.EventSource{Component: le.ID})
 	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, le.Namespace, le.ID, cs.CoreV1(), cs.CoordinationV1(),
-		resourcelock.ResourceLockConfig{Identity: host + "_" + string(uuid.NewUUID())})
+		resourcelock.ResourceLockConfig{Identity: id, EventRecorder: recorder})
 	if err != nil {
+		events.Shutdown()
 		return nil, fmt.Errorf("leader election lock: %w", err)
 	}
-	return &renewedLock{Interface: lock, valid: le.RenewDeadline}, nil
+	return &renewedLock{Interface: lock, valid: le.RenewDeadline, events: events}, nil
 }
+
+// close flushes and stops the lock's Event recording.
+func (l *renewedLock) close() { l.events.Shutdown() }
 
 func (l *renewedLock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
 	return l.note(ler, l.Interface.Create(ctx, ler))

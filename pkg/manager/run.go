@@ -57,6 +57,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if err != nil {
 		return err
 	}
+	defer lock.close()
 	mgr, err := newManager(cfg, o, lock)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -71,6 +72,11 @@ func (c *Controller) runMove(ctx context.Context, m *moveOp) {
 // has it and assigns it to the new node. The whole move shares one deadline, so that a release hanging on
 // a dead VM fails this move in time and holds up no other (two-step moves are one per old node, see
 // planMove).
+//
+// The IPs of a two-step move go through their two steps side by side: each IP is released before it is
+// assigned (never on two NICs), and the provider folds the edits that wait on one NIC at the same moment
+// into one write (providers/internal/coalesce). Done one after the other, two IPs leaving a dead node cost
+// four operations of 2-10 s each in a row instead of two (the lab measured 15-19 s against 7-9 s on GCP).
 func (c *Controller) cloudMove(ctx context.Context, m *moveOp) error {
 	ctx, cancel := cloudContext(ctx, c.cfg.CloudTimeout)
 	defer cancel()
@@ -81,18 +87,28 @@ func (c *Controller) cloudMove(ctx context.Context, m *moveOp) error {
 	if mover, ok := c.provider.(providers.Mover); ok {
 		return c.call(ctx, "Move", func(ctx context.Context) error { return mover.Move(ctx, to, m.ips) })
 	}
+	errs := make([]error, len(m.ips))
+	var wg sync.WaitGroup
 	for i, ip := range m.ips {
-		if m.from[i] != "" {
-			if err := c.releaseHeld(ctx, m.to, ip); err != nil {
-				return err
-			}
-		}
-		a := providers.Assignment{IP: ip, PublicIP: c.publicIDOf(ip)}
-		if err := c.call(ctx, "Assign", func(ctx context.Context) error { return c.provider.Assign(ctx, to, a) }); err != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.moveInTwoSteps(ctx, to, m.to, ip, m.from[i] != "")
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// moveInTwoSteps releases ip from wherever the cloud has it (when it was on a node) and assigns it to to.
+func (c *Controller) moveInTwoSteps(ctx context.Context, to providers.Node, toName string, ip netip.Addr, held bool) error {
+	if held {
+		if err := c.releaseHeld(ctx, toName, ip); err != nil {
 			return err
 		}
 	}
-	return nil
+	a := providers.Assignment{IP: ip, PublicIP: c.publicIDOf(ip)}
+	return c.call(ctx, "Assign", func(ctx context.Context) error { return c.provider.Assign(ctx, to, a) })
 }
 
 // releaseHeld releases ip from wherever the cloud has it now, unless that is node keep. It goes by the

@@ -29,10 +29,30 @@ func failoverTrials() int {
 // never another. The figures (outage as the firewall saw it, and its parts) are logged.
 func TestFailoverTrials(t *testing.T) {
 	l := needLab(t)
+	var outage, detected, moved, assigned, back []time.Duration
+	for _, f := range runTrials(t, l, failoverTrials()) {
+		outage, detected, moved = append(outage, f.Outage), append(detected, f.Detected), append(moved, f.Moved)
+		assigned, back = append(assigned, f.Assigned), append(back, f.Back)
+	}
+	for _, m := range []struct {
+		name string
+		ds   []time.Duration
+	}{{"outage seen by the firewall", outage}, {"status left the dead node", detected}, {"EC2 moved the IP", moved},
+		{"status Assigned on the new node", assigned}, {"firewall answered again", back}} {
+		t.Logf("%-32s p50 %4d ms  p99 %4d ms  max %4d ms  (%d trials, times from the kill)", m.name,
+			lab.Percentile(m.ds, 50).Milliseconds(), lab.Percentile(m.ds, 99).Milliseconds(), lab.Percentile(m.ds, 100).Milliseconds(), len(m.ds))
+	}
+}
+
+// runTrials kills the gateway holding payments' IP n times while pay-node3 asks the firewall every 50 ms,
+// failing the test on a trial that does not recover or a request seen from another address than the
+// egress IP, and logs each trial.
+func runTrials(t *testing.T, l *lab.Lab, n int) []lab.Failover {
+	t.Helper()
 	ctx := context.Background()
 	client := l.PodByName("payments", "pay-node3")
-	var outage, detected, moved, assigned, back []time.Duration
-	for i := range failoverTrials() {
+	var out []lab.Failover
+	for i := range n {
 		f, err := l.RunFailover(ctx, "gw-pay", lab.PayIP, client)
 		if err != nil {
 			t.Fatalf("trial %d: %v", i+1, err)
@@ -43,20 +63,12 @@ func TestFailoverTrials(t *testing.T) {
 				t.Errorf("trial %d: the firewall saw %d requests from %s", i+1, n, src)
 			}
 		}
-		outage, detected, moved = append(outage, f.Outage), append(detected, f.Detected), append(moved, f.Moved)
-		assigned, back = append(assigned, f.Assigned), append(back, f.Back)
+		out = append(out, f)
 		if err := l.WaitHealthy(ctx, "gw-pay"); err != nil {
 			t.Fatalf("trial %d: %v", i+1, err)
 		}
 	}
-	for _, m := range []struct {
-		name string
-		ds   []time.Duration
-	}{{"outage seen by the firewall", outage}, {"status left the dead node", detected}, {"EC2 moved the IP", moved},
-		{"status Assigned on the new node", assigned}, {"firewall answered again", back}} {
-		t.Logf("%-32s p50 %4d ms  p99 %4d ms  max %4d ms  (%d trials, times from the kill)", m.name,
-			lab.Percentile(m.ds, 50).Milliseconds(), lab.Percentile(m.ds, 99).Milliseconds(), lab.Percentile(m.ds, 100).Milliseconds(), len(m.ds))
-	}
+	return out
 }
 
 // TestLongLivedTCPAcrossFailover holds TCP connections open from a selected pod to the firewall across

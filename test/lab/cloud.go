@@ -2,8 +2,10 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -99,14 +101,38 @@ func (l *Lab) startCloud(context.Context) error {
 	return nil
 }
 
-// listenLoopback opens a free loopback port of the host, closed with the lab.
-func (l *Lab) listenLoopback() (net.Listener, error) {
+// serveLoopback serves h on a free loopback port of the host until the lab closes, over TLS when cfg is
+// set, and returns its URL.
+func (l *Lab) serveLoopback(h http.Handler, cfg *tls.Config) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	l.onClose(func() error { ln.Close(); return nil })
-	return ln, nil
+	scheme := "http://"
+	if cfg != nil {
+		ln, scheme = tls.NewListener(ln, cfg), "https://"
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	l.onClose(srv.Close)
+	return scheme + ln.Addr().String(), nil
+}
+
+// operationLatency is what the GCP and Azure simulators let the lab set about their operations.
+type operationLatency interface {
+	SetOperationLatency(time.Duration)
+	SetOperationLatencyRange(lo, hi time.Duration)
+}
+
+// setOperationLatency makes sim's operations take [lo, hi] with Config.RealisticLatency, or the fixed
+// Config.OperationLatency when set.
+func (l *Lab) setOperationLatency(sim operationLatency, lo, hi time.Duration) {
+	if l.cfg.RealisticLatency {
+		sim.SetOperationLatencyRange(lo, hi)
+	}
+	if d := l.cfg.OperationLatency; d > 0 {
+		sim.SetOperationLatency(d)
+	}
 }
 
 // record keeps a change and makes the fabric follow it. It runs before the cloud reports the change as

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -100,15 +99,8 @@ func (s awsSpec) start(l *Lab, c *Cloud) error {
 	if d := l.cfg.OperationLatency; d > 0 {
 		sim.SetLatency(d)
 	}
-	ln, err := l.listenLoopback()
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	l.onClose(srv.Close)
-	c.URL = "http://" + ln.Addr().String()
-	return nil
+	c.URL, err = l.serveLoopback(sim, nil)
+	return err
 }
 
 // follow makes the fabric follow one EC2 change.

@@ -1,10 +1,8 @@
 package lab
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -87,12 +85,7 @@ func (s *azureSpec) start(l *Lab, c *Cloud) error {
 	}
 	c.where = func(ip netip.Addr) (string, bool) { h, ok := sim.Where(ip); return h.Instance, ok && h.Instance != "" }
 	c.holders = func(ip netip.Addr) int { return len(sim.HoldersOf(ip)) }
-	if l.cfg.RealisticLatency {
-		sim.SetOperationLatencyRange(2*time.Second, 10*time.Second)
-	}
-	if d := l.cfg.OperationLatency; d > 0 {
-		sim.SetOperationLatency(d)
-	}
+	l.setOperationLatency(sim, 2*time.Second, 10*time.Second)
 	ca, err := azuresim.NewCA()
 	if err != nil {
 		return err
@@ -101,14 +94,9 @@ func (s *azureSpec) start(l *Lab, c *Cloud) error {
 	if err != nil {
 		return err
 	}
-	ln, err := l.listenLoopback()
-	if err != nil {
+	if c.URL, err = l.serveLoopback(sim, cfg); err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(tls.NewListener(ln, cfg)) }()
-	l.onClose(srv.Close)
-	c.URL = "https://" + ln.Addr().String()
 	if err := l.writeCABundle(ca.PEM()); err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"fmt"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -76,12 +75,7 @@ func (s gcpSpec) start(l *Lab, c *Cloud) error {
 	}
 	c.where = func(ip netip.Addr) (string, bool) { h, ok := sim.Where(ip); return h.Instance, ok && h.Instance != "" }
 	c.holders = func(ip netip.Addr) int { return len(sim.HoldersOf(ip)) }
-	if l.cfg.RealisticLatency {
-		sim.SetOperationLatencyRange(2*time.Second, 5*time.Second)
-	}
-	if d := l.cfg.OperationLatency; d > 0 {
-		sim.SetOperationLatency(d)
-	}
+	l.setOperationLatency(sim, 2*time.Second, 5*time.Second)
 	// Zone operations complete when their time has come; with latency they need a clock tick.
 	stop := make(chan struct{})
 	go func() {
@@ -96,14 +90,9 @@ func (s gcpSpec) start(l *Lab, c *Cloud) error {
 		}
 	}()
 	l.onClose(func() error { close(stop); return nil })
-	ln, err := l.listenLoopback()
-	if err != nil {
+	if c.URL, err = l.serveLoopback(sim, nil); err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	l.onClose(srv.Close)
-	c.URL = "http://" + ln.Addr().String()
 	return os.WriteFile(l.path("gcp-token"), []byte(gcpToken+"\n"), 0o600)
 }
 

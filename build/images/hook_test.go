@@ -21,13 +21,7 @@ import (
 // egressgw-agent runs there for 3 s: the hook must wait for it (and say so), then run
 // `egressgw-agent uninstall`, which exits 0.
 func TestUninstallHookWaitsForTheAgent(t *testing.T) {
-	dir := os.Getenv("EGRESSGW_IMAGES")
-	if dir == "" {
-		t.Skip("EGRESSGW_IMAGES is not set: `make images-test` builds the images and runs this test on them")
-	}
-	if os.Getuid() != 0 {
-		t.Skip("needs root: network and PID namespaces, chroot, mounting /proc")
-	}
+	dir := imagesDir(t, "network and PID namespaces, chroot, mounting /proc")
 	root := unpack(t, archive(t, dir, "egressgw-agent"))
 	if err := os.MkdirAll(filepath.Join(root, "proc"), 0o555); err != nil {
 		t.Fatal(err)

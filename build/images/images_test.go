@@ -27,13 +27,7 @@ import (
 // (both iptables backends and the wrapper that chooses one, ipset, nft >= 1.0.6, conntrack, ip, sysctl,
 // pgrep, sh) runs with only the image's own libraries.
 func TestImagesRunFromTheirRootfs(t *testing.T) {
-	dir := os.Getenv("EGRESSGW_IMAGES")
-	if dir == "" {
-		t.Skip("EGRESSGW_IMAGES is not set: `make images-test` builds the images (about 1 min with a warm Go cache, 9 min cold) and runs this test on them")
-	}
-	if os.Getuid() != 0 {
-		t.Skip("needs root: chroot")
-	}
+	dir := imagesDir(t, "chroot")
 	manager := unpack(t, archive(t, dir, "egressgw-manager"))
 	agent := unpack(t, archive(t, dir, "egressgw-agent"))
 	version := regexp.MustCompile(`^egressgw-[a-z-]+ \S+\n$`)
@@ -229,4 +223,18 @@ func chrootRun(t *testing.T, root string, env []string, argv ...string) string {
 		t.Errorf("chroot %s %v: %v\n%s%s", filepath.Base(root), argv, err, out, stderr.String())
 	}
 	return string(out)
+}
+
+// imagesDir is where `make images-test` put the image archives; the test skips, saying why, when it runs
+// outside that target or without root (needs says what for).
+func imagesDir(t *testing.T, needs string) string {
+	t.Helper()
+	dir := os.Getenv("EGRESSGW_IMAGES")
+	if dir == "" {
+		t.Skip("EGRESSGW_IMAGES is not set: `make images-test` builds the images (about 1 min with a warm Go cache, 9 min cold) and runs this test on them")
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root: " + needs)
+	}
+	return dir
 }

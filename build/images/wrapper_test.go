@@ -16,13 +16,7 @@ import (
 // chain in legacy iptables, one with the hint in nft. The wrapper must pick the node's backend, so a
 // rule it adds is seen by that backend's own iptables on the host and not by the other.
 func TestIPTablesWrapperFollowsTheNode(t *testing.T) {
-	dir := os.Getenv("EGRESSGW_IMAGES")
-	if dir == "" {
-		t.Skip("EGRESSGW_IMAGES is not set: `make images-test` builds the images and runs this test on them")
-	}
-	if os.Getuid() != 0 {
-		t.Skip("needs root: network namespaces and chroot")
-	}
+	dir := imagesDir(t, "network namespaces and chroot")
 	for _, backend := range []string{"legacy", "nft"} {
 		t.Run(backend, func(t *testing.T) {
 			root := unpack(t, archive(t, dir, "egressgw-agent"))

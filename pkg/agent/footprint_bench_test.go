@@ -3,8 +3,6 @@ package agent_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -157,7 +155,7 @@ func startAgentBinary(tb testing.TB, bin string, n *netlab.Node, args []string) 
 	})
 	readyz := fmt.Sprintf("http://%s:%d/readyz", n.IP, agenthealth.DefaultPort)
 	for time.Since(start) < 3*time.Minute {
-		if resp, err := nsHTTPClient(n.NS).Get(readyz); err == nil {
+		if resp, err := n.NS.HTTPClient(time.Second).Get(readyz); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return cmd
@@ -242,52 +240,16 @@ func writeKubeconfig(b testing.TB, env *envtest.Env) string {
 }
 
 // proxyAPIServer makes the API server, which listens on the host's loopback, reachable at the same
-// address from inside ns (whose loopback is its own): a listener opened inside ns forwards every
-// connection to the host's. The server's certificate names that address, so TLS verifies as usual.
+// address from inside ns (whose loopback is its own). The server's certificate names that address, so
+// TLS verifies as usual.
 func proxyAPIServer(b testing.TB, ns *netlab.Namespace, host string) {
 	u, err := url.Parse(host)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var l net.Listener
-	if err := ns.Do(func() (err error) { l, err = net.Listen("tcp", u.Host); return err }); err != nil {
+	l, err := ns.Forward(u.Host, u.Host)
+	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer in.Close()
-				out, err := net.Dial("tcp", u.Host)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				// Either side ending closes both, so that the API server sees the agent's watches go.
-				done := make(chan struct{}, 2)
-				go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
-				go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
-				<-done
-			}()
-		}
-	}()
-}
-
-// nsHTTPClient dials from inside ns: the transport dials on its own goroutines, so the dial itself must
-// enter the namespace.
-func nsHTTPClient(ns *netlab.Namespace) *http.Client {
-	return &http.Client{Timeout: time.Second, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
-			err = ns.Do(func() error {
-				conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-				return err
-			})
-			return conn, err
-		},
-	}}
 }

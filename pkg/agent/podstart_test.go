@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -99,7 +98,7 @@ func (l *podStartLab) start(t *testing.T, i int, selected bool) podStart {
 		return ps
 	}
 	added := time.Now()
-	if ps.ip, err = firstIP(res); err != nil {
+	if ps.ip, err = cnilab.FirstIP(res); err != nil {
 		t.Error(err)
 		return ps
 	}
@@ -144,20 +143,6 @@ func (l *podStartLab) send(t *testing.T, ns *netlab.Namespace, name string, adde
 		time.Sleep(startSendEvery)
 	}
 	return sentAt
-}
-
-// firstIP is the first address of a CNI result.
-func firstIP(res json.RawMessage) (netip.Addr, error) {
-	var r struct {
-		IPs []struct {
-			Address string `json:"address"`
-		} `json:"ips"`
-	}
-	if err := json.Unmarshal(res, &r); err != nil || len(r.IPs) == 0 {
-		return netip.Addr{}, fmt.Errorf("CNI result without an address (%v): %s", err, res)
-	}
-	p, err := netip.ParsePrefix(r.IPs[0].Address)
-	return p.Addr(), err
 }
 
 // runStarts starts n pods, parallel at a time, every fourth unselected.

@@ -137,3 +137,17 @@ func (c *Chain) Reservations() []string {
 	}
 	return ips
 }
+
+// FirstIP is the first address of a CNI result, as a runtime reads the pod's IP from it.
+func FirstIP(res json.RawMessage) (netip.Addr, error) {
+	var r struct {
+		IPs []struct {
+			Address string `json:"address"`
+		} `json:"ips"`
+	}
+	if err := json.Unmarshal(res, &r); err != nil || len(r.IPs) == 0 {
+		return netip.Addr{}, fmt.Errorf("CNI result without an address (%v): %s", err, res)
+	}
+	p, err := netip.ParsePrefix(r.IPs[0].Address)
+	return p.Addr(), err
+}

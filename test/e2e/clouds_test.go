@@ -126,16 +126,10 @@ func crashMidMove(t *testing.T, l *lab.Lab, during string) {
 	if err := l.KillManager(leader); err != nil {
 		t.Fatal(err)
 	}
-	err = l.WaitFor(ctx, 2*time.Minute, "the IP assigned to another node under the new leader", func() (bool, string) {
-		node, state, err := l.Holder(ctx, "gw-pay", lab.PayIP)
-		return err == nil && node != "" && node != from, fmt.Sprint(node, state, err)
-	})
+	err = l.WaitMoved(ctx, "gw-pay", lab.PayIP, from, 2*time.Minute)
 	assigned := time.Since(killed)
 	if err == nil {
-		err = l.WaitFor(ctx, 30*time.Second, "the firewall to answer again", func() (bool, string) {
-			_, back := lab.BackSince(pr.Snapshot(), killed)
-			return !back.IsZero(), "no answer since the kill"
-		})
+		err = l.WaitAnswered(ctx, pr, killed, 30*time.Second)
 	}
 	attempts := pr.Finish()
 	stopWatch()

@@ -109,10 +109,7 @@ func TestLongLivedTCPAcrossFailover(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	if err := l.WaitFor(ctx, time.Minute, "the IP on another node", func() (bool, string) {
-		node, state, err := l.Holder(ctx, "gw-pay", lab.PayIP)
-		return err == nil && node != "" && node != from, fmt.Sprintf("%s %s %v", node, state, err)
-	}); err != nil {
+	if err := l.WaitMoved(ctx, "gw-pay", lab.PayIP, from, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	survived := 0
@@ -204,16 +201,10 @@ func TestLeaderKilled(t *testing.T) {
 		if err := l.KillManager(leader); err != nil {
 			t.Fatal(err)
 		}
-		err = l.WaitFor(ctx, time.Minute, "the IP assigned to another node", func() (bool, string) {
-			node, state, err := l.Holder(ctx, "gw-pay", lab.PayIP)
-			return err == nil && node != "" && node != from, fmt.Sprintf("%s %s %v", node, state, err)
-		})
+		err = l.WaitMoved(ctx, "gw-pay", lab.PayIP, from, time.Minute)
 		assigned := time.Since(killed)
 		if err == nil {
-			err = l.WaitFor(ctx, 30*time.Second, "the firewall to answer again", func() (bool, string) {
-				_, back := lab.BackSince(pr.Snapshot(), killed)
-				return !back.IsZero(), "no answer since the kill"
-			})
+			err = l.WaitAnswered(ctx, pr, killed, 30*time.Second)
 		}
 		attempts := pr.Finish()
 		firstFail, back := lab.BackSince(attempts, killed)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -126,17 +125,13 @@ func httpGetIn(ctx context.Context, ns *netlab.Namespace, url string) (int, stri
 
 // httpGetInLimit sends a GET from inside ns and returns at most limit bytes of the answer.
 func httpGetInLimit(ctx context.Context, ns *netlab.Namespace, url string, limit int64) (int, string, error) {
-	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-		err = ns.Do(func() error { c, err = (&net.Dialer{}).DialContext(ctx, network, addr); return err })
-		return c, err
-	}}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, "", err
 	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
+	resp, err := ns.HTTPClient(2 * time.Second).Do(req)
 	if err != nil {
 		return 0, "", err
 	}

@@ -255,3 +255,19 @@ func (pr *Prober) Snapshot() []Attempt {
 	defer pr.mu.Unlock()
 	return append([]Attempt(nil), pr.attempts...)
 }
+
+// WaitMoved waits until the gateway's status has ip Assigned to a node other than from.
+func (l *Lab) WaitMoved(ctx context.Context, gateway string, ip netip.Addr, from string, limit time.Duration) error {
+	return l.WaitFor(ctx, limit, fmt.Sprintf("%s assigned to a node other than %s", ip, from), func() (bool, string) {
+		node, state, err := l.Holder(ctx, gateway, ip)
+		return err == nil && node != "" && node != from, fmt.Sprintf("%s %s %v", node, state, err)
+	})
+}
+
+// WaitAnswered waits until the prober's requests are answered again after an outage that began at since.
+func (l *Lab) WaitAnswered(ctx context.Context, pr *Prober, since time.Time, limit time.Duration) error {
+	return l.WaitFor(ctx, limit, "the firewall to answer again", func() (bool, string) {
+		_, back := BackSince(pr.Snapshot(), since)
+		return !back.IsZero(), "no answer since " + since.Format(time.RFC3339Nano)
+	})
+}

@@ -103,7 +103,7 @@ func (l *Lab) StartPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 		return p, fmt.Errorf("CNI ADD of %s/%s on %s: %w", spec.Namespace, spec.Name, n.Name, err)
 	}
 	p.Added = time.Now()
-	if p.IP, err = resultIP(result); err != nil {
+	if p.IP, err = cnilab.FirstIP(result); err != nil {
 		return p, err
 	}
 	if spec.AfterAdd != nil {
@@ -162,19 +162,6 @@ func (l *Lab) nodeConflist(n *netlab.Node) (*libcni.NetworkConfigList, error) {
 		return nil, fmt.Errorf("no conflist in %s: %v", l.nodeDir(n, "net.d"), err)
 	}
 	return libcni.ConfListFromFile(filepath.Clean(files[0]))
-}
-
-func resultIP(result json.RawMessage) (netip.Addr, error) {
-	var r struct {
-		IPs []struct {
-			Address string `json:"address"`
-		} `json:"ips"`
-	}
-	if err := json.Unmarshal(result, &r); err != nil || len(r.IPs) == 0 {
-		return netip.Addr{}, fmt.Errorf("CNI result without an address: %s", result)
-	}
-	p, err := netip.ParsePrefix(r.IPs[0].Address)
-	return p.Addr(), err
 }
 
 // PodByName finds a started pod.

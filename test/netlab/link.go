@@ -1,10 +1,13 @@
 package netlab
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -124,4 +127,18 @@ func splice(in net.Conn, target string) {
 	go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
 	<-done
+}
+
+// HTTPClient is a client whose connections are dialled from inside ns (the transport dials on goroutines
+// of its own, so the dial itself must enter the namespace), without keep-alive, each request bounded by
+// timeout.
+func (ns *Namespace) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+			err = ns.Do(func() error {
+				conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return conn, err
+		}}}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -108,6 +109,9 @@ func (l *Lab) StartPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 	}
 	if spec.AfterAdd != nil {
 		spec.AfterAdd(p)
+	}
+	if problems := l.podPlumbingProblems(ctx, p); len(problems) > 0 {
+		return p, fmt.Errorf("pod %s/%s after CNI ADD: %s", spec.Namespace, spec.Name, strings.Join(problems, "; "))
 	}
 	obj.Status = corev1.PodStatus{Phase: corev1.PodRunning, HostIP: n.IP.String(), PodIP: p.IP.String(),
 		HostIPs: []corev1.HostIP{{IP: n.IP.String()}}, PodIPs: []corev1.PodIP{{IP: p.IP.String()}},

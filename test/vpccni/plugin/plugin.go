@@ -81,13 +81,22 @@ func podMTU(s string) int {
 	return 9001
 }
 
-func add(args *skel.CmdArgs) error {
+// withConf runs a command with the loaded configuration and a context that bounds its calls to ipamd.
+func withConf(args *skel.CmdArgs, cmd func(context.Context, *NetConf, k8sArgs) error) error {
 	conf, k, err := load(args)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	return cmd(ctx, conf, k)
+}
+
+func add(args *skel.CmdArgs) error {
+	return withConf(args, func(ctx context.Context, conf *NetConf, k k8sArgs) error { return addPod(ctx, args, conf, k) })
+}
+
+func addPod(ctx context.Context, args *skel.CmdArgs, conf *NetConf, k k8sArgs) error {
 	r, err := vpccni.Call(ctx, conf.IPAMDSocket, "AddNetwork", vpccni.AddNetworkRequest{PodNamespace: string(k.K8S_POD_NAMESPACE),
 		PodName: string(k.K8S_POD_NAME), ContainerID: args.ContainerID, IfName: args.IfName, NetworkName: conf.Name, Netns: args.Netns})
 	if err != nil {
@@ -125,12 +134,10 @@ func delRequest(conf *NetConf, k k8sArgs, args *skel.CmdArgs, reason string) vpc
 }
 
 func del(args *skel.CmdArgs) error {
-	conf, k, err := load(args)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	return withConf(args, func(ctx context.Context, conf *NetConf, k k8sArgs) error { return delPod(ctx, args, conf, k) })
+}
+
+func delPod(ctx context.Context, args *skel.CmdArgs, conf *NetConf, k k8sArgs) error {
 	r, err := vpccni.Call(ctx, conf.IPAMDSocket, "DelNetwork", delRequest(conf, k, args, "PodDeleted"))
 	if err != nil {
 		return fmt.Errorf("del cmd: Error received from DelNetwork gRPC call: %w", err)

@@ -50,6 +50,9 @@ func (*awsSpec) conflist() string     { return "10-aws.conflist" }
 // No bridge: the VPC CNI's plugin gives every pod its own eni<hash> veth (cniConf).
 func (*awsSpec) bridge() string        { return "" }
 func (*awsSpec) instance(i int) string { return fmt.Sprintf("i-0a0000000000000%02d", i) }
+
+// primaryENI is node i's (1-based) primary network interface.
+func primaryENI(i int) string { return fmt.Sprintf("eni-0a0000000000000%02d", i) }
 func (s *awsSpec) providerID(i int) string {
 	return fmt.Sprintf("aws:///%s/%s", s.zones()[zoneOf(i)], s.instance(i))
 }
@@ -67,7 +70,7 @@ func (s *awsSpec) model(topo *netlab.Topology) ec2sim.Model {
 		}
 		m.Instances = append(m.Instances, ec2sim.InstanceSpec{ID: s.instance(i + 1), Type: "m5.large",
 			Tags: map[string]string{"Name": n.Name, "kubernetes.io/cluster/" + ClusterName: "owned"},
-			Interfaces: []ec2sim.InterfaceSpec{{ID: fmt.Sprintf("eni-0a0000000000000%02d", i+1), Subnet: subnet,
+			Interfaces: []ec2sim.InterfaceSpec{{ID: primaryENI(i + 1), Subnet: subnet,
 				IPs: []string{n.IP.String()}}}})
 	}
 	return m

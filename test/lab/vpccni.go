@@ -190,18 +190,22 @@ func (v *vpcCNI) nodeCalls() int {
 	return n
 }
 
-// nodeCallProblems: the node roles' writes that named an egress IP or an ENI other than a primary one.
+// nodeCallProblems: the node roles' writes that named an egress IP or an ENI other than the node's
+// primary one.
 func (v *vpcCNI) nodeCallProblems(egressIPs map[netip.Addr]bool) []string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	primaryOf := map[string]string{} // access key → its node's primary ENI
+	for i := 1; i <= len(v.ipamds); i++ {
+		primaryOf[nodeAccessKey(i)] = primaryENI(i)
+	}
 	var out []string
 	for _, c := range v.calls {
 		if !strings.HasPrefix(c.AccessKey, "AKIANODEROLE") || strings.HasPrefix(c.Action, "Describe") {
 			continue
 		}
-		eni := c.Params.Get("NetworkInterfaceId")
-		if !strings.HasPrefix(eni, "eni-0a") {
-			out = append(out, fmt.Sprintf("%s by %s on %s, not a node's primary ENI", c.Action, c.AccessKey, eni))
+		if eni := c.Params.Get("NetworkInterfaceId"); eni != primaryOf[c.AccessKey] {
+			out = append(out, fmt.Sprintf("%s by %s on %s, not its node's primary ENI", c.Action, c.AccessKey, eni))
 		}
 		for key, vals := range c.Params {
 			if !strings.HasPrefix(key, "PrivateIpAddress") {

@@ -3,6 +3,7 @@ package manager_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -104,4 +105,24 @@ func testStrayIP(t *testing.T, s strayCloud, newLeader bool) {
 		return h != "" && h != old && a.Node == h && a.State == egressgwv1.AssignmentAssigned, fmt.Sprintf("cloud %q, status %+v", h, a)
 	})
 	s.check(t)
+}
+
+// TestAPodsAddressOutsideTheClusterStaysOnAzure: the gateway names 10.224.0.21, a pod's address of Azure
+// CNI (ip configuration ipconfig2 of a VM that is no node of this cluster). Unlike an egress IP left on
+// the VM of a deleted Node, it is not egressgw's: reported IPInUse, never taken; 10.224.0.50 is placed.
+func TestAPodsAddressOutsideTheClusterStaysOnAzure(t *testing.T) {
+	a := newAzureCloud(t)
+	c := newCluster(t, a.provider)
+	c.addAzureNodes()
+	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"}, Spec: gatewaySpec("10.224.0.21", "10.224.0.50")})
+	c.startManager("m1", nil)
+	c.eventually("the pod's address reported in use, the other IP placed", func() (bool, string) {
+		gw := c.gateway("gw")
+		inUse, placed := assignment(gw, "10.224.0.21"), assignment(gw, "10.224.0.50")
+		return inUse.Reason == "IPInUse" && strings.Contains(inUse.Message, "ipconfig2") &&
+			placed.State == egressgwv1.AssignmentAssigned, fmt.Sprintf("%+v / %+v", inUse, placed)
+	})
+	if got := a.holder("10.224.0.21"); !strings.HasSuffix(got, "aks-cni-12345678-vm0") {
+		t.Fatalf("the pod's address left the CNI node's VM for %q", got)
+	}
 }

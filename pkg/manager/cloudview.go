@@ -105,22 +105,23 @@ func publicIDOf(gw *egressgwv1.EgressGateway, ip netip.Addr) string {
 	return ""
 }
 
-// nodesByInstance maps cloud instances to the cluster's nodes: first the nodes the cloud described (a
-// record outlives its Node object, whose instance may still hold IPs), then every Node by the instance
-// its providerID names, which only the provider can read. Caller holds c.mu.
+// nodesByInstance maps cloud instances to the cluster's nodes: every Node by the instance its providerID
+// names, which only the provider can read, and the nodes the cloud described whose Node is gone (a record
+// outlives its Node object, and the instance may still hold IPs). A live Node wins over a record of the
+// same instance under another name (a node re-registered under a new name), so that its IPs stay. Caller
+// holds c.mu.
 func (c *Controller) nodesByInstance(snap *snapshot) map[string]string {
 	out := make(map[string]string, len(snap.nodes)+len(c.nodes))
-	for name, n := range snap.nodes {
-		if instance, err := c.provider.InstanceOf(n.Spec.ProviderID); err == nil {
-			out[instance] = name
-		}
-	}
 	for name, n := range c.nodes {
 		if n.info.Instance != "" {
 			out[n.info.Instance] = name
 		}
 	}
-	delete(out, "")
+	for name, n := range snap.nodes {
+		if instance, err := c.provider.InstanceOf(n.Spec.ProviderID); err == nil && instance != "" {
+			out[instance] = name
+		}
+	}
 	return out
 }
 

@@ -116,13 +116,18 @@ func TestAPodsAddressOutsideTheClusterStaysOnAzure(t *testing.T) {
 	c.addAzureNodes()
 	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"}, Spec: gatewaySpec("10.224.0.21", "10.224.0.50")})
 	c.startManager("m1", nil)
-	c.eventually("the pod's address reported in use, the other IP placed", func() (bool, string) {
-		gw := c.gateway("gw")
-		inUse, placed := assignment(gw, "10.224.0.21"), assignment(gw, "10.224.0.50")
-		return inUse.Reason == "IPInUse" && strings.Contains(inUse.Message, "ipconfig2") &&
-			placed.State == egressgwv1.AssignmentAssigned, fmt.Sprintf("%+v / %+v", inUse, placed)
-	})
+	c.eventuallyInUse("10.224.0.21", "ipconfig2", "10.224.0.50")
 	if got := a.holder("10.224.0.21"); !strings.HasSuffix(got, "aks-cni-12345678-vm0") {
 		t.Fatalf("the pod's address left the CNI node's VM for %q", got)
 	}
+}
+
+// eventuallyInUse waits until gateway gw reports inUse as IPInUse, its message naming why, and placed as
+// Assigned.
+func (c *cluster) eventuallyInUse(inUse, why, placed string) {
+	c.eventually(inUse+" reported in use, "+placed+" placed", func() (bool, string) {
+		gw := c.gateway("gw")
+		a, b := assignment(gw, inUse), assignment(gw, placed)
+		return a.Reason == "IPInUse" && strings.Contains(a.Message, why) && b.State == egressgwv1.AssignmentAssigned, fmt.Sprintf("%+v / %+v", a, b)
+	})
 }

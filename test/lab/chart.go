@@ -173,15 +173,15 @@ func relocateImageBinaries(arg string, paths map[string]string) string {
 // labPaths maps the paths a container sees (its image's and its volumes') to the lab's.
 func (l *Lab) labPaths(n *netlab.Node) map[string]string {
 	return map[string]string{
-		"/usr/local/bin/egressgw-agent":   l.bins.agent,
-		"/usr/local/bin/egressgw-manager": l.bins.manager,
+		"/usr/local/bin/egressgw-agent":          l.bins.agent,
+		"/usr/local/bin/egressgw-manager":        l.bins.manager,
 		"/usr/local/bin/egressgw-uninstall-wait": l.bins.uninstallWait,
-		"/opt/egressgw/bin":               l.bins.cniDir,
-		"/etc/cni/net.d":                  l.nodeDir(n, "net.d"),
-		"/opt/cni/bin":                    l.nodeDir(n, "bin"),
-		"/home/kubernetes/bin":            l.nodeDir(n, "bin"),
-		"/run/egressgw":                   l.nodeDir(n, "run"),
-		"/etc/egressgw/ca":                l.path("ca"),
+		"/opt/egressgw/bin":                      l.bins.cniDir,
+		"/etc/cni/net.d":                         l.nodeDir(n, "net.d"),
+		"/opt/cni/bin":                           l.nodeDir(n, "bin"),
+		"/home/kubernetes/bin":                   l.nodeDir(n, "bin"),
+		"/run/egressgw":                          l.nodeDir(n, "run"),
+		"/etc/egressgw/ca":                       l.path("ca"),
 	}
 }
 

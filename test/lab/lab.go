@@ -81,16 +81,16 @@ type Lab struct {
 	Cloud *Cloud
 	Echo  *netlab.EchoServer
 
-	bins     binaries
-	helm     *helmchart.Releases
-	chart    *helmchart.Rendered
-	ctrls    *controllers
+	bins  binaries
+	helm  *helmchart.Releases
+	chart *helmchart.Rendered
+	ctrls *controllers
 	// footprints are the nodes' kernel state before the agents first ran (NodeFootprint).
 	footprints map[string]map[string]string
-	procs    procTable
-	kubelets *kubelets
-	Pods     []*Pod
-	podSeq   int
+	procs      procTable
+	kubelets   *kubelets
+	Pods       []*Pod
+	podSeq     int
 
 	closers []func() error
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -76,7 +77,19 @@ func (l *Lab) installChart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if l.helm, err = helmchart.NewReleases(l.AdminKubeconfig, SystemNamespace, nil); err != nil {
+	log, err := os.OpenFile(l.path("logs", "helm.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	l.onClose(log.Close)
+	// helm's own debug lines (what it deletes, creates and waits for), stamped, as `helm --debug` prints.
+	var logMu sync.Mutex
+	debug := func(format string, args ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		fmt.Fprintf(log, "%s %s\n", time.Now().UTC().Format(time.RFC3339Nano), fmt.Sprintf(format, args...))
+	}
+	if l.helm, err = helmchart.NewReleases(l.AdminKubeconfig, SystemNamespace, debug); err != nil {
 		return err
 	}
 	l.chart, err = l.helm.Install(ctx, chartRelease, vals)

@@ -81,3 +81,14 @@ func (l *Lab) Running(name string) bool {
 	p := l.procs[name]
 	return p != nil && !p.exited()
 }
+
+// ENIs are the dedicated network interfaces (AWS) the fabric has attached to nodes, by ID.
+func (c *Cloud) ENIs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []string
+	for id := range c.enis {
+		ids = append(ids, id)
+	}
+	return ids
+}

@@ -41,6 +41,9 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	}
 	var out bytes.Buffer
 	state := t.TempDir()
+	if keep := os.Getenv("EGRESSGW_KEEP_STATE"); keep != "" {
+		state = keep // the lab's logs (helm.log, controllers.log) kept for reading afterwards
+	}
 	l, err := lab.Up(context.Background(), lab.Config{Prefix: netlab.RandomPrefix(), StateDir: state,
 		Assets: os.Getenv("KUBEBUILDER_ASSETS"), RepoRoot: envtest.RepoRoot(), Out: &out})
 	if err != nil {
@@ -160,6 +163,12 @@ func deleteGateways(t *testing.T, l *lab.Lab) {
 		if where, held := l.Cloud.Where(ip); held || l.Cloud.Holders(ip) > 0 {
 			t.Errorf("the EC2 simulator still has %s on %s after its gateway was deleted", ip, where)
 		}
+	}
+	if err := l.WaitFor(ctx, time.Minute, "the dedicated ENIs deleted", func() (bool, string) {
+		enis := l.Cloud.ENIs()
+		return len(enis) == 0, fmt.Sprintf("still attached: %v", enis)
+	}); err != nil {
+		t.Error(err)
 	}
 }
 

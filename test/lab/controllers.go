@@ -29,12 +29,14 @@ import (
 //     maxUnavailable 1 / maxSurge 0, the next only once the new one is ready); their deletion (helm
 //     uninstall) stops them as the garbage collector (deleting their pods) and the kubelet (SIGTERM, then
 //     SIGKILL after terminationGracePeriodSeconds) would.
-//   - Any other DaemonSet (the uninstall hook's): a pod on every node its nodeSelector matches (daemon.go
-//     in daemonsets.go: pods of the same kind); in it the init containers run one after another, a
-//     failed one again after the kubelet's back-off (10 s, doubling), then the containers start and the
-//     pod is ready (no readiness probe). Its status as the DaemonSet controller writes it.
+//   - Any other DaemonSet (the uninstall hook's): a pod on every node its nodeSelector matches; in it the
+//     init containers run one after another, a failed one again after the kubelet's back-off (10 s,
+//     doubling), then the containers start and the pod is ready (no readiness probe). Its status as the
+//     DaemonSet controller writes it (kubernetes pkg/controller/daemon, storeDaemonSetStatus).
 //   - A Job (the hook's waiter): its pod's containers on a node, with a token of its ServiceAccount; a
-//     failed pod replaced until backoffLimit; its status as the Job controller writes it (job_controller.go).
+//     failed pod replaced until backoffLimit; its status as the Job controller writes it (kubernetes
+//     pkg/controller/job: startTime, active/ready, then succeeded or failed with the interim and the
+//     terminal condition, completionTime).
 //
 // Not emulated: Pod objects (nothing here reads them), the scheduler's resources and affinities, users
 // and capabilities (the lab's processes run as root with the node's namespace).

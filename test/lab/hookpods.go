@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
@@ -31,22 +32,36 @@ func (c *controllers) syncDaemonSets(ctx context.Context) error {
 	if err := c.lab.Client.List(ctx, &list, client.InNamespace(SystemNamespace)); err != nil {
 		return fmt.Errorf("list DaemonSets: %w", err)
 	}
+	return syncOwners(c, "DaemonSet", pointers(list.Items), func(ds *appsv1.DaemonSet) bool { return ds.Name == agentWorkload },
+		func(ds *appsv1.DaemonSet) error { return c.startDaemonSet(ctx, ds) })
+}
+
+// syncOwners starts the pods of each owner not seen before (unless skip says the controllers leave it
+// alone) and stops those of each one deleted since.
+func syncOwners[T client.Object](c *controllers, kind string, owners []T, skip func(T) bool, start func(T) error) error {
 	live := map[types.UID]bool{}
-	for i := range list.Items {
-		ds := &list.Items[i]
-		if ds.Name == agentWorkload || ds.DeletionTimestamp != nil {
+	for _, o := range owners {
+		if o.GetDeletionTimestamp() != nil {
 			continue
 		}
-		live[ds.UID] = true
-		if c.known(ds.UID) {
+		live[o.GetUID()] = true
+		if c.known(o.GetUID()) || skip(o) {
 			continue
 		}
-		if err := c.startDaemonSet(ctx, ds); err != nil {
-			return fmt.Errorf("DaemonSet %s: %w", ds.Name, err)
+		if err := start(o); err != nil {
+			return fmt.Errorf("%s %s: %w", kind, o.GetName(), err)
 		}
 	}
-	c.reap("DaemonSet", live)
+	c.reap(kind, live)
 	return nil
+}
+
+func pointers[T any](items []T) []*T {
+	out := make([]*T, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
 }
 
 func (c *controllers) known(uid types.UID) bool {
@@ -156,18 +171,29 @@ func (r *hookRun) readyCount() int {
 // and available (minReadySeconds 0). The count of ready pods is read at each write, so that two writes
 // racing never set it back.
 func (c *controllers) writeDaemonSetStatus(ctx context.Context, ds *appsv1.DaemonSet, desired int, r *hookRun) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var cur appsv1.DaemonSet
-		if err := c.lab.Client.Get(ctx, client.ObjectKeyFromObject(ds), &cur); err != nil {
-			return err
-		}
-		if cur.UID != ds.UID {
-			return apierrors.NewNotFound(appsv1.Resource("daemonsets"), ds.Name)
-		}
+	var cur appsv1.DaemonSet
+	return c.updateStatus(ctx, ds, &cur, func() {
 		d, rd := int32(desired), int32(r.readyCount())
 		cur.Status = appsv1.DaemonSetStatus{ObservedGeneration: cur.Generation, DesiredNumberScheduled: d, CurrentNumberScheduled: d,
 			UpdatedNumberScheduled: d, NumberReady: rd, NumberAvailable: rd, NumberUnavailable: d - rd}
-		return c.lab.Client.Status().Update(ctx, &cur)
+	})
+}
+
+// updateStatus reads obj's current version into cur (NotFound when its name now holds another object),
+// lets change edit cur's status and writes it through the status subresource, again on a conflict.
+func (c *controllers) updateStatus(ctx context.Context, obj, cur client.Object, change func()) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.lab.Client.Get(ctx, client.ObjectKeyFromObject(obj), cur); err != nil {
+			return err
+		}
+		if cur.GetUID() != obj.GetUID() {
+			return apierrors.NewNotFound(schema.GroupResource{Resource: fmt.Sprintf("%T", obj)}, obj.GetName())
+		}
+		change()
+		if err := c.lab.Client.Status().Update(ctx, cur); err != nil {
+			return fmt.Errorf("the API server refused the status of %s: %w", obj.GetName(), err)
+		}
+		return nil
 	})
 }
 
@@ -177,22 +203,7 @@ func (c *controllers) syncJobs(ctx context.Context) error {
 	if err := c.lab.Client.List(ctx, &list, client.InNamespace(SystemNamespace)); err != nil {
 		return fmt.Errorf("list Jobs: %w", err)
 	}
-	live := map[types.UID]bool{}
-	for i := range list.Items {
-		job := &list.Items[i]
-		if job.DeletionTimestamp != nil {
-			continue
-		}
-		live[job.UID] = true
-		if c.known(job.UID) || isFinished(job) {
-			continue
-		}
-		if err := c.startJob(job); err != nil {
-			return fmt.Errorf("Job %s: %w", job.Name, err)
-		}
-	}
-	c.reap("Job", live)
-	return nil
+	return syncOwners(c, "Job", pointers(list.Items), isFinished, c.startJob)
 }
 
 func isFinished(job *batchv1.Job) bool {
@@ -309,20 +320,8 @@ func (c *controllers) finishJob(ctx context.Context, job *batchv1.Job, succeeded
 	})
 }
 
-// jobStatus applies change to the Job's current status and writes it (the status subresource).
+// jobStatus applies change to the Job's current status and writes it.
 func (c *controllers) jobStatus(ctx context.Context, job *batchv1.Job, change func(*batchv1.JobStatus)) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var cur batchv1.Job
-		if err := c.lab.Client.Get(ctx, client.ObjectKeyFromObject(job), &cur); err != nil {
-			return err
-		}
-		if cur.UID != job.UID {
-			return apierrors.NewNotFound(batchv1.Resource("jobs"), job.Name)
-		}
-		change(&cur.Status)
-		if err := c.lab.Client.Status().Update(ctx, &cur); err != nil {
-			return fmt.Errorf("the API server refused the Job's status: %w", err)
-		}
-		return nil
-	})
+	var cur batchv1.Job
+	return c.updateStatus(ctx, job, &cur, func() { change(&cur.Status) })
 }

@@ -25,6 +25,9 @@ import (
 // kubeletBackoff is the kubelet's first restart back-off of a failed container; it doubles up to 5 min.
 const kubeletBackoff = 10 * time.Second
 
+// jobPodFailureBackoff is the Job controller's first delay before it replaces a failed pod.
+const jobPodFailureBackoff = 10 * time.Second
+
 // syncDaemonSets starts the pods of a DaemonSet that appeared (other than the agent's, which the lab
 // runs since Up) and stops those of one that was deleted.
 func (c *controllers) syncDaemonSets(ctx context.Context) error {
@@ -283,6 +286,10 @@ func (c *controllers) runJob(r *hookRun, job *batchv1.Job, n *netlab.Node) error
 		}
 		if err := c.jobStatus(ctx, job, func(st *batchv1.JobStatus) { st.Active, st.Ready, st.Failed = 0, ptr.To[int32](0), failed }); err != nil {
 			return err
+		}
+		// The Job controller creates the next pod after its failure back-off: 10 s, doubling, at most 10 min.
+		if r.sleepOrGone(min(jobPodFailureBackoff<<(failed-1), 10*time.Minute)) {
+			return errGone
 		}
 	}
 }

@@ -17,7 +17,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
@@ -68,6 +70,8 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		t.Fatalf("helm status after the lab's install: %q, %v; want deployed", st, err)
 	}
 	expectEgressIP(t, l, "after helm install")
+
+	t.Run("a failing Job", func(t *testing.T) { failingJob(t, l) })
 
 	t.Run("upgrade", func(t *testing.T) {
 		if err := l.HelmUpgrade(ctx, map[string]any{"agent": map[string]any{"logLevel": "debug"}, "manager": map[string]any{"logLevel": "debug"}}); err != nil {
@@ -225,4 +229,44 @@ func lastBytes(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// failingJob: a Job whose pod fails goes through the stand-in Job controller's failure path as helm
+// would see it: a second pod after the back-off (backoffLimit 1), then FailureTarget and Failed with
+// BackoffLimitExceeded (the API server accepts the steps), failed 2, no completionTime.
+func failingJob(t *testing.T, l *lab.Lab) {
+	ctx := context.Background()
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: lab.SystemNamespace, Name: "lab-failing"}, Spec: batchv1.JobSpec{
+		BackoffLimit: ptr.To[int32](1),
+		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, AutomountServiceAccountToken: ptr.To(false),
+			Containers: []corev1.Container{{Name: "fail", Image: "busybox", Command: []string{"/bin/sh", "-c", "exit 3"}}}}},
+	}}
+	if err := l.Client.Create(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)) }()
+	var got batchv1.Job
+	if err := l.WaitFor(ctx, time.Minute, "the Job Failed", func() (bool, string) {
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(job), &got); err != nil {
+			return false, err.Error()
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("status %+v", got.Status)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st := got.Status
+	var types []string
+	for _, c := range st.Conditions {
+		types = append(types, fmt.Sprintf("%s=%s/%s", c.Type, c.Status, c.Reason))
+	}
+	want := []string{"FailureTarget=True/BackoffLimitExceeded", "Failed=True/BackoffLimitExceeded"}
+	if !slices.Equal(types, want) || st.Failed != 2 || st.Succeeded != 0 || st.Active != 0 || st.StartTime == nil || st.CompletionTime != nil {
+		t.Errorf("the failed Job's status: conditions %v, failed %d, succeeded %d, active %d, startTime %v, completionTime %v; want %v, 2, 0, 0, set, none",
+			types, st.Failed, st.Succeeded, st.Active, st.StartTime, st.CompletionTime, want)
+	}
 }

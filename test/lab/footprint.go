@@ -11,13 +11,13 @@ import (
 )
 
 // A node's kernel footprint is the state egressgw's agent may change, read with the tools an operator
-// would use: the policy rules, the routes of tables other than main and local (the pods' routes, which
-// come and go with pods, are in main), VXLAN devices, nftables tables, ipsets and both iptables
-// backends' rules. The lab records it before the agents first run; after `helm uninstall` the footprint
+// would use: the policy rules, the routes of every table but local, the addresses, VXLAN devices,
+// nftables tables, ipsets and both iptables backends' rules. The lab records it before the agents first run; after `helm uninstall` the footprint
 // must be that again.
 var footprintCommands = map[string][]string{
 	"ip rules":          {"ip", "-4", "rule", "show"},
 	"routes of tables":  {"ip", "-4", "route", "show", "table", "all"},
+	"addresses":         {"ip", "-4", "-o", "addr", "show"},
 	"vxlan devices":     {"ip", "-o", "link", "show", "type", "vxlan"},
 	"nftables tables":   {"nft", "list", "tables"},
 	"ipsets":            {"ipset", "list", "-n"},
@@ -35,8 +35,9 @@ var iptablesNoise = regexp.MustCompile(`\[\d+:\d+\]`)
 // other policies count.
 var emptyTableLines = regexp.MustCompile(`^(\*\w+|COMMIT|:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT)$`)
 
-// kernelFootprint reads n's footprint.
-func kernelFootprint(ctx context.Context, n *netlab.Node) (map[string]string, error) {
+// kernelFootprint reads n's footprint, leaving out the pods' bridge (its address and its routes, which
+// the CNI adds with the first pod).
+func kernelFootprint(ctx context.Context, n *netlab.Node, bridge string) (map[string]string, error) {
 	out := map[string]string{}
 	for what, argv := range footprintCommands {
 		b, err := n.NS.Run(ctx, nil, argv[0], argv[1:]...)
@@ -46,8 +47,15 @@ func kernelFootprint(ctx context.Context, n *netlab.Node) (map[string]string, er
 		var keep []string
 		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 			switch {
-			case what == "routes of tables" && (!strings.Contains(line, " table ") || strings.Contains(line, " table local")):
+			case strings.Contains(line, " dev "+bridge+" ") || strings.Contains(line, ": "+bridge+" "):
 				continue
+			case what == "routes of tables" && strings.Contains(line, " table local"):
+				continue
+			case what == "addresses":
+				// the address, its device and scope, without the device's index and lifetimes
+				if f := strings.Fields(line); len(f) > 3 {
+					line = f[1] + " " + f[3]
+				}
 			case what == "vxlan devices":
 				// only the device's name: its index and counters differ between two devices of one name
 				if f := strings.Fields(line); len(f) > 1 {
@@ -73,7 +81,7 @@ func kernelFootprint(ctx context.Context, n *netlab.Node) (map[string]string, er
 func (l *Lab) recordFootprints(ctx context.Context) error {
 	l.footprints = map[string]map[string]string{}
 	for _, n := range l.Topo.Nodes {
-		f, err := kernelFootprint(ctx, n)
+		f, err := kernelFootprint(ctx, n, l.spec.bridge())
 		if err != nil {
 			return err
 		}
@@ -89,7 +97,7 @@ func (l *Lab) FootprintChanges(ctx context.Context, node string) ([]string, erro
 	if n == nil || l.footprints[node] == nil {
 		return nil, fmt.Errorf("no node %s, or no footprint of it", node)
 	}
-	now, err := kernelFootprint(ctx, n)
+	now, err := kernelFootprint(ctx, n, l.spec.bridge())
 	if err != nil {
 		return nil, err
 	}

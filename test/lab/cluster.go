@@ -118,6 +118,9 @@ func (l *Lab) registerNode(ctx context.Context, i int, n *netlab.Node) error {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: lbls}, Spec: corev1.NodeSpec{
 		ProviderID: l.spec.providerID(i + 1),
 		PodCIDR:    n.PodCIDR.String(), PodCIDRs: []string{n.PodCIDR.String()}}}
+	if _, eks := l.spec.(*awsSpec); eks {
+		node.Spec.PodCIDR, node.Spec.PodCIDRs = "", nil // EKS allocates no node CIDRs: pods take the ENIs' addresses
+	}
 	if err := l.Client.Create(ctx, node); err != nil {
 		return err
 	}

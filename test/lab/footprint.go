@@ -91,7 +91,8 @@ func (l *Lab) recordFootprints(ctx context.Context) error {
 }
 
 // FootprintChanges lists how node's kernel footprint differs from the one before the agents first ran
-// (empty: egressgw left nothing behind), each entry naming the part and the lines added or missing.
+// (empty: egressgw left nothing behind), each entry naming the part and the lines added or missing; the
+// lines of the running pods' own plumbing left out.
 func (l *Lab) FootprintChanges(ctx context.Context, node string) ([]string, error) {
 	n := l.Node(node)
 	if n == nil || l.footprints[node] == nil {
@@ -103,7 +104,7 @@ func (l *Lab) FootprintChanges(ctx context.Context, node string) ([]string, erro
 	}
 	var diffs []string
 	for what, before := range l.footprints[node] {
-		added, missing := lineDiff(before, now[what])
+		added, missing := lineDiff(before, withoutPods(now[what], l.Pods))
 		for _, line := range added {
 			diffs = append(diffs, fmt.Sprintf("%s: left behind: %s", what, line))
 		}
@@ -129,4 +130,20 @@ func lineDiff(a, b string) (added, missing []string) {
 		}
 	}
 	return added, missing
+}
+
+// withoutPods drops the lines that name a running pod's address: its own plumbing, which the cloud's CNI
+// made when the pod started (the VPC CNI's rule 512 to the pod and its /32 route over the pod's veth).
+func withoutPods(footprint string, pods []*Pod) string {
+	ips := map[string]bool{}
+	for _, p := range pods {
+		ips[p.IP.String()] = true
+	}
+	var keep []string
+	for _, line := range strings.Split(footprint, "\n") {
+		if !slices.ContainsFunc(strings.Fields(line), func(f string) bool { return ips[strings.TrimSuffix(f, "/32")] }) {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "\n")
 }

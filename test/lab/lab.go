@@ -176,7 +176,7 @@ func (l *Lab) up(ctx context.Context) error {
 		{"start two egressgw-manager replicas, as the chart's Deployment runs them", l.startManagers},
 		{"stand in for the controllers and kubelets of the chart's workloads and hooks", l.startControllers},
 		{"wait for the manager to attach the egress IPs through the cloud's API", l.waitPlaced},
-		{"start pods through libcni: bridge + host-local + egressgw-cni", l.startPods},
+		{"start pods through libcni: the node's CNI conflist with egressgw-cni chained", l.startPods},
 	}
 	for _, s := range steps {
 		began := time.Now()

@@ -42,7 +42,16 @@ func (l *Lab) build(ctx context.Context) error {
 	if l.bins.echo, err = netlab.BuildEchoServer(ctx, bin); err != nil {
 		return err
 	}
-	return cnilab.BuildPlugins(ctx, l.bins.cniDir)
+	if err := cnilab.BuildPlugins(ctx, l.bins.cniDir); err != nil {
+		return err
+	}
+	// The AWS VPC CNI's plugin, as the lab reproduces it (test/vpccni/plugin).
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(l.bins.cniDir, "aws-cni"), "./test/vpccni/cmd/aws-cni")
+	cmd.Dir = l.cfg.RepoRoot
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build aws-cni: %v: %s", err, b)
+	}
+	return nil
 }
 
 // proc is one process of the lab.

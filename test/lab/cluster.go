@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -107,7 +108,9 @@ func (l *Lab) registerCluster(ctx context.Context) error {
 }
 
 func (l *Lab) registerNode(ctx context.Context, i int, n *netlab.Node) error {
-	lbls := map[string]string{"kubernetes.io/hostname": n.Name, "topology.kubernetes.io/zone": l.spec.zones()[zoneOf(i+1)],
+	// The labels a kubelet puts on its Node (the chart's agent and uninstall hook select kubernetes.io/os).
+	lbls := map[string]string{"kubernetes.io/hostname": n.Name, "kubernetes.io/os": "linux", "kubernetes.io/arch": runtime.GOARCH,
+		"topology.kubernetes.io/zone":   l.spec.zones()[zoneOf(i+1)],
 		"topology.kubernetes.io/region": l.spec.region()}
 	if gatewayNodes[n.Name] {
 		lbls[GatewayLabel] = "true"

@@ -72,6 +72,9 @@ func (l *Lab) bridgeConf(n *netlab.Node) map[string]any {
 }
 
 func (l *Lab) startAgents(ctx context.Context) error {
+	if err := l.recordFootprints(ctx); err != nil {
+		return err
+	}
 	for _, n := range l.Topo.Nodes {
 		if err := l.prepareNodeCNI(n); err != nil {
 			return err

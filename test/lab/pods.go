@@ -155,11 +155,17 @@ func (l *Lab) addSandbox(ctx context.Context, p *Pod, uid string) (json.RawMessa
 	return nil, errors.Join(errs...)
 }
 
-// StopPod runs CNI DEL (last plugin first), deletes the namespace and the Pod object.
+// StopPod runs CNI DEL (last plugin first), deletes the namespace and the Pod object. DEL runs the
+// node's current conflist, as containerd's CNI library (which reloads the folder) does: a pod started
+// while egressgw-cni was chained is deleted without it after an uninstall.
 func (l *Lab) StopPod(ctx context.Context, p *Pod) error {
 	var errs []error
 	if p.list != nil {
-		errs = append(errs, p.Node.NS.Do(func() error { return l.cni(p.Node).DelNetworkList(ctx, p.list, p.rt) }))
+		list := p.list
+		if current, err := l.nodeConflist(p.Node); err == nil {
+			list = current
+		}
+		errs = append(errs, p.Node.NS.Do(func() error { return l.cni(p.Node).DelNetworkList(ctx, list, p.rt) }))
 	}
 	if p.NS != nil {
 		errs = append(errs, p.NS.Close())

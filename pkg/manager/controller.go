@@ -73,6 +73,8 @@ type Controller struct {
 	locateRetryAt  time.Time
 	view           view
 	isolated       bool // most gateway probes fail at once (see suspectIsolation)
+
+	invalidIPs map[string]bool // objects' IPs already reported not to parse (parseIP)
 	// The last status written per gateway and per policy.
 	written         map[string]egressgwv1.EgressGatewayStatus
 	writtenPolicies map[client.ObjectKey]egressgwv1.EgressPolicyStatus

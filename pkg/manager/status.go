@@ -61,14 +61,15 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, gw *egressgwv1.Egre
 // gatewayStatus computes the status of a gateway from the IP states and the last view. Caller holds c.mu.
 func (c *Controller) gatewayStatus(gw *egressgwv1.EgressGateway) egressgwv1.EgressGatewayStatus {
 	s := egressgwv1.EgressGatewayStatus{ObservedGeneration: gw.Generation, Conditions: append([]metav1.Condition(nil), gw.Status.Conditions...)}
-	for _, e := range gw.Spec.EgressIPs {
-		a := c.assignmentStatus(gw, e.IP)
+	specIPs := c.view.ips[gw.Name].spec
+	for _, ip := range specIPs {
+		a := c.assignmentStatus(gw, ip)
 		if a.State == egressgwv1.AssignmentAssigned && a.Message == "" {
 			s.AssignedIPCount++
 		}
 		s.Assignments = append(s.Assignments, a)
 	}
-	s.Assignments = append(s.Assignments, c.releasingStatus(gw, len(s.Assignments))...)
+	s.Assignments = append(s.Assignments, c.releasingStatus(gw, specIPs, len(s.Assignments))...)
 	members := c.view.members[gw.Name]
 	for _, name := range members[:min(len(members), maxStatusNodes)] {
 		healthy := c.view.nodeWhy[name] == ""
@@ -91,10 +92,11 @@ const maxAssignments = 128
 // releasingStatus lists the IPs removed from the gateway's spec that are not released yet, after the
 // listed ones, as long as the list has room: the status is what tells a new leader to release them.
 // Caller holds c.mu.
-func (c *Controller) releasingStatus(gw *egressgwv1.EgressGateway, listed int) []egressgwv1.IPAssignment {
+func (c *Controller) releasingStatus(gw *egressgwv1.EgressGateway, specIPs []netip.Addr, listed int) []egressgwv1.IPAssignment {
 	var ips []netip.Addr
 	for ip, st := range c.ips {
-		if st.gateway == "" && st.former == gw.Name && !slices.ContainsFunc(gw.Spec.EgressIPs, func(e egressgwv1.EgressIP) bool { return e.IP == ip.String() }) {
+		// A deleted gateway's spec still lists the IPs it releases: they are listed once, from the spec.
+		if st.gateway == "" && st.former == gw.Name && !slices.Contains(specIPs, ip) {
 			ips = append(ips, ip)
 		}
 	}
@@ -117,12 +119,11 @@ func (c *Controller) releasingStatus(gw *egressgwv1.EgressGateway, listed int) [
 	return out
 }
 
-func (c *Controller) assignmentStatus(gw *egressgwv1.EgressGateway, ipText string) egressgwv1.IPAssignment {
-	a := egressgwv1.IPAssignment{IP: ipText, State: egressgwv1.AssignmentPending}
-	ip, err := netip.ParseAddr(ipText)
+func (c *Controller) assignmentStatus(gw *egressgwv1.EgressGateway, ip netip.Addr) egressgwv1.IPAssignment {
+	a := egressgwv1.IPAssignment{IP: ip.String(), State: egressgwv1.AssignmentPending}
 	st := c.ips[ip]
 	switch {
-	case err != nil || st == nil:
+	case st == nil:
 		a.Reason, a.Message = "Locating", "waiting for the manager to read where the cloud has this IP"
 	case c.view.conflicts[gw.Name][ip] != "":
 		a.State, a.Reason, a.Message = egressgwv1.AssignmentUnplaced, failover.ReasonIPConflict, bounded(c.view.conflicts[gw.Name][ip])

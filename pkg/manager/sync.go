@@ -19,6 +19,7 @@ import (
 // operations that run between syncs. Guarded by Controller.mu.
 type view struct {
 	gateways map[string]*egressgwv1.EgressGateway // read-only cache objects, for Events
+	ips      map[string]gatewayIPs                // the gateways' IPs, parsed
 	nodes    map[string]*corev1.Node              // read-only cache objects, for Events
 	nodeWhy  map[string]string                    // why each gateway node is ineligible; "" when eligible
 	members  map[string][]string
@@ -94,11 +95,10 @@ func (c *Controller) trackOwners(snap *snapshot, now time.Time) {
 		c.ipState(ip, gw, now)
 	}
 	// A new leader learns from status which gateway an IP no spec lists any more was released for.
-	for _, gw := range snap.gateways {
-		for _, a := range gw.Status.Assignments {
-			ip, err := netip.ParseAddr(a.IP)
-			if st := c.ips[ip]; err == nil && st != nil && st.gateway == "" && st.former == "" {
-				st.former = gw.Name
+	for name, ips := range snap.ips {
+		for _, ip := range ips.recorded {
+			if st := c.ips[ip]; st != nil && st.gateway == "" && st.former == "" {
+				st.former = name
 			}
 		}
 	}
@@ -107,7 +107,7 @@ func (c *Controller) trackOwners(snap *snapshot, now time.Time) {
 // placementInput turns the snapshot and the cloud's view into placement's input, and records the view.
 // IPs not located yet, and IPs something outside the cluster holds, are left out. Caller holds c.mu.
 func (c *Controller) placementInput(ctx context.Context, snap *snapshot) failover.Input {
-	v := view{gateways: snap.gateways, nodes: snap.nodes, nodeWhy: map[string]string{}, members: snap.members, zones: map[string]string{},
+	v := view{gateways: snap.gateways, ips: snap.ips, nodes: snap.nodes, nodeWhy: map[string]string{}, members: snap.members, zones: map[string]string{},
 		egressIfs: map[string]*egressgwv1.EgressInterface{}, conflicts: map[string]map[netip.Addr]string{}}
 	in := failover.Input{Nodes: map[string]failover.Node{}}
 	isolated, now := c.suspectIsolation(snap), time.Now()
@@ -118,7 +118,7 @@ func (c *Controller) placementInput(ctx context.Context, snap *snapshot) failove
 		in.Nodes[name] = n
 	}
 	for _, gw := range snap.live {
-		in.Gateways = append(in.Gateways, c.placementGateway(gw, snap.members[gw.Name]))
+		in.Gateways = append(in.Gateways, c.placementGateway(gw, snap.ips[gw.Name].spec, snap.members[gw.Name]))
 	}
 	c.view = v
 	return in
@@ -148,9 +148,9 @@ func (c *Controller) placementNode(node *corev1.Node, v *view) failover.Node {
 // placementGateway passes on the gateway's IPs that are located and free to take. Whether an IP is
 // passed does not depend on the gateway, so that an IP two gateways list reaches placement for both or
 // for neither, and placement reports the conflict on the younger one.
-func (c *Controller) placementGateway(gw *egressgwv1.EgressGateway, members []string) failover.Gateway {
+func (c *Controller) placementGateway(gw *egressgwv1.EgressGateway, ips []netip.Addr, members []string) failover.Gateway {
 	g := failover.Gateway{Name: gw.Name, Created: gw.CreationTimestamp.Time, Nodes: members, Current: map[netip.Addr]string{}}
-	for _, ip := range specIPs(gw) {
+	for _, ip := range ips {
 		if st := c.ips[ip]; st.located && st.foreign == "" {
 			g.IPs = append(g.IPs, ip)
 			g.Current[ip] = st.currentNode()

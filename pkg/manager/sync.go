@@ -165,6 +165,7 @@ func (c *Controller) decide(ctx context.Context, decisions []failover.Decision, 
 	byTarget := map[string]*moveOp{} // see planMove
 	var ops []op
 	unplaced := 0
+	held := c.statusEntriesHeld()
 	for _, d := range decisions {
 		st := c.ips[d.IP]
 		switch {
@@ -179,7 +180,13 @@ func (c *Controller) decide(ctx context.Context, decisions []failover.Decision, 
 			ops = append(ops, c.settle(st, d, now)...)
 		case now.Before(st.retryAt):
 			c.kickAfter(ctx, st.retryAt.Sub(now))
+		case st.currentNode() == "" && held[st.gateway] >= maxAssignments:
+			st.waitForRoom(fmt.Sprintf("waiting for room in the gateway's status, whose %d entries all name IPs the cloud holds "+
+				"(IPs removed from the spec count until they are released)", maxAssignments), now)
 		default:
+			if st.currentNode() == "" {
+				held[st.gateway]++
+			}
 			c.planMove(byTarget, st, d, now)
 		}
 	}
@@ -274,4 +281,17 @@ func boolGauge(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// statusEntriesHeld counts, per gateway, the IPs its status must list because the cloud may hold them
+// for it: on a node or on their way to one, or removed from its spec and not released yet. The status is
+// how a new leader knows them, and it has maxAssignments entries at most. Caller holds c.mu.
+func (c *Controller) statusEntriesHeld() map[string]int {
+	held := map[string]int{}
+	for _, st := range c.ips {
+		if gw := st.statusHolder(); gw != "" {
+			held[gw]++
+		}
+	}
+	return held
 }

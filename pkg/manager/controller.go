@@ -144,7 +144,7 @@ func (c *Controller) loop(ctx context.Context) {
 		}
 		if err := c.sync(ctx); err != nil && ctx.Err() == nil {
 			c.log.Error(err, "sync failed; retrying")
-			c.kickAfter(ctx, c.cfg.RetryMin)
+			c.kickAfter(ctx, c.nextAttempt(1, retrySync))
 		}
 	}
 }

@@ -123,7 +123,7 @@ func (c *Controller) removeAttachment(ctx context.Context, a providers.Attacher,
 	nc.busy = false
 	if err != nil {
 		nc.removeFailures++
-		nc.removeAt = time.Now().Add(backoff(c.cfg.RetryMin, c.cfg.RetryMax, nc.removeFailures-1))
+		nc.removeAt = time.Now().Add(c.nextAttempt(nc.removeFailures, retryTransient))
 		c.log.Error(err, "cannot remove the egress interface of a node that is no longer a gateway", "node", name, "retryAt", nc.removeAt)
 		c.kickAfter(ctx, time.Until(nc.removeAt))
 		return

@@ -6,7 +6,6 @@ package manager
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -176,14 +175,4 @@ func providerNode(node *corev1.Node) providers.Node {
 		}
 	}
 	return pn
-}
-
-// backoff is exponential from lo to hi with up to 50% jitter subtracted, so that retries of many IPs
-// spread out instead of arriving at the cloud together.
-func backoff(lo, hi time.Duration, attempt int) time.Duration {
-	d := lo << min(attempt, 20)
-	if d <= 0 || d > hi {
-		d = hi
-	}
-	return d - time.Duration(rand.Int64N(int64(d)/2+1))
 }

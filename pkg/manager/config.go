@@ -29,7 +29,7 @@ type Config struct {
 	// CloudSettle is how long after our own confirmed change a read of the cloud is distrusted for
 	// that IP: cloud reads are eventually consistent and may not show a write of the last seconds.
 	CloudSettle time.Duration
-	// RetryMin and RetryMax bound the backoff between attempts of a failing IP.
+	// RetryMin and RetryMax bound the waits between attempts of whatever fails (nextAttempt, backoff.go).
 	RetryMin, RetryMax time.Duration
 	// StartupProbeWait is how long a new leader waits for the first verdicts of the gateway probes
 	// before it places IPs, so that it does not move IPs away from gateways it has not probed yet.

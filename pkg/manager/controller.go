@@ -73,6 +73,8 @@ type Controller struct {
 	locateRetryAt  time.Time
 	view           view
 	isolated       bool // most gateway probes fail at once (see suspectIsolation)
+
+	invalidIPs map[string]bool // objects' IPs already reported not to parse (parseIP)
 	// The last status written per gateway and per policy.
 	written         map[string]egressgwv1.EgressGatewayStatus
 	writtenPolicies map[client.ObjectKey]egressgwv1.EgressPolicyStatus
@@ -142,7 +144,7 @@ func (c *Controller) loop(ctx context.Context) {
 		}
 		if err := c.sync(ctx); err != nil && ctx.Err() == nil {
 			c.log.Error(err, "sync failed; retrying")
-			c.kickAfter(ctx, c.cfg.RetryMin)
+			c.kickAfter(ctx, c.nextAttempt(1, retrySync))
 		}
 	}
 }

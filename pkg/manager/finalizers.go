@@ -32,7 +32,7 @@ func (c *Controller) ensureFinalizers(ctx context.Context, snap *snapshot) map[s
 func (c *Controller) finishDeletions(ctx context.Context, snap *snapshot) error {
 	var errs []error
 	for _, gw := range snap.gateways {
-		if gw.DeletionTimestamp == nil || !controllerutil.ContainsFinalizer(gw, FinalizerReleaseIPs) || !c.released(gw) {
+		if gw.DeletionTimestamp == nil || !controllerutil.ContainsFinalizer(gw, FinalizerReleaseIPs) || !c.released(snap.ips[gw.Name]) {
 			continue
 		}
 		c.log.Info("gateway deleted: all its egress IPs are released", "gateway", gw.Name)
@@ -43,10 +43,10 @@ func (c *Controller) finishDeletions(ctx context.Context, snap *snapshot) error 
 
 // released reports whether no IP of a deleted gateway is held any more, other than by a live gateway
 // that also lists it.
-func (c *Controller) released(gw *egressgwv1.EgressGateway) bool {
+func (c *Controller) released(ips gatewayIPs) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, ip := range claimedIPs(gw) {
+	for _, ip := range ips.claimed() {
 		if st := c.ips[ip]; st != nil && st.gateway == "" && (!st.located || st.node != "" || st.target != "") {
 			return false
 		}

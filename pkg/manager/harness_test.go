@@ -158,7 +158,7 @@ func testLogger(t testing.TB, id string) logr.Logger {
 		if !done {
 			t.Logf("[%s] %s %s", id, prefix, args)
 		}
-	}, funcr.Options{Verbosity: 0})
+	}, funcr.Options{Verbosity: 0, LogTimestamp: true})
 }
 
 // eventually polls cond until it holds; the deadline only keeps a broken test from hanging.

@@ -20,6 +20,7 @@ import (
 //	         ├─ failed ──────────────────────────▶ retryAfter: Pending, with backoff
 //	         ├─ its batch was refused ───────────▶ splitOff: Pending, alone, retried soon
 //	         └─ intent not recorded in status ───▶ abandonMove: Pending
+//	  └─ not on a node, its gateway's status full ▶ waitForRoom: Pending
 //	no gateway lists it ──release──▶ released (then forgotten)
 //
 // The transitions below are the only code that changes the lifecycle fields.
@@ -77,6 +78,19 @@ func (s *ipState) currentNode() string {
 	return s.node
 }
 
+// statusHolder is the gateway whose status must list the IP because the cloud may hold it for that
+// gateway: the owner of an IP on a node or on its way to one, or the former owner of an IP removed from
+// its spec, until it is released. "" when no status must.
+func (s *ipState) statusHolder() string {
+	switch {
+	case s.gateway == "" && s.former != "":
+		return s.former
+	case s.currentNode() != "":
+		return s.gateway
+	}
+	return ""
+}
+
 // trafficNode is where the IP's traffic goes, as policies publish it: the node of a move in flight or
 // under way (so that agents re-steer the moment it lands), else the node holding an assigned IP. An IP
 // that no move is taking anywhere and that is not assigned names none.
@@ -123,6 +137,12 @@ func (s *ipState) retryAfter(wait time.Duration, reason, message string, now tim
 func (s *ipState) splitOff(wait time.Duration, reason, message string, now time.Time) {
 	s.alone = true
 	s.retryAfter(wait, reason, message, now)
+}
+
+// waitForRoom records that a first move of the IP waits: its gateway's status could not record it.
+func (s *ipState) waitForRoom(message string, now time.Time) {
+	s.movingTo = ""
+	s.setState(egressgwv1.AssignmentPending, ReasonStatusFull, message, now)
 }
 
 // unplace records that no node can take the IP now.

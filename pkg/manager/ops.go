@@ -216,7 +216,7 @@ func (c *Controller) finishMove(m *moveOp, rec MoveRecord) (brokeAt time.Time) {
 // batch is tried again soon in a call of its own, so that the others go and the culprit is named.
 func (c *Controller) moveFailed(st *ipState, m *moveOp, err error, now time.Time) {
 	if len(m.ips) > 1 && refusal(err) {
-		st.splitOff(c.cfg.RetryMin, errorCode(err),
+		st.splitOff(c.nextAttempt(1, retryAlone), errorCode(err),
 			fmt.Sprintf("the cloud refused the move of %d IPs to %s; retrying each on its own: %v", len(m.ips), m.to, err), now)
 		return
 	}
@@ -241,10 +241,11 @@ func refusal(err error) bool {
 // retryLater sets an IP back to Pending with the error and the time of the next attempt.
 func (c *Controller) retryLater(st *ipState, err error, what string, now time.Time) {
 	st.failures++
-	wait := backoff(c.cfg.RetryMin, c.cfg.RetryMax, st.failures-1)
+	why := retryTransient
 	if errors.Is(err, providers.ErrPermanent) {
-		wait = c.cfg.RetryMax // retrying soon will not help; the message says what to change
+		why = retryRefused
 	}
+	wait := c.nextAttempt(st.failures, why)
 	st.retryAfter(wait, errorCode(err),
 		fmt.Sprintf("%s (attempt %d, next in %s): %v", what, st.failures, wait.Round(time.Millisecond), err), now)
 }

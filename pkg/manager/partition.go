@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"context"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,27 +51,29 @@ const recoveryGuard = 400 * time.Millisecond
 // not answer but which the cluster vouches for is Unconfirmed: it keeps the IPs no other node can take,
 // and when the manager seems cut off from most gateways (suspectIsolation) the cluster's word decides
 // and it stays eligible. A node whose last probe failed, or that recovered within recoveryGuard, keeps
-// its IPs but takes no new ones. Caller holds c.mu.
-func (c *Controller) weighProbes(ctx context.Context, n *failover.Node, node *corev1.Node, snap *snapshot, isolated bool, now time.Time) {
+// its IPs but takes no new ones. It returns when that changes by itself (zero when it does not): the
+// Lease going stale, the guard ending. Caller holds c.mu.
+func (c *Controller) weighProbes(n *failover.Node, node *corev1.Node, snap *snapshot, isolated bool, now time.Time) (recheckAt time.Time) {
 	h := c.prober.Health(node.Name)
 	switch {
 	case n.Ineligible == IneligibleUnreachable:
 		expires, vouched := c.vouchedUntil(node, snap)
 		if !vouched || !now.Before(expires) {
-			return
+			return time.Time{}
 		}
 		n.Unconfirmed = true
 		if isolated {
 			n.Ineligible = ""
 		}
-		c.kickAfter(ctx, expires.Sub(now)) // decide again when the Lease goes stale
+		return expires
 	case n.Ineligible != "":
 	case h.Failing:
 		n.NoNewIPs = true
 	case now.Sub(h.RecoveredAt) < recoveryGuard:
 		n.NoNewIPs = true
-		c.kickAfter(ctx, recoveryGuard-now.Sub(h.RecoveredAt))
+		return h.RecoveredAt.Add(recoveryGuard)
 	}
+	return time.Time{}
 }
 
 // vouchedUntil tells until when the cluster vouches for a node whose agent does not answer the manager:

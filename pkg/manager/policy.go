@@ -64,46 +64,47 @@ func (c *Controller) writePolicyStatus(ctx context.Context, p *egressgwv1.Egress
 // policyStatus decides a policy's conditions and egress IP. Caller holds c.mu.
 func (c *Controller) policyStatus(p *egressgwv1.EgressPolicy, snap *snapshot) egressgwv1.EgressPolicyStatus {
 	s := egressgwv1.EgressPolicyStatus{ObservedGeneration: p.Generation, Conditions: append([]metav1.Condition(nil), p.Status.Conditions...)}
-	accepted := c.acceptPolicy(p, snap, &s)
+	accepted, ip := c.acceptPolicy(p, snap, &s)
 	accepted.Type, accepted.ObservedGeneration = egressgwv1.ConditionAccepted, p.Generation
 	meta.SetStatusCondition(&s.Conditions, accepted)
-	meta.SetStatusCondition(&s.Conditions, c.policyReady(p, &s, accepted))
+	meta.SetStatusCondition(&s.Conditions, c.policyReady(p, ip, &s, accepted))
 	return s
 }
 
-// acceptPolicy checks the policy against its gateway and namespace, and picks its egress IP.
-func (c *Controller) acceptPolicy(p *egressgwv1.EgressPolicy, snap *snapshot, s *egressgwv1.EgressPolicyStatus) metav1.Condition {
+// acceptPolicy checks the policy against its gateway and namespace, and picks its egress IP, which it
+// returns and records in s.
+func (c *Controller) acceptPolicy(p *egressgwv1.EgressPolicy, snap *snapshot, s *egressgwv1.EgressPolicyStatus) (metav1.Condition, netip.Addr) {
 	gw := snap.gateways[p.Spec.GatewayName]
 	if gw == nil || gw.DeletionTimestamp != nil {
-		return refused(ReasonGatewayNotFound, "EgressGateway %s does not exist", p.Spec.GatewayName)
+		return refused(ReasonGatewayNotFound, "EgressGateway %s does not exist", p.Spec.GatewayName), netip.Addr{}
 	}
 	if !admits(gw, snap.namespaces[p.Namespace]) {
 		return refused(ReasonNamespaceNotAdmitted, "EgressGateway %s does not admit namespace %s: its namespaceSelector does not match the namespace's labels",
-			gw.Name, p.Namespace)
+			gw.Name, p.Namespace), netip.Addr{}
 	}
 	var ips []netip.Addr
 	placed := map[netip.Addr]bool{}
-	for _, ip := range specIPs(gw) {
+	for _, ip := range snap.ips[gw.Name].spec {
 		if st := c.ips[ip]; st != nil && st.gateway == gw.Name {
 			ips = append(ips, ip)
 			placed[ip] = st.trafficNode() != "" // assigned, or on its way: a move keeps the policy's IP
 		}
 	}
-	pin, _ := netip.ParseAddr(p.Spec.EgressIP)
-	current, _ := netip.ParseAddr(p.Status.EgressIP)
-	choice := failover.PolicyIP(p.Namespace+"/"+p.Name, ips, placed, pin, current)
+	pol := snap.policyIPs[p]
+	choice := failover.PolicyIP(p.Namespace+"/"+p.Name, ips, placed, pol.pinned, pol.current)
 	if choice.Reason != "" {
-		return refused(choice.Reason, "%s", choice.Message)
+		return refused(choice.Reason, "%s", choice.Message), netip.Addr{}
 	}
 	s.EgressIP = choice.IP.String()
 	s.GatewayNode = c.ips[choice.IP].trafficNode()
 	return metav1.Condition{Status: metav1.ConditionTrue, Reason: ReasonAccepted,
-		Message: fmt.Sprintf("uses egress IP %s of gateway %s", choice.IP, gw.Name)}
+		Message: fmt.Sprintf("uses egress IP %s of gateway %s", choice.IP, gw.Name)}, choice.IP
 }
 
-func (c *Controller) policyReady(p *egressgwv1.EgressPolicy, s *egressgwv1.EgressPolicyStatus, accepted metav1.Condition) metav1.Condition {
+// policyReady says whether ip, the policy's egress IP when it is accepted, is assigned.
+func (c *Controller) policyReady(p *egressgwv1.EgressPolicy, ip netip.Addr, s *egressgwv1.EgressPolicyStatus, accepted metav1.Condition) metav1.Condition {
 	ready := metav1.Condition{Type: egressgwv1.ConditionReady, Status: metav1.ConditionFalse, ObservedGeneration: p.Generation}
-	switch ip, _ := netip.ParseAddr(s.EgressIP); {
+	switch {
 	case accepted.Status != metav1.ConditionTrue:
 		ready.Reason, ready.Message = ReasonNotAccepted, accepted.Message
 	case s.GatewayNode != "" && c.ips[ip].state == egressgwv1.AssignmentAssigned:

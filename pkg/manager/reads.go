@@ -95,7 +95,7 @@ func (c *Controller) runLocate(ctx context.Context, ips []netip.Addr) {
 		c.applyLocations(snap, ips, locs, readAt)
 	} else {
 		c.locateFailures++
-		c.locateRetryAt = time.Now().Add(backoff(c.cfg.RetryMin, c.cfg.RetryMax, c.locateFailures-1))
+		c.locateRetryAt = time.Now().Add(c.nextAttempt(c.locateFailures, retryTransient))
 		c.log.Error(errors.Join(err, serr), "cannot read where the cloud has the egress IPs", "ips", len(ips), "retryAt", c.locateRetryAt)
 		c.kickAfter(ctx, time.Until(c.locateRetryAt))
 	}

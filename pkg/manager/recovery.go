@@ -63,7 +63,7 @@ func (c *Controller) locateUntilDone(ctx context.Context, ips []netip.Addr) (map
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(backoff(c.cfg.RetryMin, c.cfg.RetryMax, attempt)):
+		case <-time.After(c.nextAttempt(attempt+1, retryTransient)):
 		}
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
+	"github.com/egressgw/egressgw/pkg/manager"
 	"github.com/egressgw/egressgw/test/ec2sim"
 )
 
@@ -27,7 +30,9 @@ const (
 // BenchmarkScale runs the manager against a cluster of 1,000 nodes, 50 of them gateway nodes in two
 // subnets of the simulated EC2, with 10 gateways of 50 IPs each (500 IPs). It reports how long the
 // initial placement takes, how long until every IP of 10 failed gateway nodes is on a healthy node, and
-// how much the process's heap grew with the manager running (the API server runs in its own process).
+// how much the process's heap grew with the manager running (the API server runs in its own process):
+// the spans in use and the live objects. With -v it logs every move, when it started and how long the
+// cloud took; EGRESSGW_HEAP_PROFILE=P writes heap profiles P-before and P-placed.
 //
 //	KUBEBUILDER_ASSETS=$(make -s envtest-assets) go test -run '^$' -bench Scale -benchtime 1x ./pkg/manager/
 func BenchmarkScale(b *testing.B) {
@@ -41,12 +46,16 @@ func runScale(b *testing.B) {
 	c := newCluster(b, vpc.provider)
 	c.addScaleNodes(b)
 	ips := c.addScaleGateways()
-	heapBefore := heapInUse()
+	heapBefore := heapNow()
+	writeHeapProfile(b, "before")
 	start := time.Now()
+	b.Logf("manager started at %s", start.Format("15:04:05.000"))
 	c.startManager("m1", nil)
 	c.eventually("all 500 IPs placed in the cloud", func() (bool, string) { return allHeld(vpc, ips, nil) })
 	placed := time.Since(start)
-	heapAfter := heapInUse()
+	heapAfter := heapNow()
+	writeHeapProfile(b, "placed")
+	logMoves(b, c.moves, start, "initial")
 
 	failed := map[string]bool{}
 	for i := range scaleFailed {
@@ -64,23 +73,52 @@ func runScale(b *testing.B) {
 	}
 	c.eventually("every IP off the failed nodes", func() (bool, string) { return allHeld(vpc, ips, failed) })
 	failover := time.Since(start)
-	for len(c.moves) > 0 {
-		r := <-c.moves
-		if r.Started.After(start) {
-			b.Logf("move to %s: %d IPs, started +%v, cloud %v, err %v", r.To, len(r.IPs), r.Started.Sub(start).Round(time.Millisecond), r.Done.Sub(r.Started).Round(time.Millisecond), r.Err)
-		}
-	}
+	logMoves(b, c.moves, start, "failover")
 	b.ReportMetric(placed.Seconds(), "s/initial-placement")
 	b.ReportMetric(failover.Seconds(), "s/failover")
 	b.ReportMetric(float64(moving), "IPs-moved")
-	b.ReportMetric(float64(heapAfter-heapBefore)/(1<<20), "MiB-heap-growth")
+	b.ReportMetric(float64(heapAfter.inUse-heapBefore.inUse)/(1<<20), "MiB-heap-growth")
+	b.ReportMetric(float64(heapAfter.live-heapBefore.live)/(1<<20), "MiB-live-heap-growth")
 }
 
-func heapInUse() uint64 {
+// logMoves logs the moves recorded since start, draining the channel.
+func logMoves(b *testing.B, moves chan manager.MoveRecord, start time.Time, phase string) {
+	for len(moves) > 0 {
+		r := <-moves
+		b.Logf("%s move to %s: %d IPs, started +%v, cloud %v, err %v", phase, r.To, len(r.IPs),
+			r.Started.Sub(start).Round(time.Millisecond), r.Done.Sub(r.Started).Round(time.Millisecond), r.Err)
+	}
+}
+
+// writeHeapProfile writes the live heap to $EGRESSGW_HEAP_PROFILE-when, when that is set, for finding
+// what the heap growth is made of:
+//
+//	go tool pprof -sample_index=inuse_space -diff_base $P-before manager.test $P-placed
+func writeHeapProfile(b *testing.B, when string) {
+	path := os.Getenv("EGRESSGW_HEAP_PROFILE")
+	if path == "" {
+		return
+	}
+	runtime.GC() // the profile shows the heap as of the last GC
+	f, err := os.Create(path + "-" + when)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// heapFigures are the heap's spans in use (HeapInuse: what the process holds, free slots of its spans
+// included, which vary by several MiB from run to run) and its live objects (HeapAlloc), after a GC.
+type heapFigures struct{ inUse, live uint64 }
+
+func heapNow() heapFigures {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapInuse
+	return heapFigures{inUse: m.HeapInuse, live: m.HeapAlloc}
 }
 
 // allHeld reports whether the cloud has every IP on a gateway node outside failed.

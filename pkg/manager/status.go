@@ -61,14 +61,15 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, gw *egressgwv1.Egre
 // gatewayStatus computes the status of a gateway from the IP states and the last view. Caller holds c.mu.
 func (c *Controller) gatewayStatus(gw *egressgwv1.EgressGateway) egressgwv1.EgressGatewayStatus {
 	s := egressgwv1.EgressGatewayStatus{ObservedGeneration: gw.Generation, Conditions: append([]metav1.Condition(nil), gw.Status.Conditions...)}
-	for _, e := range gw.Spec.EgressIPs {
-		a := c.assignmentStatus(gw, e.IP)
+	specIPs := c.view.ips[gw.Name].spec
+	for _, ip := range specIPs {
+		a := c.assignmentStatus(gw, ip)
 		if a.State == egressgwv1.AssignmentAssigned && a.Message == "" {
 			s.AssignedIPCount++
 		}
 		s.Assignments = append(s.Assignments, a)
 	}
-	s.Assignments = append(s.Assignments, c.releasingStatus(gw, len(s.Assignments))...)
+	s.Assignments = append(s.Assignments, c.releasingStatus(gw, specIPs)...)
 	members := c.view.members[gw.Name]
 	for _, name := range members[:min(len(members), maxStatusNodes)] {
 		healthy := c.view.nodeWhy[name] == ""
@@ -81,29 +82,63 @@ func (c *Controller) gatewayStatus(gw *egressgwv1.EgressGateway) egressgwv1.Egre
 		}
 	}
 	s.EgressIPCount = int32(len(gw.Spec.EgressIPs))
-	setGatewayConditions(&s, gw.Generation)
+	setGatewayConditions(&s, gw.Generation) // from every assignment, listed or not
+	s.Assignments = c.capAssignments(gw.Name, s.Assignments)
 	return s
 }
 
-// maxAssignments is the schema's cap on status.assignments.
-const maxAssignments = 128
+const (
+	// maxAssignments is the schema's cap on status.assignments.
+	maxAssignments = 128
+	// ReasonStatusFull: a new egress IP waits for its first move until the gateway's status has room.
+	ReasonStatusFull = "StatusFull"
+)
 
-// releasingStatus lists the IPs removed from the gateway's spec that are not released yet, after the
-// listed ones, as long as the list has room: the status is what tells a new leader to release them.
-// Caller holds c.mu.
-func (c *Controller) releasingStatus(gw *egressgwv1.EgressGateway, listed int) []egressgwv1.IPAssignment {
+// capAssignments cuts the list to maxAssignments entries. The entries of IPs the cloud may hold (on a
+// node, on their way, being released) stay: the status is what tells a new leader about them, and an
+// IP being released that no status lists would never be released. Entries of IPs held nowhere go first:
+// the spec lists them too. The moves are held back so that the first kind alone never exceeds the cap
+// (statusEntriesHeld); the order of the kept entries stays.
+func (c *Controller) capAssignments(gateway string, as []egressgwv1.IPAssignment) []egressgwv1.IPAssignment {
+	if len(as) <= maxAssignments {
+		return as
+	}
+	mustKeep := func(a egressgwv1.IPAssignment) bool { return a.Node != "" || a.State == egressgwv1.AssignmentReleasing }
+	spare := maxAssignments
+	for _, a := range as {
+		if mustKeep(a) {
+			spare--
+		}
+	}
+	out := make([]egressgwv1.IPAssignment, 0, maxAssignments)
+	for _, a := range as {
+		if !mustKeep(a) {
+			if spare <= 0 {
+				continue
+			}
+			spare--
+		}
+		out = append(out, a)
+	}
+	if len(out) > maxAssignments {
+		c.log.Error(nil, "status has no room for every IP the cloud may hold for the gateway; a new leader would not know the unlisted ones",
+			"gateway", gateway, "unlisted", len(out)-maxAssignments, "firstUnlisted", out[maxAssignments].IP)
+		out = out[:maxAssignments]
+	}
+	return out
+}
+
+// releasingStatus lists the IPs removed from the gateway's spec that are not released yet: the status is
+// what tells a new leader to release them. Caller holds c.mu.
+func (c *Controller) releasingStatus(gw *egressgwv1.EgressGateway, specIPs []netip.Addr) []egressgwv1.IPAssignment {
 	var ips []netip.Addr
 	for ip, st := range c.ips {
-		if st.gateway == "" && st.former == gw.Name && !slices.ContainsFunc(gw.Spec.EgressIPs, func(e egressgwv1.EgressIP) bool { return e.IP == ip.String() }) {
+		// A deleted gateway's spec still lists the IPs it releases: they are listed once, from the spec.
+		if st.gateway == "" && st.former == gw.Name && !slices.Contains(specIPs, ip) {
 			ips = append(ips, ip)
 		}
 	}
 	slices.SortFunc(ips, netip.Addr.Compare)
-	if room := maxAssignments - listed; len(ips) > room {
-		c.log.Info("status has no room for every IP still to be released; a new leader would not release the rest",
-			"gateway", gw.Name, "unlisted", ips[max(room, 0):])
-		ips = ips[:max(room, 0)]
-	}
 	out := make([]egressgwv1.IPAssignment, 0, len(ips))
 	for _, ip := range ips {
 		st := c.ips[ip]
@@ -117,12 +152,11 @@ func (c *Controller) releasingStatus(gw *egressgwv1.EgressGateway, listed int) [
 	return out
 }
 
-func (c *Controller) assignmentStatus(gw *egressgwv1.EgressGateway, ipText string) egressgwv1.IPAssignment {
-	a := egressgwv1.IPAssignment{IP: ipText, State: egressgwv1.AssignmentPending}
-	ip, err := netip.ParseAddr(ipText)
+func (c *Controller) assignmentStatus(gw *egressgwv1.EgressGateway, ip netip.Addr) egressgwv1.IPAssignment {
+	a := egressgwv1.IPAssignment{IP: ip.String(), State: egressgwv1.AssignmentPending}
 	st := c.ips[ip]
 	switch {
-	case err != nil || st == nil:
+	case st == nil:
 		a.Reason, a.Message = "Locating", "waiting for the manager to read where the cloud has this IP"
 	case c.view.conflicts[gw.Name][ip] != "":
 		a.State, a.Reason, a.Message = egressgwv1.AssignmentUnplaced, failover.ReasonIPConflict, bounded(c.view.conflicts[gw.Name][ip])

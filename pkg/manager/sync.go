@@ -19,6 +19,7 @@ import (
 // operations that run between syncs. Guarded by Controller.mu.
 type view struct {
 	gateways map[string]*egressgwv1.EgressGateway // read-only cache objects, for Events
+	ips      map[string]gatewayIPs                // the gateways' IPs, parsed
 	nodes    map[string]*corev1.Node              // read-only cache objects, for Events
 	nodeWhy  map[string]string                    // why each gateway node is ineligible; "" when eligible
 	members  map[string][]string
@@ -42,10 +43,13 @@ func (c *Controller) sync(ctx context.Context) error {
 	c.mu.Lock()
 	c.trackOwners(snap, now)
 	work := c.dueReads(ctx, snap, now)
-	decisions := failover.Place(c.placementInput(ctx, snap))
-	moves, other := c.decide(ctx, decisions, now)
+	in, v, recheckAt := c.placementInput(snap, c.suspectIsolation(snap), now)
+	c.recordView(v)
+	moves, other, retryAt := c.applyDecisions(failover.Place(in), now)
+	c.syncAgainAt(ctx, recheckAt, now)
+	c.syncAgainAt(ctx, retryAt, now)
 	work = append(work, other...)
-	work = append(work, c.releases(now)...)
+	work = append(work, c.startReleases(now)...)
 	work = append(work, c.dueRemovals(snap, now)...)
 	c.prune(snap)
 	c.mu.Unlock()
@@ -94,36 +98,64 @@ func (c *Controller) trackOwners(snap *snapshot, now time.Time) {
 		c.ipState(ip, gw, now)
 	}
 	// A new leader learns from status which gateway an IP no spec lists any more was released for.
-	for _, gw := range snap.gateways {
-		for _, a := range gw.Status.Assignments {
-			ip, err := netip.ParseAddr(a.IP)
-			if st := c.ips[ip]; err == nil && st != nil && st.gateway == "" && st.former == "" {
-				st.former = gw.Name
+	for name, ips := range snap.ips {
+		for _, ip := range ips.recorded {
+			if st := c.ips[ip]; st != nil && st.gateway == "" && st.former == "" {
+				st.former = name
 			}
 		}
 	}
 }
 
-// placementInput turns the snapshot and the cloud's view into placement's input, and records the view.
-// IPs not located yet, and IPs something outside the cluster holds, are left out. Caller holds c.mu.
-func (c *Controller) placementInput(ctx context.Context, snap *snapshot) failover.Input {
-	v := view{gateways: snap.gateways, nodes: snap.nodes, nodeWhy: map[string]string{}, members: snap.members, zones: map[string]string{},
+// placementInput turns the snapshot and the cloud's view into placement's input, and the view of the
+// cluster that status shows; it changes nothing. IPs not located yet, and IPs something outside the
+// cluster holds, are left out. isolated says whether the manager doubts its own probes
+// (suspectIsolation). recheckAt is when the input changes by itself (a Lease going stale, a recovered
+// node's guard ending): placement must run again then; zero when never. Caller holds c.mu.
+func (c *Controller) placementInput(snap *snapshot, isolated bool, now time.Time) (in failover.Input, v view, recheckAt time.Time) {
+	v = view{gateways: snap.gateways, ips: snap.ips, nodes: snap.nodes, nodeWhy: map[string]string{}, members: snap.members, zones: map[string]string{},
 		egressIfs: map[string]*egressgwv1.EgressInterface{}, conflicts: map[string]map[netip.Addr]string{}}
-	in := failover.Input{Nodes: map[string]failover.Node{}}
-	isolated, now := c.suspectIsolation(snap), time.Now()
+	in = failover.Input{Nodes: map[string]failover.Node{}}
 	for _, name := range snap.gatewayNodes {
 		node := snap.nodes[name]
 		n := c.placementNode(node, &v)
-		c.weighProbes(ctx, &n, node, snap, isolated, now)
+		recheckAt = earliest(recheckAt, c.weighProbes(&n, node, snap, isolated, now))
 		in.Nodes[name] = n
 	}
 	for _, gw := range snap.live {
-		in.Gateways = append(in.Gateways, c.placementGateway(gw, snap.members[gw.Name]))
+		in.Gateways = append(in.Gateways, c.placementGateway(gw, snap.ips[gw.Name].spec, snap.members[gw.Name]))
 	}
-	c.view = v
-	return in
+	return in, v, recheckAt
 }
 
+// recordView keeps the view of this sync for the status writes, and publishes each gateway node's
+// eligibility as a gauge. Caller holds c.mu.
+func (c *Controller) recordView(v view) {
+	c.view = v
+	for name, why := range v.nodeWhy {
+		c.metrics.gatewayHealthy.WithLabelValues(name).Set(boolGauge(why == ""))
+		c.gauged[name] = true
+	}
+}
+
+// syncAgainAt asks for a sync at t; zero asks for none.
+func (c *Controller) syncAgainAt(ctx context.Context, t, now time.Time) {
+	if !t.IsZero() {
+		c.kickAfter(ctx, t.Sub(now))
+	}
+}
+
+// earliest is the earlier of two times, zero standing for never.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// placementNode is the node as placement sees it: eligible or why not, its subnet and free room. What
+// status shows of the node (zone, egress interface, why it is ineligible) goes into v, the view being
+// built.
 func (c *Controller) placementNode(node *corev1.Node, v *view) failover.Node {
 	nc := c.nodes[node.Name]
 	why := ineligibility(node, c.prober.Health(node.Name).Verdict)
@@ -140,17 +172,15 @@ func (c *Controller) placementNode(node *corev1.Node, v *view) failover.Node {
 		v.zones[node.Name] = node.Labels[corev1.LabelTopologyZone]
 	}
 	v.nodeWhy[node.Name] = why
-	c.metrics.gatewayHealthy.WithLabelValues(node.Name).Set(boolGauge(why == ""))
-	c.gauged[node.Name] = true
 	return n
 }
 
 // placementGateway passes on the gateway's IPs that are located and free to take. Whether an IP is
 // passed does not depend on the gateway, so that an IP two gateways list reaches placement for both or
 // for neither, and placement reports the conflict on the younger one.
-func (c *Controller) placementGateway(gw *egressgwv1.EgressGateway, members []string) failover.Gateway {
+func (c *Controller) placementGateway(gw *egressgwv1.EgressGateway, ips []netip.Addr, members []string) failover.Gateway {
 	g := failover.Gateway{Name: gw.Name, Created: gw.CreationTimestamp.Time, Nodes: members, Current: map[netip.Addr]string{}}
-	for _, ip := range specIPs(gw) {
+	for _, ip := range ips {
 		if st := c.ips[ip]; st.located && st.foreign == "" {
 			g.IPs = append(g.IPs, ip)
 			g.Current[ip] = st.currentNode()
@@ -159,12 +189,13 @@ func (c *Controller) placementGateway(gw *egressgwv1.EgressGateway, members []st
 	return g
 }
 
-// decide turns placement's decisions into state changes, moves grouped by target node, and other
-// cloud operations. Caller holds c.mu.
-func (c *Controller) decide(ctx context.Context, decisions []failover.Decision, now time.Time) ([]*moveOp, []op) {
+// applyDecisions records placement's decisions in the IP states and returns the moves they need,
+// grouped by target node, and the other cloud operations. retryAt is the earliest time an IP waiting
+// for a retry may move: placement must run again then; zero when none waits. Caller holds c.mu.
+func (c *Controller) applyDecisions(decisions []failover.Decision, now time.Time) (moves []*moveOp, ops []op, retryAt time.Time) {
 	byTarget := map[string]*moveOp{} // see planMove
-	var ops []op
 	unplaced := 0
+	held := c.statusEntriesHeld()
 	for _, d := range decisions {
 		st := c.ips[d.IP]
 		switch {
@@ -178,17 +209,23 @@ func (c *Controller) decide(ctx context.Context, decisions []failover.Decision, 
 		case !d.Moves():
 			ops = append(ops, c.settle(st, d, now)...)
 		case now.Before(st.retryAt):
-			c.kickAfter(ctx, st.retryAt.Sub(now))
+			retryAt = earliest(retryAt, st.retryAt)
+		case st.currentNode() == "" && held[st.gateway] >= maxAssignments:
+			st.waitForRoom(fmt.Sprintf("waiting for room in the gateway's status, whose %d entries all name IPs the cloud holds "+
+				"(IPs removed from the spec count until they are released)", maxAssignments), now)
 		default:
+			if st.currentNode() == "" {
+				held[st.gateway]++
+			}
 			c.planMove(byTarget, st, d, now)
 		}
 	}
 	c.metrics.unplaced.Set(float64(unplaced))
-	moves := make([]*moveOp, 0, len(byTarget))
+	moves = make([]*moveOp, 0, len(byTarget))
 	for _, m := range byTarget {
 		moves = append(moves, m)
 	}
-	return moves, ops
+	return moves, ops, retryAt
 }
 
 func (c *Controller) noteConflict(gateway string, ip netip.Addr, message string) {
@@ -245,9 +282,10 @@ func (c *Controller) planMove(moves map[string]*moveOp, st *ipState, d failover.
 	st.startMove(d.Node, why, c.brokeAt[st.node], now)
 }
 
-// releases gives back the IPs that no live gateway wants and forgets those that nothing holds.
+// startReleases starts giving back the IPs that no live gateway wants (their target set, the operations
+// returned) and forgets those that nothing holds.
 // Caller holds c.mu.
-func (c *Controller) releases(now time.Time) []op {
+func (c *Controller) startReleases(now time.Time) []op {
 	var ops []op
 	for ip, st := range c.ips {
 		switch {
@@ -274,4 +312,17 @@ func boolGauge(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// statusEntriesHeld counts, per gateway, the IPs its status must list because the cloud may hold them
+// for it: on a node or on their way to one, or removed from its spec and not released yet. The status is
+// how a new leader knows them, and it has maxAssignments entries at most. Caller holds c.mu.
+func (c *Controller) statusEntriesHeld() map[string]int {
+	held := map[string]int{}
+	for _, st := range c.ips {
+		if gw := st.statusHolder(); gw != "" {
+			held[gw]++
+		}
+	}
+	return held
 }

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // builder accumulates one node's Desired state while DesiredState walks the policies.
@@ -236,7 +237,7 @@ func (b *builder) finish() *Desired {
 	for _, s := range b.sets {
 		d.Sets = append(d.Sets, s)
 	}
-	slices.SortFunc(d.Sets, func(x, y IPSet) int { return compareStrings(x.Name, y.Name) })
+	slices.SortFunc(d.Sets, func(x, y IPSet) int { return strings.Compare(x.Name, y.Name) })
 	return d
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // Desired is the datapath one node should have. DesiredState computes it; Datapath.Apply makes the
@@ -129,18 +130,8 @@ func DesiredState(view View, cfg Config) (*Desired, error) {
 
 func sortedPolicies(ps []PolicyView) []PolicyView {
 	out := slices.Clone(ps)
-	slices.SortFunc(out, func(a, b PolicyView) int { return compareStrings(a.Key, b.Key) })
+	slices.SortFunc(out, func(a, b PolicyView) int { return strings.Compare(a.Key, b.Key) })
 	return out
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // setName derives a short, stable set name (31 characters at most) from the policy key. The prefix keeps

@@ -67,9 +67,7 @@ func keyOfRule(r netlink.Rule) ruleKey {
 func (dp *Datapath) addRouting(link netlink.Link, have, want *kernelState) (int, error) {
 	var toAdd []route
 	mergeDiff(have.routes, want.routes, compareRoutes, func(r route) { toAdd = append(toAdd, r) }, func(route) {})
-	for _, r := range changedRoutes(have.routes, want.routes) {
-		toAdd = append(toAdd, r)
-	}
+	toAdd = append(toAdd, changedRoutes(have.routes, want.routes)...)
 	changed := 0
 	for _, r := range toAdd {
 		if err := dp.nl.RouteReplace(tunnelRoute(link, r)); err != nil {

@@ -93,6 +93,11 @@ type Location struct {
 	// address), or the IP was found in two networks and the provider cannot tell which is the cluster's
 	// (then Interface and Instance are empty). Such an IP is reported, never taken: Assign and Move refuse
 	// it with ErrIPInUse. Providers that cannot tell leave it empty.
+	//
+	// An IP with InUse empty that is not a NIC's primary address is egressgw's wherever it is: on an
+	// instance that is no node of the cluster any more (its Node deleted while the VM runs on) the manager
+	// takes it back, releasing it there (InstanceNode names the instance) or moving it (Mover). A provider
+	// must therefore set InUse for every holder it can tell is not egressgw's.
 	InUse string
 }
 
@@ -131,6 +136,18 @@ type Provider interface {
 	// cloud applies (a write of the last seconds may not be visible yet).
 	// Errors: ErrThrottled, ErrUnavailable, ErrPermanent.
 	Locate(ctx context.Context, ips []netip.Addr) (map[netip.Addr]Location, error)
+
+	// InstanceOf returns the instance a Node's providerID names, spelled as NodeInfo.Instance and
+	// Location.Instance spell it, without calling the cloud: how the manager finds the node of an instance
+	// that Locate reports. The providerID forms are the provider's knowledge, not the manager's.
+	// Errors: ErrUnsupportedNode (not a providerID of this cloud), naming what is wrong.
+	InstanceOf(providerID string) (string, error)
+
+	// InstanceNode is the reverse of InstanceOf: a Node for instance (as Location.Instance spells it) that
+	// the provider's methods accept, without calling the cloud, so that an IP can be released from an
+	// instance whose Node object is gone. Name is a short name of the instance, for messages.
+	// Errors: ErrUnsupportedNode (not an instance name of this cloud).
+	InstanceNode(instance string) (Node, error)
 }
 
 // Mover is the optional capability of clouds that move IPs between nodes in one call, found by type

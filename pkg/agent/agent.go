@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
+	"github.com/egressgw/egressgw/pkg/agenthealth"
 	"github.com/egressgw/egressgw/pkg/nodeagent"
 )
 
@@ -59,6 +61,10 @@ type Options struct {
 	// pods between their CNI ADD and the kubelet's status write (OverlayFileName). "" keeps it in
 	// memory only. The agent creates the directory.
 	StateDir string
+	// PeerPort is the port other nodes' agents serve on (the DaemonSet's health port, the same on every
+	// node), where new pods are announced to their gateways. 0 takes the port of HealthBindAddress when it
+	// names one, else agenthealth.DefaultPort.
+	PeerPort int
 	// DialPeer connects to other nodes' agents (announcements of new pods to their gateways); nil dials
 	// from the agent's own network namespace, the node's. Tests that run agents in-process for network
 	// namespaces dial from the node's namespace with it.
@@ -120,6 +126,9 @@ func New(c client.WithWatch, o Options) (*Agent, error) {
 	if o.Gatherer == nil {
 		o.Gatherer = prometheus.NewRegistry()
 	}
+	if o.PeerPort == 0 {
+		o.PeerPort = portOf(o.HealthBindAddress)
+	}
 	a := &Agent{opts: o, log: o.Log.With("node", o.Node), dp: o.Datapath, c: c,
 		dirty: make(chan struct{}, 1), syncSem: make(chan struct{}, 1), ready: make(chan struct{}),
 		overlay: newCNIOverlay(), pending: pendingPods{since: map[string]time.Time{}}}
@@ -138,8 +147,21 @@ func New(c client.WithWatch, o Options) (*Agent, error) {
 	return a, a.buildInformers()
 }
 
+// portOf is the port of a health bind address, agenthealth.DefaultPort when it names none ("", "0").
+func portOf(addr string) int {
+	if _, p, err := net.SplitHostPort(addr); err == nil {
+		if port, err := strconv.Atoi(p); err == nil && port > 0 {
+			return port
+		}
+	}
+	return agenthealth.DefaultPort
+}
+
 func (o Options) validate() error {
 	var errs []error
+	if o.PeerPort < 0 || o.PeerPort > 65535 {
+		errs = append(errs, fmt.Errorf("peer port %d is not a TCP port", o.PeerPort))
+	}
 	if o.Node == "" {
 		errs = append(errs, errors.New("node name is empty: set --node-name or $NODE_NAME (the downward API's spec.nodeName)"))
 	}

@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
-	"github.com/egressgw/egressgw/pkg/agenthealth"
 	"github.com/egressgw/egressgw/pkg/cnirpc"
 )
 
@@ -30,7 +29,7 @@ import (
 // the gateway decides selection from its own cache of that Pod's labels (docs/agent.md).
 
 // PathAnnounce is where an agent accepts another node's announcement of a new pod's IPs: POST a
-// cnirpc.AddRequest, on the agent's health listener (the node's InternalIP, agenthealth.DefaultPort).
+// cnirpc.AddRequest, on the agent's health listener (the node's InternalIP, Options.PeerPort).
 const PathAnnounce = "/v1/peer/pod-added"
 
 // announceTimeout bounds the wait for one gateway's answer, and so what a dead gateway (no answer at
@@ -74,7 +73,7 @@ func (a *Agent) announce(ctx context.Context, pod *PodInfo, req cnirpc.AddReques
 }
 
 func (a *Agent) announceTo(ctx context.Context, ip netip.Addr, body []byte) error {
-	url := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(agenthealth.DefaultPort)) + PathAnnounce
+	url := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(a.opts.PeerPort)) + PathAnnounce
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err

@@ -88,39 +88,52 @@ func TestFirstPacketAtTheGatewayUnderTheProfiles(t *testing.T) {
 		{CNI: netlab.Cilium(), Proxy: netlab.KubeProxyIPTables},
 	} {
 		t.Run(p.Name(), func(t *testing.T) {
-			c := newClusterUnder(t, p, 2, 0)
-			n1, n2 := c.topo.Nodes[0], c.topo.Nodes[1]
-			c.placedPolicy(n2, true)
-			c.startAll()
-			cli := c.serveCNI(t, n1.Name)
-			const starts = 5
-			for i := range starts {
-				pod, err := c.topo.AddPod(context.Background(), n1)
-				if err != nil {
-					t.Fatal(err)
-				}
-				name := fmt.Sprintf("first-%d", i)
-				obj := c.createPod(name, n1.Name, netip.Addr{}, map[string]string{"app": "pay"})
-				id := cnirpc.PodIdentity{Namespace: namespace, Name: name, UID: string(obj.UID), ContainerID: "s-" + name}
-				if err := cli.Add(context.Background(), cnirpc.AddRequest{Pod: id, IPs: []netip.Addr{pod.IP}}); err != nil {
-					t.Fatal(err)
-				}
-				if err := pod.NS.SendUDP(context.Background(), server, name); err != nil {
-					t.Fatal(err)
-				}
-			}
-			time.Sleep(500 * time.Millisecond)
-			seen, err := c.srv.SeenAll()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range starts {
-				name := fmt.Sprintf("first-%d", i)
-				if srcs := seen[name]; len(srcs) != 1 || !strings.HasPrefix(srcs[0], egressIP.String()+":") {
-					t.Errorf("first datagram of %s (its status not written yet): seen as %v, want once from %s", name, srcs, egressIP)
-				}
-			}
+			firstPacketsAtTheGateway(t, newClusterUnder(t, p, 2, 0))
 		})
+	}
+}
+
+// TestAnnouncementsFollowTheHealthPort: with the chart's agent.healthPort changed, announcements go to
+// the port the agents serve on (it failed while they were sent to agenthealth.DefaultPort).
+func TestAnnouncementsFollowTheHealthPort(t *testing.T) {
+	c := newClusterUnder(t, netlab.Profile{CNI: netlab.AWSVPCCNI(netlab.AWSOptions{}), Proxy: netlab.KubeProxyIPTables}, 2, 0)
+	c.peerPort = 9600
+	firstPacketsAtTheGateway(t, c)
+}
+
+// firstPacketsAtTheGateway starts pods on the first node whose first datagram, sent right after ADD and
+// before the Pod's status names its IP, must reach the server from the egress IP held by the second.
+func firstPacketsAtTheGateway(t *testing.T, c *cluster) {
+	n1, n2 := c.topo.Nodes[0], c.topo.Nodes[1]
+	c.placedPolicy(n2, true)
+	c.startAll()
+	cli := c.serveCNI(t, n1.Name)
+	const starts = 5
+	for i := range starts {
+		pod, err := c.topo.AddPod(context.Background(), n1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("first-%d", i)
+		obj := c.createPod(name, n1.Name, netip.Addr{}, map[string]string{"app": "pay"})
+		id := cnirpc.PodIdentity{Namespace: namespace, Name: name, UID: string(obj.UID), ContainerID: "s-" + name}
+		if err := cli.Add(context.Background(), cnirpc.AddRequest{Pod: id, IPs: []netip.Addr{pod.IP}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := pod.NS.SendUDP(context.Background(), server, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	seen, err := c.srv.SeenAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range starts {
+		name := fmt.Sprintf("first-%d", i)
+		if srcs := seen[name]; len(srcs) != 1 || !strings.HasPrefix(srcs[0], egressIP.String()+":") {
+			t.Errorf("first datagram of %s (its status not written yet): seen as %v, want once from %s", name, srcs, egressIP)
+		}
 	}
 }
 

@@ -45,6 +45,8 @@ type cluster struct {
 	agents map[string]*runningAgent
 	// stateDir holds each node's agent state directory (stateDir/<node>), kept across restarts.
 	stateDir string
+	// peerPort is where every node's agent serves (health, announcements); 0 is agenthealth.DefaultPort.
+	peerPort int
 }
 
 type runningAgent struct {
@@ -267,7 +269,7 @@ func (c *cluster) startAgent(n *netlab.Node) *runningAgent {
 		ClusterCIDRs:   c.topo.ClusterRanges(),
 		ResyncInterval: time.Hour, Log: log, Registry: ra.reg, HealthBindAddress: "0",
 		StateDir: filepath.Join(c.stateDir, n.Name),
-		DialPeer: dialFrom(n.NS),
+		DialPeer: dialFrom(n.NS), PeerPort: c.peerPort,
 		OnSync: func(r agent.SyncResult) {
 			select {
 			case ra.syncs <- r:
@@ -334,7 +336,11 @@ func (c *cluster) serveInNode(n *netlab.Node, ra *runningAgent) *http.Server {
 	c.t.Helper()
 	var l net.Listener
 	if err := n.NS.Do(func() (err error) {
-		l, err = net.Listen("tcp", net.JoinHostPort(n.IP.String(), strconv.Itoa(agenthealth.DefaultPort)))
+		port := c.peerPort
+		if port == 0 {
+			port = agenthealth.DefaultPort
+		}
+		l, err = net.Listen("tcp", net.JoinHostPort(n.IP.String(), strconv.Itoa(port)))
 		return err
 	}); err != nil {
 		c.t.Fatal(err)

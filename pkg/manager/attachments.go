@@ -154,8 +154,9 @@ func (c *Controller) adoptLeftovers(ctx context.Context, snap *snapshot) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	nodes := c.nodesByInstance(snap)
 	for _, owner := range owners {
-		name := c.nodeOfInstance(snap, owner.Name)
+		name := nodes[owner.Name]
 		if slices.Contains(snap.gatewayNodes, name) {
 			continue
 		}
@@ -163,7 +164,7 @@ func (c *Controller) adoptLeftovers(ctx context.Context, snap *snapshot) {
 		if n := snap.nodes[name]; n != nil {
 			node = providerNode(n)
 		} else {
-			name = "instance " + owner.Name
+			name = strayName(owner.Name)
 		}
 		if _, known := c.nodes[name]; !known {
 			c.nodes[name] = &nodeCloud{node: node, info: providers.NodeInfo{Instance: owner.Name, Dedicated: true}}

@@ -30,6 +30,7 @@ type azureCloud struct {
 	sim      *azuresim.Server
 	history  *ipHistory
 	provider *azure.Provider
+	opts     *arm.ClientOptions
 }
 
 func newAzureCloud(t *testing.T) *azureCloud {
@@ -54,16 +55,31 @@ func newAzureCloud(t *testing.T) *azureCloud {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	opts := &arm.ClientOptions{ClientOptions: policy.ClientOptions{
+	a.opts = &arm.ClientOptions{ClientOptions: policy.ClientOptions{
 		Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: "https://login.invalid/",
 			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{cloud.ResourceManager: {Endpoint: srv.URL, Audience: "https://management.azure.com"}}},
 		Transport: &http.Client{Transport: ca.Transport()},
 	}}
-	a.provider, err = azure.New("00000000-0000-4000-8000-0000000000aa", azuresim.Credential{Principal: "egressgw-manager"}, opts, azure.Options{Logger: quiet})
+	a.provider = a.freshProvider(t)
+	return a
+}
+
+// freshProvider is another real Azure provider for the simulator, with empty caches, as a restarted
+// manager has.
+func (a *azureCloud) freshProvider(t *testing.T) *azure.Provider {
+	t.Helper()
+	p, err := azure.New("00000000-0000-4000-8000-0000000000aa", azuresim.Credential{Principal: "egressgw-manager"}, a.opts, azure.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a
+	return p
+}
+
+// addAzureNodes creates the Node objects of the model's VMs in subnet aks-nodes, all gateway nodes.
+func (c *cluster) addAzureNodes() {
+	for i, n := range azureNodes {
+		c.addNode(n.name, 10+i, "azure://"+azureVMs+n.vm, gatewayLabels)
+	}
 }
 
 // holder is the node whose NIC holds ip in the simulator, "" when none.
@@ -87,9 +103,7 @@ func (a *azureCloud) holder(ip string) string {
 func TestFailoverThroughAzure(t *testing.T) {
 	a := newAzureCloud(t)
 	c := newCluster(t, a.provider)
-	for i, n := range azureNodes {
-		c.addNode(n.name, 10+i, "azure://"+azureVMs+n.vm, gatewayLabels)
-	}
+	c.addAzureNodes()
 	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"}, Spec: gatewaySpec("10.224.0.50")})
 	c.startManager("m1", func(o *manager.RunOptions) { o.Config.Probe = failover.ProberConfig{} })
 	c.eventually("the IP placed", func() (bool, string) { return a.holder("10.224.0.50") != "", "" })

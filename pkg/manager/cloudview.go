@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,27 +35,47 @@ func (c *Controller) locate(ctx context.Context, ips []netip.Addr) (map[netip.Ad
 // applyLocations records where the cloud has ips. Caller holds c.mu.
 // readAt is when the read started.
 func (c *Controller) applyLocations(snap *snapshot, ips []netip.Addr, locs map[netip.Addr]providers.Location, readAt time.Time) {
-	wanted := snap.wanted
+	wanted, nodes := snap.wanted, c.nodesByInstance(snap)
 	for _, ip := range ips {
 		st := c.ipState(ip, wanted[ip], readAt)
 		if st.target != "" || st.confirmedAt.After(readAt.Add(-c.cfg.CloudSettle)) {
 			continue // our own call is in flight or just confirmed: fresher than this read
 		}
 		loc, held := locs[ip]
-		switch node := c.nodeOfInstance(snap, loc.Instance); {
+		switch node := nodes[loc.Instance]; {
 		case !held:
 			st.locatedAs(nil, "", "")
 		case loc.InUse != "": // the provider says it is not egressgw's (another tool's NIC, an ambiguous IP)
 			st.locatedAs(&loc, "", loc.InUse)
 		case loc.Primary:
 			st.locatedAs(&loc, "", fmt.Sprintf("it is the primary address of instance %s", loc.Instance))
-		case node == "":
-			st.locatedAs(&loc, "", fmt.Sprintf("it is held by %s, which is not a node of this cluster", describeHolder(loc)))
-		default:
+		case node != "":
 			st.locatedAs(&loc, node, "")
+		default:
+			stray, foreign := c.strayHolder(loc)
+			st.locatedAs(&loc, stray, foreign)
 		}
 	}
 }
+
+// strayHolder names the holder of an egressgw IP that no node of the cluster holds, as ipState.node
+// records it: an instance whose Node object was deleted while the VM runs on (an operator, an
+// autoscaler that deletes the Node before the VM terminates) holds it on egressgw's own NIC, and the IP
+// is taken back from "instance <id>", which placement sees as a node that is no gateway. Anything the
+// manager cannot release from (a NIC attached to no instance, an instance the provider cannot name) is
+// foreign: reported, never taken. Caller holds c.mu.
+func (c *Controller) strayHolder(loc providers.Location) (node, foreign string) {
+	if loc.Instance == "" {
+		return "", fmt.Sprintf("it is held by %s, which is not a node of this cluster", describeHolder(loc))
+	}
+	if _, err := c.provider.InstanceNode(loc.Instance); err != nil {
+		return "", fmt.Sprintf("it is held by %s, which is not a node of this cluster: %v", describeHolder(loc), err)
+	}
+	return strayName(loc.Instance), ""
+}
+
+// strayName is how the manager names an instance that is no node of the cluster.
+func strayName(instance string) string { return "instance " + instance }
 
 // ipState returns the state of ip, creating it for an IP seen for the first time. gw may be nil for an
 // IP no live gateway wants any more. Caller holds c.mu.
@@ -86,23 +105,24 @@ func publicIDOf(gw *egressgwv1.EgressGateway, ip netip.Addr) string {
 	return ""
 }
 
-// nodeOfInstance finds the cluster node of a cloud instance: first among the nodes the cloud described,
-// then by the providerID, which ends with the instance's name on every supported cloud.
-func (c *Controller) nodeOfInstance(snap *snapshot, instance string) string {
-	if instance == "" {
-		return ""
-	}
+// nodesByInstance maps cloud instances to the cluster's nodes: every Node by the instance its providerID
+// names, which only the provider can read, and the nodes the cloud described whose Node is gone (a record
+// outlives its Node object, and the instance may still hold IPs). A live Node wins over a record of the
+// same instance under another name (a node re-registered under a new name), so that its IPs stay. Caller
+// holds c.mu.
+func (c *Controller) nodesByInstance(snap *snapshot) map[string]string {
+	out := make(map[string]string, len(snap.nodes)+len(c.nodes))
 	for name, n := range c.nodes {
-		if n.info.Instance == instance {
-			return name
+		if n.info.Instance != "" {
+			out[n.info.Instance] = name
 		}
 	}
 	for name, n := range snap.nodes {
-		if strings.HasSuffix(n.Spec.ProviderID, "/"+instance) {
-			return name
+		if instance, err := c.provider.InstanceOf(n.Spec.ProviderID); err == nil && instance != "" {
+			out[instance] = name
 		}
 	}
-	return ""
+	return out
 }
 
 func describeHolder(loc providers.Location) string {

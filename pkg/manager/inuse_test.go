@@ -1,8 +1,6 @@
 package manager_test
 
 import (
-	"fmt"
-	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,12 +23,7 @@ func TestAPodsAddressIsReportedInUseAndLeftAlone(t *testing.T) {
 	c.addSimNodes(vpc)
 	c.create(&egressgwv1.EgressGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"}, Spec: gatewaySpec("10.0.1.50", "10.0.1.51")})
 	c.startManager("m1", nil)
-	c.eventually("the pod's address reported in use, the other IP placed", func() (bool, string) {
-		gw := c.gateway("gw")
-		inUse, placed := assignment(gw, "10.0.1.50"), assignment(gw, "10.0.1.51")
-		return inUse.Reason == "IPInUse" && strings.Contains(inUse.Message, "not an egress interface") &&
-			placed.State == egressgwv1.AssignmentAssigned, fmt.Sprintf("%+v / %+v", inUse, placed)
-	})
+	c.eventuallyInUse("10.0.1.50", "not an egress interface", "10.0.1.51")
 	if got := vpc.holder("10.0.1.50"); got != "gw-1" {
 		t.Fatalf("the pod's address left gw-1's primary interface for %q", got)
 	}

@@ -142,9 +142,10 @@ func (c *Controller) releaseHeld(ctx context.Context, keep string, ip netip.Addr
 	return nil
 }
 
-// holderOf names the gateway node whose instance holds an IP, as the provider needs it, from the cloud's
-// record the manager keeps of every node it described, which outlives the Node object. Anything else
-// holding the IP is not taken from.
+// holderOf names the node whose instance holds an IP, as the provider needs it: from the cloud's record
+// the manager keeps of every node it described, which outlives the Node object, else (a new leader, an
+// instance whose Node was deleted before this leader described it) as the provider names the instance.
+// An IP on a NIC that is not egressgw's, or a NIC's primary address, is not taken from.
 func (c *Controller) holderOf(loc providers.Location) (string, providers.Node, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -159,8 +160,15 @@ func (c *Controller) holderOf(loc providers.Location) (string, providers.Node, e
 			return name, nc.node, nil
 		}
 	}
-	return "", providers.Node{}, fmt.Errorf("%s is held by %s, which is not a gateway node of this cluster, and is not taken from it: %w",
-		loc.IP, describeHolder(loc), providers.ErrAssignedElsewhere)
+	if loc.Instance == "" {
+		return "", providers.Node{}, fmt.Errorf("%s is held by %s, and is not taken from it: %w", loc.IP, describeHolder(loc), providers.ErrAssignedElsewhere)
+	}
+	node, err := c.provider.InstanceNode(loc.Instance)
+	if err != nil {
+		return "", providers.Node{}, fmt.Errorf("%s is held by %s, which the provider cannot name, and is not taken from it: %w: %w",
+			loc.IP, describeHolder(loc), err, providers.ErrAssignedElsewhere)
+	}
+	return strayName(loc.Instance), node, nil
 }
 
 // call runs one provider call under the cloud timeout and records its latency and errors.

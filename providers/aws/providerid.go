@@ -41,3 +41,18 @@ func validInstanceID(id string) bool {
 	}
 	return strings.Trim(hex, "0123456789abcdef") == ""
 }
+
+// InstanceOf implements providers.Provider: the EC2 instance ID at the end of the providerID.
+func (p *Provider) InstanceOf(providerID string) (string, error) {
+	ref, err := parseProviderID(providerID)
+	return ref.id, err
+}
+
+// InstanceNode implements providers.Provider with the zone-less providerID aws:///<instance-id>, the form
+// Attachments reports too.
+func (p *Provider) InstanceNode(instance string) (providers.Node, error) {
+	if !validInstanceID(instance) {
+		return providers.Node{}, fmt.Errorf("%q is not an EC2 instance ID (i- and 8 or 17 hex digits): %w", instance, providers.ErrUnsupportedNode)
+	}
+	return providers.Node{Name: instance, ProviderID: "aws:///" + instance}, nil
+}

@@ -12,13 +12,15 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/egressip"
 )
 
 // Assign implements providers.Provider: the NIC gets the ip configuration egressgw-<ip> with a static
 // a.IP in its primary subnet and, when a.PublicIP names one, that public IP address (an empty a.PublicIP
 // leaves the configuration without one). An address another NIC holds is refused by Azure with
-// PrivateIPAddressInUse (ErrAssignedElsewhere), a missing public IP with InvalidResourceReference
-// (ErrNotFound); nothing changes then.
+// PrivateIPAddressInUse (ErrAssignedElsewhere, and ErrIPInUse as well when Locate shows an ip configuration
+// egressgw did not make holds it, as one on this NIC is refused), a missing public IP with
+// InvalidResourceReference (ErrNotFound); nothing changes then.
 func (p *Provider) Assign(ctx context.Context, node providers.Node, a providers.Assignment) error {
 	ctx, cancel := p.bound(ctx)
 	defer cancel()
@@ -34,7 +36,7 @@ func (p *Provider) Assign(ctx context.Context, node providers.Node, a providers.
 		return err
 	}
 	if err := p.submit(ctx, at, "assign "+a.IP.String(), p.assignEdit(at, a.IP, pipID)); err != nil {
-		return fmt.Errorf("assign %s to node %s (%s): %w", a.IP, at.node, at.nicNam, err)
+		return fmt.Errorf("assign %s to node %s (%s): %w", a.IP, at.node, at.nicNam, egressip.ExplainInUse(ctx, p.Locate, a.IP, err))
 	}
 	return nil
 }
@@ -72,9 +74,9 @@ func (p *Provider) assignEdit(at attachment, ip netip.Addr, pipID string) edit {
 func updatePublicIP(at attachment, c *armnetwork.InterfaceIPConfiguration, ip netip.Addr, pipID string) (bool, error) {
 	switch {
 	case isPrimary(c):
-		return false, fmt.Errorf("%s is the primary address of NIC %s (node %s), not an egress IP: %w", ip, at.nicNam, at.node, providers.ErrAssignedElsewhere)
+		return false, fmt.Errorf("%s is the primary address of NIC %s (node %s), not an egress IP: %w: %w", ip, at.nicNam, at.node, providers.ErrIPInUse, providers.ErrAssignedElsewhere)
 	case !ours(deref(c.Name)):
-		return false, fmt.Errorf("%s is held by ip configuration %s of NIC %s (node %s), which egressgw did not create: %w", ip, deref(c.Name), at.nicNam, at.node, providers.ErrAssignedElsewhere)
+		return false, fmt.Errorf("%s is held by ip configuration %s of NIC %s (node %s), which egressgw did not create: %w: %w", ip, deref(c.Name), at.nicNam, at.node, providers.ErrIPInUse, providers.ErrAssignedElsewhere)
 	case strings.EqualFold(publicIPOf(c), pipID):
 		return false, nil
 	}

@@ -21,7 +21,10 @@ func TestContract(t *testing.T) {
 			FreeA:    []netip.Addr{ip("10.224.0.50"), ip("10.224.0.51"), ip("10.224.0.52")},
 			FreeB:    []netip.Addr{ip("10.225.0.50")},
 			Outside:  ip("192.0.2.10"),
-			Unknown:  gone,
+			// A pod's address of Azure CNI: ip configuration ipconfig2 of the CNI node's NIC, not egressgw's.
+			InUse:       ip("10.224.0.21"),
+			InUseHolder: rgID + "/providers/Microsoft.Compute/virtualMachines/aks-cni-12345678-vm0",
+			Unknown:     gone,
 			Unsupported: []string{
 				"azure:///subscriptions/" + testSub,
 				"azure://" + rgID + "/providers/Microsoft.Network/networkInterfaces/" + gw0NIC,

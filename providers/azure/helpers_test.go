@@ -61,13 +61,16 @@ type env struct {
 	ca  *azuresim.CA
 }
 
-// newEnv serves the model file over HTTPS. Unless roles are given, the provider's principal may do
+// newEnv serves the model file, changed by tweaks, over HTTPS. Unless roles are given, the provider's principal may do
 // exactly what examples/azure/role-definition.json grants, so every test also proves the role suffices.
-func newEnv(t testing.TB, roles map[string][]string) *env {
+func newEnv(t testing.TB, roles map[string][]string, tweaks ...func(*azuresim.Model)) *env {
 	t.Helper()
 	m, err := azuresim.LoadModel(modelFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, tweak := range tweaks {
+		tweak(&m)
 	}
 	if roles == nil {
 		roles = map[string][]string{principal: roleActions(t)}

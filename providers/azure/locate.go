@@ -51,9 +51,7 @@ func (p *Provider) locateIn(ctx context.Context, rg string, wanted map[netip.Add
 			return fmt.Errorf("locate IPs: %w", err)
 		}
 		for _, nic := range page {
-			if err := collect(nic, wanted, out); err != nil {
-				return err
-			}
+			collect(nic, wanted, out)
 		}
 	}
 	return nil
@@ -81,11 +79,13 @@ func nextPage[T any](pg *runtime.Pager[T], value func(T) []*armnetwork.Interface
 	}
 }
 
-// collect records where the wanted addresses of nic are, refusing an address seen on two NICs (two
-// virtual networks that reuse a range, when the search is not limited to the cluster's resource groups).
-func collect(nic *armnetwork.Interface, wanted map[netip.Addr]bool, out map[netip.Addr]providers.Location) error {
+// collect records where the wanted addresses of nic are. Only an ip configuration egressgw made (named
+// egressgw-..., never the NIC's primary) holds an egress IP; any other is reported with Location.InUse. An
+// address seen on two NICs (two virtual networks that reuse a range, when the search is not limited to the
+// cluster's resource groups) is reported alone as in use, naming both.
+func collect(nic *armnetwork.Interface, wanted map[netip.Addr]bool, out map[netip.Addr]providers.Location) {
 	if nic == nil {
-		return nil
+		return
 	}
 	for _, c := range configs(*nic) {
 		ip, err := netip.ParseAddr(deref(c.Properties.PrivateIPAddress))
@@ -96,12 +96,29 @@ func collect(nic *armnetwork.Interface, wanted map[netip.Addr]bool, out map[neti
 		if vm := nic.Properties.VirtualMachine; vm != nil {
 			loc.Instance = canonical(deref(vm.ID))
 		}
-		if prev, dup := out[ip]; dup && prev.Interface != loc.Interface {
-			return fmt.Errorf("%s is on %s and on %s: limit the provider to the cluster's resource groups (--azure-resource-group): %w", ip, prev.Interface, loc.Interface, providers.ErrPermanent)
+		loc.InUse = notEgress(c, loc)
+		prev, dup := out[ip]
+		switch {
+		case dup && prev.Interface == "":
+			continue // ambiguous already
+		case dup && prev.Interface != loc.Interface:
+			loc = providers.Location{IP: ip, InUse: fmt.Sprintf("%s is on %s and on %s; egressgw cannot tell which is the cluster's: limit the provider to the cluster's resource groups (--azure-resource-group)",
+				ip, prev.Interface, loc.Interface)}
 		}
 		out[ip] = loc
 	}
-	return nil
+}
+
+// notEgress says why an ip configuration is not one egressgw made, or "" when it is.
+func notEgress(c *armnetwork.InterfaceIPConfiguration, loc providers.Location) string {
+	switch {
+	case isPrimary(c):
+		return fmt.Sprintf("%s is the primary address of NIC %s (ip configuration %s)", loc.IP, loc.Interface, deref(c.Name))
+	case !ours(deref(c.Name)):
+		return fmt.Sprintf("%s is held by ip configuration %s of NIC %s, which egressgw did not create (egressgw names its own %s<ip>)",
+			loc.IP, deref(c.Name), loc.Interface, ipConfigPrefix)
+	}
+	return ""
 }
 
 // fillPublicIPs reads the addresses of the public IPs found (a static address never changes while it is

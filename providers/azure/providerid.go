@@ -55,3 +55,24 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 	}
 	return s[len(prefix):], true
 }
+
+// InstanceOf implements providers.Provider: the VM's ARM ID in lower case, as NodeInfo.Instance and
+// Location.Instance (the VM a NIC is attached to) name it.
+func (p *Provider) InstanceOf(providerID string) (string, error) {
+	ref, err := parseProviderID(providerID, p.sub)
+	return canonical(ref.id), err
+}
+
+// InstanceNode implements providers.Provider: the providerID azure://<VM ARM ID> of a VM or scale set
+// instance of this provider's subscription.
+func (p *Provider) InstanceNode(instance string) (providers.Node, error) {
+	ref, err := parseProviderID("azure://"+instance, p.sub)
+	if err != nil {
+		return providers.Node{}, fmt.Errorf("instance %q is not the ARM ID of a virtual machine: %w", instance, err)
+	}
+	name := ref.name
+	if ref.isScaleSetInstance() {
+		name = ref.scaleSet + "_" + ref.instanceID // the scale set's own name for the instance
+	}
+	return providers.Node{Name: name, ProviderID: "azure://" + ref.id}, nil
+}

@@ -30,6 +30,7 @@ var behaviours = []behaviour{
 	{"unsupported-node", unsupportedNode},
 	{"throttled", throttled},
 	{"in-use-never-taken", inUseNeverTaken},
+	{"instance-names", instanceNames},
 }
 
 // describe: DescribeNode reports the NIC, its subnet (containing the gateway's free addresses), the

@@ -18,7 +18,7 @@
 //
 // Behaviours (subtest names): describe, assign, assign-idempotent, assigned-elsewhere, move,
 // release, release-only-address, release-not-assigned, release-primary-refused, locate, locate-nowhere, capacity,
-// wrong-subnet, unknown-node, unsupported-node, throttled, in-use-never-taken.
+// wrong-subnet, unknown-node, unsupported-node, throttled, in-use-never-taken, instance-names.
 package contracttest
 
 import (

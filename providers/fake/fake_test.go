@@ -144,3 +144,21 @@ func TestWithoutMoverIsNoMoverAndSharesTheCloud(t *testing.T) {
 		t.Fatalf("%d calls recorded on the shared fake, want 4", n)
 	}
 }
+
+// TestInstanceNames: InstanceOf and InstanceNode map the nodes added to the fake to their instances and
+// back; anything else is ErrUnsupportedNode.
+func TestInstanceNames(t *testing.T) {
+	p := newCloud(3)
+	if got, err := p.InstanceOf(nodeB.ProviderID); err != nil || got != "i-b" {
+		t.Fatalf("InstanceOf(%s) = %q, %v; want i-b", nodeB.ProviderID, got, err)
+	}
+	if got, err := p.WithoutMover().InstanceNode("i-a"); err != nil || got.Name != nodeA.Name || got.ProviderID != nodeA.ProviderID {
+		t.Fatalf("InstanceNode(i-a) = %+v, %v; want %+v", got, err, nodeA)
+	}
+	if _, err := p.InstanceOf("fake:///nobody"); !errors.Is(err, providers.ErrUnsupportedNode) {
+		t.Fatalf("InstanceOf of an unknown providerID: %v", err)
+	}
+	if _, err := p.InstanceNode("i-nobody"); !errors.Is(err, providers.ErrUnsupportedNode) {
+		t.Fatalf("InstanceNode of an unknown instance: %v", err)
+	}
+}

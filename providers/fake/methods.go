@@ -177,3 +177,27 @@ func (p *Provider) movable(ips []netip.Addr) error {
 	}
 	return nil
 }
+
+// InstanceOf implements providers.Provider: the Instance of the node added under providerID.
+func (p *Provider) InstanceOf(providerID string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	nd, ok := p.nodes[providerID]
+	if !ok || nd.info.Instance == "" {
+		return "", fmt.Errorf("providerID %q names no instance of the fake cloud: %w", providerID, providers.ErrUnsupportedNode)
+	}
+	return nd.info.Instance, nil
+}
+
+// InstanceNode implements providers.Provider: the node added with NodeInfo.Instance instance, under its
+// providerID.
+func (p *Provider) InstanceNode(instance string) (providers.Node, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, nd := range p.nodes {
+		if instance != "" && nd.info.Instance == instance {
+			return providers.Node{Name: nd.name, ProviderID: id}, nil
+		}
+	}
+	return providers.Node{}, fmt.Errorf("%q is no instance of the fake cloud: %w", instance, providers.ErrUnsupportedNode)
+}

@@ -32,3 +32,9 @@ func (t twoStep) Release(ctx context.Context, n providers.Node, a providers.Assi
 func (t twoStep) Locate(ctx context.Context, ips []netip.Addr) (map[netip.Addr]providers.Location, error) {
 	return t.p.Locate(ctx, ips)
 }
+
+func (t twoStep) InstanceOf(providerID string) (string, error) { return t.p.InstanceOf(providerID) }
+
+func (t twoStep) InstanceNode(instance string) (providers.Node, error) {
+	return t.p.InstanceNode(instance)
+}

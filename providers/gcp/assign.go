@@ -9,6 +9,7 @@ import (
 	"cloud.google.com/go/compute/apiv1/computepb"
 
 	"github.com/egressgw/egressgw/providers"
+	"github.com/egressgw/egressgw/providers/internal/egressip"
 )
 
 // errPublicIP is why a public IP is refused on GCP (docs/gcp.md, "Public egress").
@@ -19,7 +20,8 @@ const errPublicIP = "a public IP for an egress IP is not supported on GCP: an ex
 
 // Assign implements providers.Provider: one alias range of one address on nic0, beside the ones already
 // there. Compute Engine itself refuses an address another NIC holds (IP_IN_USE_BY_ANOTHER_RESOURCE in the
-// operation), which is ErrAssignedElsewhere; nothing is taken from another node.
+// operation), which is ErrAssignedElsewhere, and ErrIPInUse as well when Locate shows the holder is not
+// egressgw's (an address inside another tool's alias range); nothing is taken from another node.
 func (p *Provider) Assign(ctx context.Context, node providers.Node, a providers.Assignment) error {
 	if a.PublicIP != "" {
 		return fmt.Errorf("assign %s (publicIP %q) to node %s: %s: %w", a.IP, a.PublicIP, node.Name, errPublicIP, providers.ErrPermanent)
@@ -32,7 +34,7 @@ func (p *Provider) Assign(ctx context.Context, node providers.Node, a providers.
 			return p.withAlias(at, nic, a.IP)
 		})
 		if err != nil {
-			return fmt.Errorf("assign %s to node %s: %w", a.IP, at.node, err)
+			return fmt.Errorf("assign %s to node %s: %w", a.IP, at.node, egressip.ExplainInUse(ctx, p.Locate, a.IP, err))
 		}
 		p.log.Info("assigned egress IP", "node", at.node, "instance", at.ref.key(), "ip", a.IP)
 		return nil
@@ -50,7 +52,7 @@ func (p *Provider) withAlias(at attachment, nic *computepb.NetworkInterface, ip 
 		case ok && pf.Bits() == 32 && pf.Addr() == ip:
 			return nil, true, nil
 		case ok && pf.Contains(ip):
-			return nil, false, fmt.Errorf("%s lies in alias range %s of node %s, which another tool manages: %w", ip, pf, at.node, providers.ErrPermanent)
+			return nil, false, fmt.Errorf("%s lies in alias range %s of node %s, which another tool manages: %w: %w", ip, pf, at.node, providers.ErrIPInUse, providers.ErrPermanent)
 		}
 	}
 	if full(p.opts.AliasRangesPerInterface, nic.AliasIpRanges) {

@@ -52,13 +52,16 @@ type env struct {
 	url string
 }
 
-// newEnv starts a simulator of the model file. Unless opts say otherwise, callers have exactly the
+// newEnv starts a simulator of the model file, changed by tweaks. Unless opts say otherwise, callers have exactly the
 // permissions of examples/gcp/custom-role.yaml, so that any test that strays fails.
-func newEnv(t testing.TB, opts gcpsim.Options) *env {
+func newEnv(t testing.TB, opts gcpsim.Options, tweaks ...func(*gcpsim.Model)) *env {
 	t.Helper()
 	m, err := gcpsim.LoadModel(modelFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, tweak := range tweaks {
+		tweak(&m)
 	}
 	if opts.AllowedPermissions == nil && opts.Callers == nil {
 		opts.AllowedPermissions = rolePermissions(t)

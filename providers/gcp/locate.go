@@ -15,8 +15,10 @@ import (
 
 // Locate implements providers.Provider with one paginated instances.aggregatedList over Options.Project
 // (every zone at once): Compute Engine cannot search instances by alias address, so the provider reads
-// them all and looks at every NIC's primary IP and alias ranges. An IP inside a wider alias range (a pod
-// range) is reported on that NIC too, as not primary.
+// them all and looks at every NIC's primary IP and alias ranges. Only a /32 alias range of the primary
+// range on nic0 is what egressgw adds; an IP anywhere else (inside a wider alias range, a range taken
+// from a secondary range such as GKE's pod range, on another NIC) is reported with Location.InUse, as
+// is an IP found in two networks when the provider is not limited to one.
 func (p *Provider) Locate(ctx context.Context, ips []netip.Addr) (map[netip.Addr]providers.Location, error) {
 	ctx, cancel := p.bound(ctx)
 	defer cancel()
@@ -52,9 +54,7 @@ func (p *Provider) scan(ctx context.Context, wanted map[netip.Addr]bool) (map[ne
 			return nil, err
 		}
 		for _, inst := range pair.Value.GetInstances() {
-			if err := p.collect(inst, wanted, where); err != nil {
-				return nil, err
-			}
+			p.collect(inst, wanted, where)
 		}
 	}
 	out := make(map[netip.Addr]providers.Location, len(where))
@@ -64,32 +64,45 @@ func (p *Provider) scan(ctx context.Context, wanted map[netip.Addr]bool) (map[ne
 	return out, nil
 }
 
-// collect records where the wanted addresses of inst are, refusing an IP seen in two networks when the
-// search is not limited to one.
-func (p *Provider) collect(inst *computepb.Instance, wanted map[netip.Addr]bool, where map[netip.Addr]found) error {
+// collect records where the wanted addresses of inst are. An IP seen in two networks (that reuse a range,
+// when the search is not limited to one) is reported alone as in use, naming both places.
+func (p *Provider) collect(inst *computepb.Instance, wanted map[netip.Addr]bool, where map[netip.Addr]found) {
 	key := p.opts.Project + "/" + lastSegment(inst.GetZone()) + "/" + inst.GetName()
 	for _, nic := range inst.NetworkInterfaces {
 		network := lastSegment(nic.GetNetwork())
 		if p.opts.Network != "" && network != p.opts.Network {
 			continue
 		}
-		for ip, primary := range holdings(nic, wanted) {
-			f := found{Location: providers.Location{IP: ip, Instance: key, Interface: nic.GetName(), Primary: primary}, network: network}
-			if prev, dup := where[ip]; dup && prev.Instance+prev.Interface != f.Instance+f.Interface {
-				return fmt.Errorf("%s is on %s (%s, network %s) and on %s (%s, network %s): set the provider's network: %w",
-					ip, prev.Instance, prev.Interface, prev.network, f.Instance, f.Interface, f.network, providers.ErrPermanent)
+		for ip, h := range holdings(nic, wanted) {
+			f := found{Location: providers.Location{IP: ip, Instance: key, Interface: nic.GetName(), Primary: h.primary}, network: network}
+			if !h.primary {
+				f.InUse = notEgress(f, h.alias)
+			}
+			prev, dup := where[ip]
+			if dup && prev.Instance == "" {
+				continue // ambiguous already
+			}
+			if dup && prev.Instance+prev.Interface != f.Instance+f.Interface {
+				f = found{Location: providers.Location{IP: ip, InUse: fmt.Sprintf(
+					"%s is on %s (%s, network %s) and on %s (%s, network %s); egressgw cannot tell which is the cluster's: set the provider's network (--gcp-network)",
+					ip, prev.Instance, prev.Interface, prev.network, key, f.Interface, network)}, network: prev.network}
 			}
 			where[ip] = f
 		}
 	}
-	return nil
 }
 
-// holdings are the wanted addresses nic holds, each with whether it is the NIC's primary IP.
-func holdings(nic *computepb.NetworkInterface, wanted map[netip.Addr]bool) map[netip.Addr]bool {
-	out := map[netip.Addr]bool{}
+// holding is how a NIC holds a wanted address: as its primary IP, or inside alias range alias.
+type holding struct {
+	primary bool
+	alias   *computepb.AliasIpRange
+}
+
+// holdings are the wanted addresses nic holds.
+func holdings(nic *computepb.NetworkInterface, wanted map[netip.Addr]bool) map[netip.Addr]holding {
+	out := map[netip.Addr]holding{}
 	if ip, err := netip.ParseAddr(nic.GetNetworkIP()); err == nil && wanted[ip] {
-		out[ip] = true
+		out[ip] = holding{primary: true}
 	}
 	for _, r := range nic.AliasIpRanges {
 		pf, ok := aliasPrefix(r)
@@ -98,9 +111,25 @@ func holdings(nic *computepb.NetworkInterface, wanted map[netip.Addr]bool) map[n
 		}
 		for ip := range wanted {
 			if pf.Contains(ip) {
-				out[ip] = false
+				out[ip] = holding{alias: r}
 			}
 		}
 	}
 	return out
+}
+
+// notEgress says why an alias range is not an egress IP egressgw added (which is a /32 of the
+// subnetwork's primary range on nic0), or "" when it may be one.
+func notEgress(f found, r *computepb.AliasIpRange) string {
+	pf, _ := aliasPrefix(r)
+	switch {
+	case r.GetSubnetworkRangeName() != "":
+		return fmt.Sprintf("%s lies in alias range %s from secondary range %q of %s on instance %s (a pod range), which egressgw does not manage",
+			f.IP, pf, r.GetSubnetworkRangeName(), f.Interface, f.Instance)
+	case pf.Bits() != 32:
+		return fmt.Sprintf("%s lies in alias range %s of %s on instance %s, which another tool manages", f.IP, pf, f.Interface, f.Instance)
+	case f.Interface != egressNIC:
+		return fmt.Sprintf("%s is an alias of %s on instance %s, not of %s where egressgw puts egress IPs", f.IP, f.Interface, f.Instance, egressNIC)
+	}
+	return ""
 }

@@ -42,8 +42,8 @@ type Options struct {
 	// Project is the project whose instances Locate searches (the cluster's project, or the host project
 	// of a Shared VPC when the gateways live there). Node operations use the project of each providerID.
 	Project string
-	// Network, when set, limits Locate to NICs of this VPC network (its name); without it Locate refuses
-	// an IP found in two networks.
+	// Network, when set, limits Locate to NICs of this VPC network (its name); without it an IP found in
+	// two networks is reported alone as in use (providers.Location.InUse).
 	Network string
 	// PollInterval is the fixed wait between two reads of a running zone operation (default 500ms; the
 	// SDK's own Wait backs off to a minute).

@@ -41,3 +41,20 @@ func regionOf(zone string) string {
 func lastSegment(url string) string {
 	return url[strings.LastIndex(url, "/")+1:]
 }
+
+// InstanceOf implements providers.Provider: <project>/<zone>/<instance>, as NodeInfo.Instance and
+// Location.Instance name an instance.
+func (p *Provider) InstanceOf(providerID string) (string, error) {
+	ref, err := parseProviderID(providerID)
+	return ref.key(), err
+}
+
+// InstanceNode implements providers.Provider: the providerID gce://<project>/<zone>/<instance> of an
+// instance named <project>/<zone>/<instance>.
+func (p *Provider) InstanceNode(instance string) (providers.Node, error) {
+	ref, err := parseProviderID("gce://" + instance)
+	if err != nil {
+		return providers.Node{}, fmt.Errorf("instance %q is not of the form <project>/<zone>/<instance>: %w", instance, providers.ErrUnsupportedNode)
+	}
+	return providers.Node{Name: ref.name, ProviderID: "gce://" + ref.key()}, nil
+}

@@ -38,6 +38,11 @@ type Options struct {
 	AllowedActions []string
 	// Policy, when not nil, is an IAM policy enforced with its resources and conditions (iam.go).
 	Policy *Policy
+	// Policies are the IAM policies of other principals, by the access key ID their requests are signed
+	// with (a node's instance role beside the manager's role); requests of other keys get Policy.
+	Policies map[string]*Policy
+	// OnCall, when set, is called with every answered request (calls.go), after OnChange.
+	OnCall func(Call)
 	// RefuseUnfiltered answers Describe calls without IDs, filters or pagination with an error, so that a
 	// test cannot miss one. They are recorded (Unfiltered) either way.
 	RefuseUnfiltered bool
@@ -86,6 +91,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	if aerr == nil {
 		body, aerr = s.serve(r)
 	}
+	s.recordCall(hr, r, aerr)
 	if aerr != nil {
 		s.opts.Logger.Debug("ec2sim: refused", "action", r.action, "code", aerr.Code, "message", aerr.Message)
 		writeError(w, aerr, reqID)
@@ -123,8 +129,8 @@ func (s *Server) admit(hr *http.Request) (request, *APIError) {
 	if s.opts.AllowedActions != nil && !slices.Contains(s.opts.AllowedActions, r.action) {
 		return r, apiErr(CodeUnauthorizedOperation, "You are not authorized to perform this operation (ec2:%s).", r.action)
 	}
-	if s.opts.Policy != nil {
-		if c, ok := s.opts.Policy.allows(s.st.authorizations(r)); !ok {
+	if p := s.policyFor(accessKeyOf(hr)); p != nil {
+		if c, ok := p.allows(s.st.authorizations(r)); !ok {
 			return r, apiErr(CodeUnauthorizedOperation, "You are not authorized to perform this operation. User is not authorized to perform: ec2:%s on resource: %s because no identity-based policy allows the ec2:%s action", c.action, c.arn, c.action)
 		}
 	}

@@ -22,8 +22,12 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
@@ -38,11 +42,14 @@ const releaseNamespace = "egressgw-system"
 
 // TestManagerRunsUnderTheChartRBAC runs the real manager (pkg/manager.Run, the code the binary runs)
 // against a real API server with a token of the chart's manager ServiceAccount, bound only by the
-// chart's ClusterRole and Role. With every rule it leads, places an IP (fake cloud), and writes all it
-// writes: the finalizer, both kinds' status, events.k8s.io Events and leader-election Events, with no
-// "forbidden" in its log. Then each rule is removed in turn: each removal must break one of those
-// outcomes, so no rule is there for nothing.
+// chart's ClusterRole and Roles. With every rule it leads, places an IP (fake cloud), and writes all it
+// writes: the finalizer, both kinds' status, events.k8s.io Events (a repeated one counted in its series)
+// and leader-election Events, with no "forbidden" in its log. Then each verb of each rule is removed in
+// turn: each removal must break one of those outcomes, so no verb is there for nothing.
 func TestManagerRunsUnderTheChartRBAC(t *testing.T) {
+	// client-go's own errors (an informer's refused list or watch, a refused Event) go to klog, which the
+	// manager's binary writes to its log too: here to the running scenario's. Set once, before any use.
+	klog.SetLogger(klogTo.logger())
 	env := envtest.Start(t)
 	r, err := Render(mustSet(t, awsOK), Options{Namespace: releaseNamespace})
 	if err != nil {
@@ -62,16 +69,34 @@ func TestManagerRunsUnderTheChartRBAC(t *testing.T) {
 	for _, role := range []struct{ kind, name, namespace string }{{"ClusterRole", "egressgw-manager", ""},
 		{"Role", "egressgw-manager-leader-election", releaseNamespace}, {"Role", "egressgw-manager-node-leases", "kube-node-lease"}} {
 		full := roleRules(t, env, role.kind, role.namespace, role.name)
-		for i, rule := range full {
-			t.Run(fmt.Sprintf("without %s rule %v %v %v", role.kind, rule.APIGroups, rule.Resources, rule.Verbs), func(t *testing.T) {
-				setRoleRules(t, env, role.kind, role.namespace, role.name, slices.Delete(slices.Clone(full), i, i+1))
+		forEachVerb(full, func(rule rbacv1.PolicyRule, verb string, reduced []rbacv1.PolicyRule) {
+			t.Run(fmt.Sprintf("without %s %v %v %s", role.kind, rule.APIGroups, rule.Resources, verb), func(t *testing.T) {
+				setRoleRules(t, env, role.kind, role.namespace, role.name, reduced)
 				defer setRoleRules(t, env, role.kind, role.namespace, role.name, full)
 				if missing := scenario(t, 8*time.Second); len(missing) == 0 {
-					t.Errorf("the manager did everything without this rule: the rule is not needed")
+					t.Errorf("the manager did everything without this verb: it is not needed")
 				} else {
 					t.Logf("without it: %s", strings.Join(missing, "; "))
 				}
 			})
+		})
+	}
+}
+
+// forEachVerb calls fn for every verb of every rule, with the rules less that one verb (a rule left with
+// no verb dropped).
+func forEachVerb(rules []rbacv1.PolicyRule, fn func(rule rbacv1.PolicyRule, verb string, reduced []rbacv1.PolicyRule)) {
+	for i, rule := range rules {
+		for _, verb := range rule.Verbs {
+			reduced := slices.Clone(rules)
+			less := rule.DeepCopy()
+			less.Verbs = slices.DeleteFunc(slices.Clone(rule.Verbs), func(v string) bool { return v == verb })
+			if len(less.Verbs) == 0 {
+				reduced = slices.Delete(reduced, i, i+1)
+			} else {
+				reduced[i] = *less
+			}
+			fn(rule, verb, reduced)
 		}
 	}
 }
@@ -99,7 +124,10 @@ func runManagerScenario(t *testing.T, env *envtest.Env, cfg *rest.Config, port, 
 		NodeSelector: egressgwv1.LabelSelector{MatchLabels: map[string]egressgwv1.LabelValue{"egressgw.io/gateway": egressgwv1.LabelValue(gw)}},
 		EgressIPs:    []egressgwv1.EgressIP{{IP: ip}}}})
 	mustCreate(t, env, &egressgwv1.EgressPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: ns}, Spec: egressgwv1.EgressPolicySpec{GatewayName: gw}})
+	defer repeatEvent(t, env, cfg, gw)()
 	logs := &forbiddenLog{}
+	klogTo.set(logs)
+	defer klogTo.set(nil)
 	o := manager.RunOptions{Config: manager.DefaultConfig(), Provider: cloud, Log: logs.logger(), Registry: prometheus.NewRegistry(),
 		LeaderElection: manager.LeaderElection{Namespace: releaseNamespace, ID: fmt.Sprintf("egressgw-manager-%d", run), ReleaseOnCancel: true,
 			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
@@ -116,7 +144,7 @@ func runManagerScenario(t *testing.T, env *envtest.Env, cfg *rest.Config, port, 
 			t.Error("the manager did not stop within 30 s")
 		}
 	}()
-	checks := managerOutcomes(env, o.LeaderElection.ID, gw, ns, node, ip)
+	checks := append(managerOutcomes(env, o.LeaderElection.ID, gw, ns, node, ip), informerCalls(t, cfg))
 	var missing []string
 	deadline := time.Now().Add(wait)
 	for {
@@ -126,7 +154,8 @@ func runManagerScenario(t *testing.T, env *envtest.Env, cfg *rest.Config, port, 
 				missing = append(missing, c.what)
 			}
 		}
-		if len(missing) == 0 || time.Now().After(deadline) {
+		// A refused request is the answer already: no need to wait for the rest.
+		if len(missing) == 0 || time.Now().After(deadline) || len(logs.lines()) > 0 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -176,7 +205,14 @@ func managerOutcomes(env *envtest.Env, lease, gw, ns, node, ip string) []outcome
 		{"record the move as an events.k8s.io Event", func() bool {
 			var evs eventsv1.EventList
 			_ = c.List(ctx, &evs)
-			return slices.ContainsFunc(evs.Items, func(e eventsv1.Event) bool { return e.Regarding.Name == gw })
+			return slices.ContainsFunc(evs.Items, func(e eventsv1.Event) bool { return e.Regarding.Name == gw && e.Reason != repeatedReason })
+		}},
+		{"count a repeated events.k8s.io Event in its series", func() bool {
+			var evs eventsv1.EventList
+			_ = c.List(ctx, &evs)
+			return slices.ContainsFunc(evs.Items, func(e eventsv1.Event) bool {
+				return e.Regarding.Name == gw && e.Reason == repeatedReason && e.Series != nil && e.Series.Count >= 2
+			})
 		}},
 	}
 }
@@ -190,11 +226,41 @@ type forbiddenLog struct {
 func (f *forbiddenLog) logger() logr.Logger {
 	return funcr.New(func(prefix, args string) {
 		if strings.Contains(args, "forbidden") {
-			f.mu.Lock()
-			f.found = append(f.found, args)
-			f.mu.Unlock()
+			f.add(args)
 		}
 	}, funcr.Options{Verbosity: 0})
+}
+
+// klogTo forwards klog's lines to the forbiddenLog of the running scenario (klog's logger can only be
+// set once, before any use).
+var klogTo = &klogForward{}
+
+type klogForward struct {
+	mu  sync.Mutex
+	log *forbiddenLog
+}
+
+func (k *klogForward) set(f *forbiddenLog) {
+	k.mu.Lock()
+	k.log = f
+	k.mu.Unlock()
+}
+
+func (k *klogForward) logger() logr.Logger {
+	return funcr.New(func(prefix, args string) {
+		k.mu.Lock()
+		f := k.log
+		k.mu.Unlock()
+		if f != nil && strings.Contains(args, "forbidden") {
+			f.add(args)
+		}
+	}, funcr.Options{Verbosity: 0})
+}
+
+func (f *forbiddenLog) add(line string) {
+	f.mu.Lock()
+	f.found = append(f.found, line)
+	f.mu.Unlock()
 }
 
 func (f *forbiddenLog) lines() []string {
@@ -333,4 +399,89 @@ func freeTCPPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// repeatedReason is the reason of the Event repeatEvent records twice.
+const repeatedReason = "RBACCheckRepeated"
+
+// repeatEvent records one Event about the gateway twice, through the events library and sink the
+// manager's recorder uses (controller-runtime's GetEventRecorder: client-go tools/events on events.k8s.io),
+// with the manager's token: the second is the same event again, which the library counts in the first's
+// series with a PATCH. The manager repeats Events so in a cluster (a gateway's IPs moving to the same node
+// twice before its next status write), which a short scenario does not reliably do. It returns the stop.
+func repeatEvent(t *testing.T, env *envtest.Env, cfg *rest.Config, gateway string) func() {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gw egressgwv1.EgressGateway
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Name: gateway}, &gw); err != nil {
+		t.Fatal(err)
+	}
+	scheme, err := envtest.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
+	stop := make(chan struct{})
+	b.StartRecordingToSink(stop)
+	rec := b.NewRecorder(scheme, manager.FieldOwner)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rec.Eventf(&gw, nil, corev1.EventTypeNormal, repeatedReason, "Check", "recorded twice")
+		select {
+		case <-time.After(time.Second): // the first is created before the second patches it
+		case <-stop:
+			return
+		}
+		rec.Eventf(&gw, nil, corev1.EventTypeNormal, repeatedReason, "Check", "recorded twice")
+	}()
+	return func() {
+		close(stop)
+		<-done
+		b.Shutdown()
+	}
+}
+
+// managerInformers are what the manager's informers cache (pkg/manager/run.go, watch.go): each lists
+// and watches its resource. A scenario that starts with its objects in place is served by the first
+// list alone, and client-go streams that list over the watch where the API server can (1.32 on) while
+// it lists on the older servers the chart supports (>= 1.29): so the calls are made as such.
+var managerInformers = []struct {
+	resource  schema.GroupVersionResource
+	namespace string
+}{
+	{schema.GroupVersionResource{Group: "egressgw.io", Version: "v1alpha1", Resource: "egressgateways"}, ""},
+	{schema.GroupVersionResource{Group: "egressgw.io", Version: "v1alpha1", Resource: "egresspolicies"}, ""},
+	{schema.GroupVersionResource{Version: "v1", Resource: "nodes"}, ""},
+	{schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, ""},
+	{schema.GroupVersionResource{Group: "coordination.k8s.io", Version: "v1", Resource: "leases"}, corev1.NamespaceNodeLease},
+}
+
+// informerCalls is the outcome "list and watch what its informers cache", each call made with the
+// manager's token.
+func informerCalls(t *testing.T, cfg *rest.Config) outcome {
+	t.Helper()
+	dc, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return outcome{"list and watch what its informers cache", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, inf := range managerInformers {
+			ri := dc.Resource(inf.resource).Namespace(inf.namespace)
+			if _, err := ri.List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+				return false
+			}
+			w, err := ri.Watch(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false
+			}
+			w.Stop()
+		}
+		return true
+	}}
 }

@@ -18,6 +18,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/strvals"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -113,7 +114,13 @@ func Render(vals map[string]any, o Options) (*Rendered, error) {
 	if err != nil {
 		return nil, err
 	}
+	return fromRelease(rel, c)
+}
+
+// fromRelease is what a release (rendered or installed) is made of: its manifest, hooks and the chart's CRDs.
+func fromRelease(rel *release.Release, c *chart.Chart) (*Rendered, error) {
 	r := &Rendered{Notes: rel.Info.Notes}
+	var err error
 	if r.Objects, err = decode(rel.Manifest); err != nil {
 		return nil, err
 	}

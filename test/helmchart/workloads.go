@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -130,4 +131,18 @@ func runtimeFromUnstructured(obj map[string]any, path []string, into any) error 
 		return fmt.Errorf("%v is not an object", path)
 	}
 	return runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(m, into, true)
+}
+
+// Replace puts obj in place of the release object (or hook) of its kind and name, as the API server
+// now holds it (after a helm upgrade); it reports whether there was one.
+func (r *Rendered) Replace(obj *unstructured.Unstructured) bool {
+	for _, list := range [][]*unstructured.Unstructured{r.Objects, r.Hooks} {
+		for i, o := range list {
+			if o.GetKind() == obj.GetKind() && o.GetName() == obj.GetName() {
+				list[i] = obj
+				return true
+			}
+		}
+	}
+	return false
 }

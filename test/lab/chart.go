@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
@@ -67,28 +69,31 @@ func mergeValues(a, b map[string]any) map[string]any {
 	return out
 }
 
-// installChart renders the chart and creates its ServiceAccounts, roles and bindings.
+// installChart installs the chart as `helm install` does, through helm's Go SDK against the lab's API
+// server: its ServiceAccounts, RBAC, Deployment, DaemonSet and Services are created there, the release is
+// recorded (a Secret), and l.chart is what helm installed.
 func (l *Lab) installChart(ctx context.Context) error {
 	vals, err := l.chartValues()
 	if err != nil {
 		return err
 	}
-	if l.chart, err = helmchart.Render(vals, helmchart.Options{ReleaseName: chartRelease, Namespace: SystemNamespace}); err != nil {
-		return fmt.Errorf("render the chart: %w", err)
+	log, err := os.OpenFile(l.path("logs", "helm.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
 	}
-	rbac := map[string]bool{"ServiceAccount": true, "ClusterRole": true, "ClusterRoleBinding": true, "Role": true, "RoleBinding": true}
-	for _, o := range l.chart.Objects {
-		if !rbac[o.GetKind()] {
-			continue
-		}
-		if o.GetNamespace() == "" && (o.GetKind() == "ServiceAccount" || o.GetKind() == "Role" || o.GetKind() == "RoleBinding") {
-			o.SetNamespace(SystemNamespace)
-		}
-		if err := l.Client.Create(ctx, o.DeepCopy()); err != nil {
-			return fmt.Errorf("create %s %s: %w", o.GetKind(), o.GetName(), err)
-		}
+	l.onClose(log.Close)
+	// helm's own debug lines (what it deletes, creates and waits for), stamped, as `helm --debug` prints.
+	var logMu sync.Mutex
+	debug := func(format string, args ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		fmt.Fprintf(log, "%s %s\n", time.Now().UTC().Format(time.RFC3339Nano), fmt.Sprintf(format, args...))
 	}
-	return nil
+	if l.helm, err = helmchart.NewReleases(l.AdminKubeconfig, SystemNamespace, debug); err != nil {
+		return err
+	}
+	l.chart, err = l.helm.Install(ctx, chartRelease, vals)
+	return err
 }
 
 // tokenKubeconfig writes a kubeconfig with a token of the workload's ServiceAccount, as the kubelet
@@ -98,6 +103,11 @@ func (l *Lab) tokenKubeconfig(ctx context.Context, file, workload string) (strin
 	if err != nil {
 		return "", err
 	}
+	return l.serviceAccountKubeconfig(ctx, file, sa)
+}
+
+// serviceAccountKubeconfig writes a kubeconfig with a TokenRequest token of ServiceAccount sa.
+func (l *Lab) serviceAccountKubeconfig(ctx context.Context, file, sa string) (string, error) {
 	cs, err := kubernetes.NewForConfig(l.restConfig())
 	if err != nil {
 		return "", err
@@ -144,29 +154,47 @@ func (l *Lab) chartProcess(kind, workload, container string, n *netlab.Node, pod
 	if err != nil {
 		return "", nil, nil, err
 	}
+	bin, args, env = l.containerProcess(c, n, pod)
+	return bin, args, env, nil
+}
+
+// containerProcess is how the kubelet would start container c of pod on node n (see chartProcess).
+func (l *Lab) containerProcess(c *corev1.Container, n *netlab.Node, pod string) (bin string, args, env []string) {
 	p := helmchart.ContainerProcess(c, map[string]string{"spec.nodeName": n.Name, "status.hostIP": n.IP.String(),
 		"status.podIP": n.IP.String(), "metadata.namespace": SystemNamespace, "metadata.name": pod})
 	paths := l.labPaths(n)
 	for i, a := range p.Argv {
-		p.Argv[i] = relocate(a, paths)
+		p.Argv[i] = relocateImageBinaries(relocate(a, paths), paths)
 	}
 	for k, v := range p.Env {
 		env = append(env, k+"="+relocate(v, paths))
 	}
-	return p.Argv[0], p.Argv[1:], env, nil
+	return p.Argv[0], p.Argv[1:], env
+}
+
+// relocateImageBinaries rewrites the image's binaries anywhere in an argument too: a shell script's
+// (`sh -c '... exec /usr/local/bin/egressgw-agent uninstall'`).
+func relocateImageBinaries(arg string, paths map[string]string) string {
+	for from, to := range paths {
+		if strings.HasPrefix(from, "/usr/local/bin/") {
+			arg = strings.ReplaceAll(arg, from, to)
+		}
+	}
+	return arg
 }
 
 // labPaths maps the paths a container sees (its image's and its volumes') to the lab's.
 func (l *Lab) labPaths(n *netlab.Node) map[string]string {
 	return map[string]string{
-		"/usr/local/bin/egressgw-agent":   l.bins.agent,
-		"/usr/local/bin/egressgw-manager": l.bins.manager,
-		"/opt/egressgw/bin":               l.bins.cniDir,
-		"/etc/cni/net.d":                  l.nodeDir(n, "net.d"),
-		"/opt/cni/bin":                    l.nodeDir(n, "bin"),
-		"/home/kubernetes/bin":            l.nodeDir(n, "bin"),
-		"/run/egressgw":                   l.nodeDir(n, "run"),
-		"/etc/egressgw/ca":                l.path("ca"),
+		"/usr/local/bin/egressgw-agent":          l.bins.agent,
+		"/usr/local/bin/egressgw-manager":        l.bins.manager,
+		"/usr/local/bin/egressgw-uninstall-wait": l.bins.uninstallWait,
+		"/opt/egressgw/bin":                      l.bins.cniDir,
+		"/etc/cni/net.d":                         l.nodeDir(n, "net.d"),
+		"/opt/cni/bin":                           l.nodeDir(n, "bin"),
+		"/home/kubernetes/bin":                   l.nodeDir(n, "bin"),
+		"/run/egressgw":                          l.nodeDir(n, "run"),
+		"/etc/egressgw/ca":                       l.path("ca"),
 		// The node's /proc/sys/net, which the chart mounts there: a process in the node's namespace
 		// reads and writes that namespace's settings through its own /proc/sys.
 		"/host/proc/sys": "/proc/sys",

@@ -49,7 +49,7 @@ type cloudSpec interface {
 func specOf(cloud string) (cloudSpec, error) {
 	switch cloud {
 	case "", AWS:
-		return awsSpec{}, nil
+		return &awsSpec{}, nil
 	case GCP:
 		return gcpSpec{}, nil
 	case Azure:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/egressgw/egressgw/test/ec2sim"
 	"github.com/egressgw/egressgw/test/netlab"
+	"github.com/egressgw/egressgw/test/vpccni"
 )
 
 // The lab's AWS account, as the manager's flags and the IAM policy of examples/aws name it.
@@ -29,29 +30,34 @@ var (
 	SubnetB = netip.MustParsePrefix("10.0.0.128/25")
 )
 
-// awsSpec is EKS: the AWS VPC CNI with kube-proxy, egress IPs on dedicated ENIs the manager creates.
-type awsSpec struct{}
+// awsSpec is EKS: the AWS VPC CNI (its rules, its ipamd and plugin) with kube-proxy, egress IPs on
+// dedicated ENIs the manager creates.
+type awsSpec struct {
+	cni vpcCNI
+}
 
-func (awsSpec) zones() [2]string { return [2]string{"us-east-1a", "us-east-1b"} }
-func (awsSpec) region() string   { return "us-east-1" }
-func (awsSpec) profile() netlab.Profile {
+func (*awsSpec) zones() [2]string { return [2]string{"us-east-1a", "us-east-1b"} }
+func (*awsSpec) region() string   { return "us-east-1" }
+func (*awsSpec) profile() netlab.Profile {
 	return netlab.Profile{CNI: netlab.AWSVPCCNI(netlab.AWSOptions{}), Proxy: netlab.KubeProxyIPTables}
 }
 
-// The VPC CNI hands pods addresses of the VPC; here each node's block is routed to it as a delegated
-// prefix would be.
-func (awsSpec) podBlocksByLab() bool { return true }
-func (awsSpec) conflist() string     { return "10-aws.conflist" }
+// The VPC CNI hands pods secondary IPs of the node's ENI, which EC2 (the simulator's events) routes to
+// the node one by one: no block for the lab to route.
+func (*awsSpec) podBlocksByLab() bool { return false }
+func (*awsSpec) conflist() string     { return "10-aws.conflist" }
 
-// The bridge is named eni0 so that the VPC CNI's rules, which match the host side of pod interfaces as
-// eni+, apply to the lab's pods as they do on EKS.
-func (awsSpec) bridge() string        { return "eni0" }
-func (awsSpec) instance(i int) string { return fmt.Sprintf("i-0a0000000000000%02d", i) }
-func (s awsSpec) providerID(i int) string {
+// No bridge: the VPC CNI's plugin gives every pod its own eni<hash> veth (cniConf).
+func (*awsSpec) bridge() string        { return "" }
+func (*awsSpec) instance(i int) string { return fmt.Sprintf("i-0a0000000000000%02d", i) }
+
+// primaryENI is node i's (1-based) primary network interface.
+func primaryENI(i int) string { return fmt.Sprintf("eni-0a0000000000000%02d", i) }
+func (s *awsSpec) providerID(i int) string {
 	return fmt.Sprintf("aws:///%s/%s", s.zones()[zoneOf(i)], s.instance(i))
 }
 
-func (s awsSpec) model(topo *netlab.Topology) ec2sim.Model {
+func (s *awsSpec) model(topo *netlab.Topology) ec2sim.Model {
 	z := s.zones()
 	m := ec2sim.Model{Region: s.region(), AccountID: "111122223333", Subnets: []ec2sim.SubnetSpec{
 		{ID: subnetAID, VPC: vpcID, CIDR: SubnetA.String(), Zone: z[0]},
@@ -64,14 +70,15 @@ func (s awsSpec) model(topo *netlab.Topology) ec2sim.Model {
 		}
 		m.Instances = append(m.Instances, ec2sim.InstanceSpec{ID: s.instance(i + 1), Type: "m5.large",
 			Tags: map[string]string{"Name": n.Name, "kubernetes.io/cluster/" + ClusterName: "owned"},
-			Interfaces: []ec2sim.InterfaceSpec{{ID: fmt.Sprintf("eni-0a0000000000000%02d", i+1), Subnet: subnet,
+			Interfaces: []ec2sim.InterfaceSpec{{ID: primaryENI(i + 1), Subnet: subnet,
 				IPs: []string{n.IP.String()}}}})
 	}
 	return m
 }
 
-// start runs the EC2 simulator enforcing the IAM policy of examples/aws.
-func (s awsSpec) start(l *Lab, c *Cloud) error {
+// start runs the EC2 simulator enforcing the IAM policy of examples/aws for the manager and the VPC
+// CNI's for the nodes, then the nodes' ipamds.
+func (s *awsSpec) start(l *Lab, c *Cloud) error {
 	policyData, err := os.ReadFile(filepath.Join(l.cfg.RepoRoot, "examples", "aws", "iam-policy.json"))
 	if err != nil {
 		return err
@@ -84,7 +91,12 @@ func (s awsSpec) start(l *Lab, c *Cloud) error {
 	if err != nil {
 		return err
 	}
-	sim, err := ec2sim.New(s.model(l.Topo), ec2sim.Options{Policy: policy, Logger: log,
+	nodes, err := nodePolicies(len(l.Topo.Nodes))
+	if err != nil {
+		return err
+	}
+	s.cni = vpcCNI{ipamds: map[string]*vpccni.IPAMD{}}
+	sim, err := ec2sim.New(s.model(l.Topo), ec2sim.Options{Policy: policy, Policies: nodes, Logger: log, OnCall: s.cni.record,
 		OnChange: func(ev ec2sim.Event) {
 			c.record(CloudEvent{IP: ev.IP, Instance: ev.Instance, NextHop: ev.NextHop}, func() error { return s.follow(c, ev) })
 		}})
@@ -99,12 +111,14 @@ func (s awsSpec) start(l *Lab, c *Cloud) error {
 	if d := l.cfg.OperationLatency; d > 0 {
 		sim.SetLatency(d)
 	}
-	c.URL, err = l.serveLoopback(sim, nil)
-	return err
+	if c.URL, err = l.serveLoopback(sim, nil); err != nil {
+		return err
+	}
+	return s.startIPAMDs(l, c.URL)
 }
 
 // follow makes the fabric follow one EC2 change.
-func (s awsSpec) follow(c *Cloud, ev ec2sim.Event) error {
+func (s *awsSpec) follow(c *Cloud, ev ec2sim.Event) error {
 	switch {
 	case ev.Attached && ev.IP == ev.NextHop:
 		return s.attach(c, ev)
@@ -123,7 +137,7 @@ func (s awsSpec) follow(c *Cloud, ev ec2sim.Event) error {
 }
 
 // attach plugs a newly attached interface into its node as eth1, eth2, ...
-func (s awsSpec) attach(c *Cloud, ev ec2sim.Event) error {
+func (s *awsSpec) attach(c *Cloud, ev ec2sim.Event) error {
 	node := c.nodeOf(s, ev.Instance)
 	if node == nil {
 		return fmt.Errorf("interface %s attached to %s, which is no lab node", ev.Interface, ev.Instance)
@@ -148,15 +162,15 @@ func (s awsSpec) attach(c *Cloud, ev ec2sim.Event) error {
 }
 
 // chartValues: EKS with dedicated egress ENIs in the zones' subnets (docs/aws.md).
-func (s awsSpec) chartValues(*Lab) map[string]any {
+func (s *awsSpec) chartValues(*Lab) map[string]any {
 	z := s.zones()
 	return map[string]any{"cloud": "aws", "aws": map[string]any{"region": s.region(), "clusterName": ClusterName, "vpcID": vpcID,
 		"egressSubnets": map[string]any{z[0]: subnetAID, z[1]: subnetBID}}}
 }
 
-func (s awsSpec) managerEnv(l *Lab) []string {
+func (s *awsSpec) managerEnv(l *Lab) []string {
 	return []string{"AWS_ENDPOINT_URL_EC2=" + l.Cloud.URL,
-		"AWS_ACCESS_KEY_ID=AKIALAB0000000000000", "AWS_SECRET_ACCESS_KEY=lab", "AWS_EC2_METADATA_DISABLED=true"}
+		"AWS_ACCESS_KEY_ID=" + managerAccessKey, "AWS_SECRET_ACCESS_KEY=lab", "AWS_EC2_METADATA_DISABLED=true"}
 }
 
 // simLog is a JSON logger into logs/<name>.log.

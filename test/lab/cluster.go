@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -107,7 +108,9 @@ func (l *Lab) registerCluster(ctx context.Context) error {
 }
 
 func (l *Lab) registerNode(ctx context.Context, i int, n *netlab.Node) error {
-	lbls := map[string]string{"kubernetes.io/hostname": n.Name, "topology.kubernetes.io/zone": l.spec.zones()[zoneOf(i+1)],
+	// The labels a kubelet puts on its Node (the chart's agent and uninstall hook select kubernetes.io/os).
+	lbls := map[string]string{"kubernetes.io/hostname": n.Name, "kubernetes.io/os": "linux", "kubernetes.io/arch": runtime.GOARCH,
+		"topology.kubernetes.io/zone":   l.spec.zones()[zoneOf(i+1)],
 		"topology.kubernetes.io/region": l.spec.region()}
 	if gatewayNodes[n.Name] {
 		lbls[GatewayLabel] = "true"
@@ -115,6 +118,9 @@ func (l *Lab) registerNode(ctx context.Context, i int, n *netlab.Node) error {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: lbls}, Spec: corev1.NodeSpec{
 		ProviderID: l.spec.providerID(i + 1),
 		PodCIDR:    n.PodCIDR.String(), PodCIDRs: []string{n.PodCIDR.String()}}}
+	if _, eks := l.spec.(*awsSpec); eks {
+		node.Spec.PodCIDR, node.Spec.PodCIDRs = "", nil // EKS allocates no node CIDRs: pods take the ENIs' addresses
+	}
 	if err := l.Client.Create(ctx, node); err != nil {
 		return err
 	}

@@ -31,7 +31,11 @@ func (l *Lab) prepareNodeCNI(n *netlab.Node) error {
 			return err
 		}
 	}
-	for _, plugin := range []string{"bridge", "host-local"} {
+	plugins, conf := []string{"bridge", "host-local"}, l.bridgeConf(n)
+	if own, ok := l.spec.(ownCNI); ok {
+		plugins, conf = own.cniPlugins(), own.cniConf(l, n)
+	}
+	for _, plugin := range plugins {
 		data, err := os.ReadFile(filepath.Join(l.bins.cniDir, plugin))
 		if err != nil {
 			return err
@@ -40,16 +44,6 @@ func (l *Lab) prepareNodeCNI(n *netlab.Node) error {
 			return err
 		}
 	}
-	first := n.PodCIDR.Addr().As4()
-	first[3] = 10
-	// The conflist a node has before egressgw (the agent chains egressgw-cni into it), with the reference
-	// bridge and host-local plugins.
-	conf := map[string]any{"cniVersion": "1.0.0", "name": l.cfg.Cloud + "-pods", "plugins": []any{map[string]any{
-		"type": "bridge", "bridge": l.spec.bridge(), "isGateway": true, "ipMasq": false,
-		"ipam": map[string]any{"type": "host-local", "dataDir": l.nodeDir(n, "host-local"),
-			"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
-			"ranges": [][]map[string]string{{{"subnet": n.PodCIDR.String(), "rangeStart": fmt.Sprintf("%d.%d.%d.%d", first[0], first[1], first[2], first[3])}}}},
-	}}}
 	data, err := json.MarshalIndent(conf, "", "  ")
 	if err != nil {
 		return err
@@ -57,7 +51,30 @@ func (l *Lab) prepareNodeCNI(n *netlab.Node) error {
 	return os.WriteFile(filepath.Join(confDir, l.spec.conflist()), append(data, '\n'), 0o644)
 }
 
+// ownCNI is a cloud whose CNI plugins the lab builds (AWS: the VPC CNI's), in place of the reference
+// bridge and host-local.
+type ownCNI interface {
+	cniPlugins() []string
+	cniConf(l *Lab, n *netlab.Node) map[string]any
+}
+
+// bridgeConf is the conflist a node has before egressgw (the agent chains egressgw-cni into it), with
+// the reference bridge and host-local plugins.
+func (l *Lab) bridgeConf(n *netlab.Node) map[string]any {
+	first := n.PodCIDR.Addr().As4()
+	first[3] = 10
+	return map[string]any{"cniVersion": "1.0.0", "name": l.cfg.Cloud + "-pods", "plugins": []any{map[string]any{
+		"type": "bridge", "bridge": l.spec.bridge(), "isGateway": true, "ipMasq": false,
+		"ipam": map[string]any{"type": "host-local", "dataDir": l.nodeDir(n, "host-local"),
+			"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
+			"ranges": [][]map[string]string{{{"subnet": n.PodCIDR.String(), "rangeStart": fmt.Sprintf("%d.%d.%d.%d", first[0], first[1], first[2], first[3])}}}},
+	}}}
+}
+
 func (l *Lab) startAgents(ctx context.Context) error {
+	if err := l.recordFootprints(ctx); err != nil {
+		return err
+	}
 	for _, n := range l.Topo.Nodes {
 		if err := l.prepareNodeCNI(n); err != nil {
 			return err

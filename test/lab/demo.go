@@ -59,6 +59,10 @@ func Demonstrate(ctx context.Context, l *Lab, w io.Writer, failovers int) error 
 	if lines, err := l.Forbidden(); err != nil || len(lines) > 0 {
 		problems = append(problems, fmt.Sprintf("the API server refused requests of the chart's ServiceAccounts (%v): %s", err, strings.Join(lines, "\n    ")))
 	}
+	if sum := l.IPAMDSummary(); sum != "" {
+		l.Printf("the VPC CNI's ipamds beside the nodes: %s", sum)
+	}
+	problems = append(problems, l.VPCCNIProblems(ctx)...)
 	if errs := l.Cloud.Errors(); len(errs) > 0 {
 		problems = append(problems, fmt.Sprintf("the fabric could not follow the cloud: %v", errs))
 	}

@@ -81,12 +81,16 @@ type Lab struct {
 	Cloud *Cloud
 	Echo  *netlab.EchoServer
 
-	bins     binaries
-	chart    *helmchart.Rendered
-	procs    procTable
-	kubelets *kubelets
-	Pods     []*Pod
-	podSeq   int
+	bins  binaries
+	helm  *helmchart.Releases
+	chart *helmchart.Rendered
+	ctrls *controllers
+	// footprints are the nodes' kernel state before the agents first ran (NodeFootprint).
+	footprints map[string]map[string]string
+	procs      procTable
+	kubelets   *kubelets
+	Pods       []*Pod
+	podSeq     int
 
 	closers []func() error
 }
@@ -167,11 +171,12 @@ func (l *Lab) up(ctx context.Context) error {
 		{fmt.Sprintf("build the VPC: fabric router, 4 nodes in 2 zones with the %s rules, a firewall outside", l.spec.profile().Name()), l.buildNetwork},
 		{fmt.Sprintf("start the %s simulator (its IP moves re-point the fabric's routes)", l.cfg.Cloud), l.startCloud},
 		{"register the nodes as a kubelet would (Node, Lease) and the gateways and policies", l.registerCluster},
-		{"install the Helm chart: render it, create its ServiceAccounts and RBAC", l.installChart},
+		{"helm install the chart (helm's Go SDK): its ServiceAccounts, RBAC, Deployment, DaemonSet in the API server", l.installChart},
 		{"start one egressgw-agent per node, as the chart's DaemonSet runs it", l.startAgents},
 		{"start two egressgw-manager replicas, as the chart's Deployment runs them", l.startManagers},
+		{"stand in for the controllers and kubelets of the chart's workloads and hooks", l.startControllers},
 		{"wait for the manager to attach the egress IPs through the cloud's API", l.waitPlaced},
-		{"start pods through libcni: bridge + host-local + egressgw-cni", l.startPods},
+		{"start pods through libcni: the node's CNI conflist with egressgw-cni chained", l.startPods},
 	}
 	for _, s := range steps {
 		began := time.Now()

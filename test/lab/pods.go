@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -28,6 +29,8 @@ type Pod struct {
 	IP              netip.Addr
 	// Added is when CNI ADD returned (the pod's network exists and its first packet may leave).
 	Added time.Time
+	// Sandboxes is how many sandboxes the runtime tried before one's ADD succeeded (addSandbox).
+	Sandboxes int
 
 	rt   *libcni.RuntimeConf
 	list *libcni.NetworkConfigList
@@ -87,19 +90,11 @@ func (l *Lab) StartPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 	}
 	p := &Pod{Namespace: spec.Namespace, Name: spec.Name, Labels: spec.Labels, Node: n, NS: ns}
 	l.Pods = append(l.Pods, p)
-	p.rt = cnilab.PodRuntime(fmt.Sprintf("lab%032x", l.podSeq), ns.Name, spec.Namespace, spec.Name, string(obj.UID))
 	if p.list, err = l.nodeConflist(n); err != nil {
 		return p, err
 	}
-	var result json.RawMessage
-	if err := n.NS.Do(func() error {
-		res, err := l.cni(n).AddNetworkList(ctx, p.list, p.rt)
-		if err != nil {
-			return err
-		}
-		result, err = json.Marshal(res)
-		return err
-	}); err != nil {
+	result, err := l.addSandbox(ctx, p, string(obj.UID))
+	if err != nil {
 		return p, fmt.Errorf("CNI ADD of %s/%s on %s: %w", spec.Namespace, spec.Name, n.Name, err)
 	}
 	p.Added = time.Now()
@@ -108,6 +103,9 @@ func (l *Lab) StartPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 	}
 	if spec.AfterAdd != nil {
 		spec.AfterAdd(p)
+	}
+	if problems := l.podPlumbingProblems(ctx, p); len(problems) > 0 {
+		return p, fmt.Errorf("pod %s/%s after CNI ADD: %s", spec.Namespace, spec.Name, strings.Join(problems, "; "))
 	}
 	obj.Status = corev1.PodStatus{Phase: corev1.PodRunning, HostIP: n.IP.String(), PodIP: p.IP.String(),
 		HostIPs: []corev1.HostIP{{IP: n.IP.String()}}, PodIPs: []corev1.PodIP{{IP: p.IP.String()}},
@@ -118,11 +116,56 @@ func (l *Lab) StartPod(ctx context.Context, spec PodSpec) (*Pod, error) {
 	return p, nil
 }
 
-// StopPod runs CNI DEL (last plugin first), deletes the namespace and the Pod object.
+// sandboxAttempts bound addSandbox; sandboxRetry is its pause between sandboxes (the kubelet's is longer:
+// its pod worker backs off from about a second).
+const (
+	sandboxAttempts = 25
+	sandboxRetry    = 200 * time.Millisecond
+)
+
+// addSandbox runs CNI ADD for p's sandbox as the runtime does; when it fails, it runs the DEL the runtime
+// runs for a failed sandbox and tries a new sandbox after a pause, as the kubelet retries the pod: on EKS
+// an ADD fails while ipamd's pool is empty ("failed to assign an IP address to container"), until
+// ipamd has grown it.
+func (l *Lab) addSandbox(ctx context.Context, p *Pod, uid string) (json.RawMessage, error) {
+	var errs []error
+	for attempt := 1; attempt <= sandboxAttempts; attempt++ {
+		p.rt, p.Sandboxes = cnilab.PodRuntime(fmt.Sprintf("lab%024x%08x", l.podSeq, attempt), p.NS.Name, p.Namespace, p.Name, uid), attempt
+		var result json.RawMessage
+		err := p.Node.NS.Do(func() error {
+			res, err := l.cni(p.Node).AddNetworkList(ctx, p.list, p.rt)
+			if err != nil {
+				return err
+			}
+			result, err = json.Marshal(res)
+			return err
+		})
+		if err == nil {
+			return result, nil
+		}
+		errs = append(errs, fmt.Errorf("sandbox %d: %w", attempt, err))
+		if err := p.Node.NS.Do(func() error { return l.cni(p.Node).DelNetworkList(ctx, p.list, p.rt) }); err != nil {
+			errs = append(errs, fmt.Errorf("sandbox %d teardown: %w", attempt, err))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		time.Sleep(sandboxRetry)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// StopPod runs CNI DEL (last plugin first), deletes the namespace and the Pod object. DEL runs the
+// node's current conflist, as containerd's CNI library (which reloads the folder) does: a pod started
+// while egressgw-cni was chained is deleted without it after an uninstall.
 func (l *Lab) StopPod(ctx context.Context, p *Pod) error {
 	var errs []error
 	if p.list != nil {
-		errs = append(errs, p.Node.NS.Do(func() error { return l.cni(p.Node).DelNetworkList(ctx, p.list, p.rt) }))
+		list := p.list
+		if current, err := l.nodeConflist(p.Node); err == nil {
+			list = current
+		}
+		errs = append(errs, p.Node.NS.Do(func() error { return l.cni(p.Node).DelNetworkList(ctx, list, p.rt) }))
 	}
 	if p.NS != nil {
 		errs = append(errs, p.NS.Close())

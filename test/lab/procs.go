@@ -22,14 +22,16 @@ const MarkerEnv = "EGRESSGW_LAB"
 // binaries are the lab's executables, built from this tree and from the reference plugins' module.
 type binaries struct {
 	agent, manager, echo string
+	uninstallWait        string // the uninstall hook's Job
 	cniDir               string // bridge, host-local and egressgw-cni
 }
 
 func (l *Lab) build(ctx context.Context) error {
 	bin := l.path("bin")
 	l.bins = binaries{agent: filepath.Join(bin, "egressgw-agent"), manager: filepath.Join(bin, "egressgw-manager"),
-		cniDir: filepath.Join(bin, "cni")}
-	for out, pkg := range map[string]string{l.bins.agent: "./cmd/agent", l.bins.manager: "./cmd/manager"} {
+		uninstallWait: filepath.Join(bin, "egressgw-uninstall-wait"), cniDir: filepath.Join(bin, "cni")}
+	for out, pkg := range map[string]string{l.bins.agent: "./cmd/agent", l.bins.manager: "./cmd/manager",
+		l.bins.uninstallWait: "./cmd/uninstall-wait"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 		cmd.Dir = l.cfg.RepoRoot
 		if b, err := cmd.CombinedOutput(); err != nil {
@@ -40,7 +42,16 @@ func (l *Lab) build(ctx context.Context) error {
 	if l.bins.echo, err = netlab.BuildEchoServer(ctx, bin); err != nil {
 		return err
 	}
-	return cnilab.BuildPlugins(ctx, l.bins.cniDir)
+	if err := cnilab.BuildPlugins(ctx, l.bins.cniDir); err != nil {
+		return err
+	}
+	// The AWS VPC CNI's plugin, as the lab reproduces it (test/vpccni/plugin).
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(l.bins.cniDir, "aws-cni"), "./test/vpccni/cmd/aws-cni")
+	cmd.Dir = l.cfg.RepoRoot
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build aws-cni: %v: %s", err, b)
+	}
+	return nil
 }
 
 // proc is one process of the lab.
@@ -58,6 +69,17 @@ func (l *Lab) startProcess(name string, ns *netlab.Namespace, env []string, bin 
 	if old := l.procs[name]; old != nil && !old.exited() {
 		return nil, fmt.Errorf("%s is already running", name)
 	}
+	p, err := l.spawn(name, ns, env, bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	l.procs[name] = p
+	return p, nil
+}
+
+// spawn starts a process as startProcess does, without entering it in the lab's table (the stand-in
+// controllers keep their pods' processes themselves).
+func (l *Lab) spawn(name string, ns *netlab.Namespace, env []string, bin string, args ...string) (*proc, error) {
 	log, err := os.OpenFile(l.path("logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -79,7 +101,6 @@ func (l *Lab) startProcess(name string, ns *netlab.Namespace, env []string, bin 
 	}
 	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
-	l.procs[name] = p
 	return p, nil
 }
 

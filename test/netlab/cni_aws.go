@@ -38,8 +38,9 @@ const AWSDefaultConnmark = 0x80
 //
 // Pod addresses are VPC addresses, as ipamd hands out secondary IPs of the node's ENIs: the lab gives
 // node N's pods 10.0.N.10 onward inside VPCCIDR and the fabric routes each one to its node (as EC2 does
-// for a secondary IP). ipamd itself (adopting secondary IPs through EC2) is not emulated here: an IPAM
-// that draws addresses through the EC2 simulator plugs in with Topology.AddPodWithIP.
+// for a secondary IP). ipamd itself (adopting secondary IPs through EC2) is not part of the profile: an
+// IPAM that draws addresses through the EC2 simulator plugs in with Topology.AddPodWithIP, and the lab
+// (test/lab) runs test/vpccni's ipamd and plugin beside every AWS node.
 func AWSVPCCNI(o AWSOptions) CNI {
 	if o.Connmark == 0 {
 		o.Connmark = AWSDefaultConnmark

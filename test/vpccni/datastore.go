@@ -22,6 +22,7 @@ type datastore struct {
 
 type eniPool struct {
 	id      string
+	device  int // the attachment's device index: 0 is the primary ENI
 	primary netip.Addr
 	addrs   []*address
 }
@@ -95,11 +96,11 @@ func (d *datastore) stats() (total, assigned int) {
 }
 
 // assign gives pod an address: the one it has, else the first free one out of cooldown.
-func (d *datastore) assign(pod string, now time.Time) (netip.Addr, string, error) {
+func (d *datastore) assign(pod string, now time.Time) (netip.Addr, *eniPool, error) {
 	for _, e := range d.enis {
 		for _, a := range e.addrs {
 			if a.pod == pod {
-				return a.ip, e.id, nil
+				return a.ip, e, nil
 			}
 		}
 	}
@@ -107,11 +108,11 @@ func (d *datastore) assign(pod string, now time.Time) (netip.Addr, string, error
 		for _, a := range e.addrs {
 			if a.pod == "" && (a.freed.IsZero() || now.Sub(a.freed) > d.cooldown) {
 				a.pod = pod
-				return a.ip, e.id, nil
+				return a.ip, e, nil
 			}
 		}
 	}
-	return netip.Addr{}, "", ErrNoAvailableIP
+	return netip.Addr{}, nil, ErrNoAvailableIP
 }
 
 // release takes pod's address back into the free pool, in cooldown.

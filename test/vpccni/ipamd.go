@@ -27,6 +27,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -83,6 +84,8 @@ type IPAMD struct {
 	lastDecrease   time.Time
 	handedOut      map[netip.Addr]string // every address ever given to a pod, and the last pod
 	released       []netip.Addr          // every address ever unassigned from EC2
+	pooled         map[netip.Addr]string // every address that ever entered the pool, and its ENI
+	assigns        int                   // addresses handed to pods
 	reconcileCount int
 }
 
@@ -102,7 +105,8 @@ func New(client *ec2.Client, cfg Config) *IPAMD {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &IPAMD{ec2: client, cfg: cfg, log: cfg.Logger.With("ipamd", cfg.InstanceID), ds: datastore{cooldown: cfg.IPCooldown},
-		unmanaged: map[string]bool{}, freedAt: map[netip.Addr]time.Time{}, handedOut: map[netip.Addr]string{}}
+		unmanaged: map[string]bool{}, freedAt: map[netip.Addr]time.Time{}, handedOut: map[netip.Addr]string{},
+		pooled: map[netip.Addr]string{}}
 }
 
 // Run is the CNI's pool manager loop, until ctx ends.
@@ -213,6 +217,9 @@ func (d *IPAMD) reconcileENI(n types.NetworkInterface) {
 	if e == nil {
 		d.log.Info("reconcile: adding ENI", "eni", id)
 		e = d.ds.addENI(id, primary)
+		if n.Attachment != nil {
+			e.device = int(sdkaws.ToInt32(n.Attachment.DeviceIndex))
+		}
 	}
 	onENI := map[netip.Addr]bool{}
 	for _, a := range n.PrivateIpAddresses {
@@ -228,7 +235,7 @@ func (d *IPAMD) reconcileENI(n types.NetworkInterface) {
 		if e.find(ip) == nil {
 			d.log.Info("reconcile: adopting a secondary address into the pod pool", "eni", id, "ip", ip)
 		}
-		e.add(ip)
+		d.addToPool(e, ip)
 	}
 	for _, a := range slices.Clone(e.addrs) {
 		if !onENI[a.ip] {
@@ -236,6 +243,14 @@ func (d *IPAMD) reconcileENI(n types.NetworkInterface) {
 			e.del(a.ip, true)
 		}
 	}
+}
+
+// addToPool puts ip into e's pool and remembers that it was ever there. Caller holds d.mu.
+func (d *IPAMD) addToPool(e *eniPool, ip netip.Addr) {
+	if ip != e.primary {
+		d.pooled[ip] = e.id
+	}
+	e.add(ip)
 }
 
 // UpdatePool is updateIPPoolIfRequired in WARM_IP_TARGET mode: request what is short, release what is over.
@@ -298,7 +313,7 @@ func (d *IPAMD) increase(ctx context.Context, short int) error {
 	defer d.mu.Unlock()
 	for _, a := range out.AssignedPrivateIpAddresses {
 		if ip, err := netip.ParseAddr(sdkaws.ToString(a.PrivateIpAddress)); err == nil {
-			target.add(ip)
+			d.addToPool(target, ip)
 		}
 	}
 	return nil
@@ -343,26 +358,6 @@ func (d *IPAMD) decrease(ctx context.Context, over int) error {
 	return nil
 }
 
-// AddPod is the CNI's ADD for a pod: an address from the pool.
-func (d *IPAMD) AddPod(pod string) (netip.Addr, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ip, eni, err := d.ds.assign(pod, time.Now())
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("ipamd %s: pod %s: %w", d.cfg.InstanceID, pod, err)
-	}
-	d.handedOut[ip] = pod
-	d.log.Info("pod got an address", "pod", pod, "ip", ip, "eni", eni)
-	return ip, nil
-}
-
-// DelPod is the CNI's DEL: the pod's address goes back to the pool.
-func (d *IPAMD) DelPod(pod string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.ds.release(pod, time.Now())
-}
-
 // Report is what the ipamd did and holds, for tests.
 type Report struct {
 	// HandedOut maps every address ever given to a pod to the last pod that got it.
@@ -371,21 +366,22 @@ type Report struct {
 	Released []netip.Addr
 	// Pool are the addresses in its pool now, by ENI.
 	Pool map[string][]netip.Addr
+	// EverPooled are the addresses that ever entered its pool (adopted or requested), with their ENI.
+	EverPooled map[netip.Addr]string
 	// Unmanaged are the ENIs it saw and left alone.
 	Unmanaged  []string
 	PrimaryENI string
 	Reconciles int
+	// Assigns is how many times a pod got an address.
+	Assigns int
 }
 
 // Report returns a copy of what the ipamd did and holds.
 func (d *IPAMD) Report() Report {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	r := Report{HandedOut: map[netip.Addr]string{}, Released: slices.Clone(d.released), Pool: map[string][]netip.Addr{},
-		PrimaryENI: d.primaryENI, Reconciles: d.reconcileCount}
-	for ip, pod := range d.handedOut {
-		r.HandedOut[ip] = pod
-	}
+	r := Report{HandedOut: maps.Clone(d.handedOut), Released: slices.Clone(d.released), Pool: map[string][]netip.Addr{},
+		EverPooled: maps.Clone(d.pooled), PrimaryENI: d.primaryENI, Reconciles: d.reconcileCount, Assigns: d.assigns}
 	for _, e := range d.ds.enis {
 		for _, a := range e.addrs {
 			r.Pool[e.id] = append(r.Pool[e.id], a.ip)

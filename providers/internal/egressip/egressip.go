@@ -3,6 +3,8 @@
 package egressip
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -39,4 +41,19 @@ func Wanted(ips []netip.Addr, cloud string) (map[netip.Addr]bool, error) {
 		wanted[ip] = true
 	}
 	return wanted, nil
+}
+
+// ExplainInUse adds ErrIPInUse to err, a cloud's refusal of ip as held by another NIC
+// (ErrAssignedElsewhere), when locate shows that the holder is not egressgw's, so that Assign refuses
+// what Locate reports in use the way the contract says. Clouds that refuse without saying who holds the
+// address need the read; it is made on this refusal only, and a failed read leaves err as it is.
+func ExplainInUse(ctx context.Context, locate func(context.Context, []netip.Addr) (map[netip.Addr]providers.Location, error), ip netip.Addr, err error) error {
+	if !errors.Is(err, providers.ErrAssignedElsewhere) || errors.Is(err, providers.ErrIPInUse) {
+		return err
+	}
+	locs, lerr := locate(ctx, []netip.Addr{ip})
+	if lerr != nil || locs[ip].InUse == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w: %w", locs[ip].InUse, providers.ErrIPInUse, err)
 }

@@ -25,17 +25,20 @@ generate:
 	$(GO) tool controller-gen object paths=./api/... crd output:crd:artifacts:config=charts/egressgw/crds
 
 ## images: the manager's and the agent's OCI image archives in _output/images, without a container daemon
-## (go-containerregistry; the agent's userland from Debian packages). VERSION sets the tag.
+## (go-containerregistry; the agent's userland from Debian packages), each an image index with one
+## manifest per platform. VERSION sets the tag; PLATFORMS the platforms (PLATFORMS=linux/amd64 for speed).
 VERSION ?= dev
+PLATFORMS ?= linux/amd64,linux/arm64
 images:
 	@command -v apt-get >/dev/null || { echo "make images: needs apt-get and dpkg-deb (Debian or Ubuntu)"; exit 1; }
 	@if [[ $$(id -u) -eq 0 ]]; then apt-get update -qq; fi
-	$(GO) run ./build/images -out _output/images -version $(VERSION)
+	$(GO) run ./build/images -out _output/images -version $(VERSION) -platforms $(PLATFORMS)
 
 ## images-test: build the images, then run their binaries chrooted into each image's filesystem (root).
-## Not part of `make test`: the build takes about a minute with a warm Go cache, nine cold.
+## Not part of `make test`: the build of both platforms takes about 2 minutes with a warm Go cache (1 with
+## PLATFORMS=linux/amd64); a cold cache compiles every package once per architecture (25 min on a busy machine).
 images-test: images
-	EGRESSGW_IMAGES=$(CURDIR)/_output/images $(GO) test -count=1 -v -run 'TestImages|TestIPTablesWrapper|TestUninstallHook' ./build/images/
+	EGRESSGW_IMAGES=$(CURDIR)/_output/images EGRESSGW_IMAGES_PLATFORMS=$(PLATFORMS) $(GO) test -count=1 -v -run 'TestImages|TestIPTablesWrapper|TestUninstallHook' ./build/images/
 
 ## envtest-assets: build (once) and print the folder to use as KUBEBUILDER_ASSETS.
 envtest-assets:

@@ -16,7 +16,8 @@ import (
 var wrapperFS embed.FS
 
 // agentPackages are the Debian packages of the agent's userland: the datapath runs ip, iptables(-save,
-// -restore), ipset, nft, conntrack and sysctl, and the uninstall hook a shell, pgrep and sleep.
+// -restore), ipset, nft and conntrack (it writes sysctls through files), the uninstall hook a shell,
+// pgrep and sleep; sysctl stays for whoever debugs a node from the agent's container.
 var agentPackages = []string{"iptables", "ipset", "nftables", "conntrack", "iproute2", "procps", "dash", "coreutils", "grep"}
 
 // binaries are the Go commands of the images, by the name they have there.
@@ -25,7 +26,8 @@ var binaries = map[string]string{
 	"egressgw-cni": "./cmd/cni", "egressgw-uninstall-wait": "./cmd/uninstall-wait",
 }
 
-func buildBinaries(ctx context.Context, o *options) (map[string][]byte, error) {
+// buildBinaries cross-compiles the Go commands for arch (CGO off: static, no libc of the image needed).
+func buildBinaries(ctx context.Context, o *options, arch string) (map[string][]byte, error) {
 	dir, err := os.MkdirTemp("", "egressgw-bin-")
 	if err != nil {
 		return nil, err
@@ -36,7 +38,7 @@ func buildBinaries(ctx context.Context, o *options) (map[string][]byte, error) {
 		file := filepath.Join(dir, name)
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+o.version, "-o", file, pkg)
 		cmd.Dir = o.repo
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+o.arch)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build %s: %w\n%s", pkg, err, msg)
 		}
@@ -54,29 +56,29 @@ func accounts(r *rootfs) {
 	r.dir("root", 0o700)
 }
 
-func managerImage(ctx context.Context, o *options, bins map[string][]byte) (imageSpec, error) {
+func managerImage(ctx context.Context, o *options, pb platformBuild) (imageSpec, error) {
 	r := newRootfs()
 	accounts(r)
-	bundle, err := caBundle(ctx, o)
+	bundle, err := caBundle(ctx, o, pb.apt)
 	if err != nil {
 		return imageSpec{}, err
 	}
 	r.dir("etc/ssl", 0o755)
 	r.dir("etc/ssl/certs", 0o755)
 	r.file("etc/ssl/certs/ca-certificates.crt", 0o644, bundle)
-	r.file("usr/local/bin/egressgw-manager", 0o755, bins["egressgw-manager"])
+	r.file("usr/local/bin/egressgw-manager", 0o755, pb.bins["egressgw-manager"])
 	layer, err := r.tar()
 	if err != nil {
 		return imageSpec{}, err
 	}
-	return imageSpec{name: "egressgw-manager", arch: o.arch, version: o.version, layers: [][]byte{layer},
+	return imageSpec{name: "egressgw-manager", arch: pb.platform.Architecture, version: o.version, layers: [][]byte{layer},
 		entrypoint: []string{"/usr/local/bin/egressgw-manager"}, user: "65532:65532"}, nil
 }
 
 // caBundle is the Mozilla CA set of Debian's ca-certificates package in one PEM file, as its
 // update-ca-certificates would write it (the image runs no maintainer script).
-func caBundle(ctx context.Context, o *options) ([]byte, error) {
-	debs, err := download(ctx, o.debCache, []string{"ca-certificates"})
+func caBundle(ctx context.Context, o *options, a apt) ([]byte, error) {
+	debs, err := download(ctx, a, o.debCache, []string{"ca-certificates"})
 	if err != nil {
 		return nil, err
 	}
@@ -102,12 +104,12 @@ func caBundle(ctx context.Context, o *options) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func agentImage(ctx context.Context, o *options, bins map[string][]byte) (imageSpec, error) {
-	pkgs, err := dependencyClosure(ctx, agentPackages)
+func agentImage(ctx context.Context, o *options, pb platformBuild) (imageSpec, error) {
+	pkgs, err := dependencyClosure(ctx, pb.apt, agentPackages)
 	if err != nil {
 		return imageSpec{}, err
 	}
-	debs, err := download(ctx, o.debCache, pkgs)
+	debs, err := download(ctx, pb.apt, o.debCache, pkgs)
 	if err != nil {
 		return imageSpec{}, err
 	}
@@ -125,14 +127,14 @@ func agentImage(ctx context.Context, o *options, bins map[string][]byte) (imageS
 		return imageSpec{}, err
 	}
 	own := &rootfs{entries: map[string]*entry{}}
-	if err := agentOwnFiles(own, bins); err != nil {
+	if err := agentOwnFiles(own, pb.bins); err != nil {
 		return imageSpec{}, err
 	}
 	top, err := own.tar()
 	if err != nil {
 		return imageSpec{}, err
 	}
-	return imageSpec{name: "egressgw-agent", arch: o.arch, version: o.version, layers: [][]byte{userland, top},
+	return imageSpec{name: "egressgw-agent", arch: pb.platform.Architecture, version: o.version, layers: [][]byte{userland, top},
 		entrypoint: []string{"/usr/local/bin/egressgw-agent"}, user: "0:0"}, nil
 }
 

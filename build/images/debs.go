@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,8 +21,8 @@ var maintainerOnly = map[string]bool{
 }
 
 // dependencyClosure is roots plus everything they depend on at run time (Depends and Pre-Depends, the
-// first of each alternative), as apt sees it on this machine, sorted.
-func dependencyClosure(ctx context.Context, roots []string) ([]string, error) {
+// first of each alternative), as apt sees it for the architecture, sorted.
+func dependencyClosure(ctx context.Context, a apt, roots []string) ([]string, error) {
 	seen := map[string]bool{}
 	queue := slices.Clone(roots)
 	for len(queue) > 0 {
@@ -33,7 +32,7 @@ func dependencyClosure(ctx context.Context, roots []string) ([]string, error) {
 			continue
 		}
 		seen[pkg] = true
-		out, err := exec.CommandContext(ctx, "apt-cache", "depends", "--no-recommends", "--no-suggests",
+		out, err := a.command(ctx, "apt-cache", "depends", "--no-recommends", "--no-suggests",
 			"--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", pkg).Output()
 		if err != nil {
 			return nil, fmt.Errorf("apt-cache depends %s (run apt-get update first?): %w", pkg, err)
@@ -81,22 +80,23 @@ func firstAlternatives(out []byte) []string {
 	return deps
 }
 
-// download fetches the packages' .deb files into dir (kept between builds) and returns their paths.
-func download(ctx context.Context, dir string, pkgs []string) ([]string, error) {
+// download fetches the packages' .deb files of the architecture into dir (kept between builds) and
+// returns their paths.
+func download(ctx context.Context, a apt, dir string, pkgs []string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	var missing []string
 	paths := map[string]string{}
 	for _, p := range pkgs {
-		if m, _ := filepath.Glob(filepath.Join(dir, debGlob(p))); len(m) > 0 {
+		if m := debFiles(dir, p, a.arch); len(m) > 0 {
 			paths[p] = m[len(m)-1]
 		} else {
 			missing = append(missing, p)
 		}
 	}
 	if len(missing) > 0 {
-		cmd := exec.CommandContext(ctx, "apt-get", append([]string{"download", "-q"}, missing...)...)
+		cmd := a.command(ctx, "apt-get", append([]string{"download", "-q"}, missing...)...)
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("apt-get download %s: %w\n%s", strings.Join(missing, " "), err, out)
@@ -105,7 +105,7 @@ func download(ctx context.Context, dir string, pkgs []string) ([]string, error) 
 	var out []string
 	for _, p := range pkgs {
 		if paths[p] == "" {
-			m, _ := filepath.Glob(filepath.Join(dir, debGlob(p)))
+			m := debFiles(dir, p, a.arch)
 			if len(m) == 0 {
 				return nil, fmt.Errorf("apt-get download left no .deb for %s in %s", p, dir)
 			}
@@ -116,9 +116,15 @@ func download(ctx context.Context, dir string, pkgs []string) ([]string, error) 
 	return out, nil
 }
 
-// debGlob matches a package's downloaded file: NAME_VERSION_ARCH.deb (an arch qualifier such as
-// :amd64 is not part of the file name).
-func debGlob(pkg string) string {
+// debFiles are a package's downloaded files of the architecture (or of all architectures), named
+// NAME_VERSION_ARCH.deb (an arch qualifier such as :amd64 is not part of the file name), sorted.
+func debFiles(dir, pkg, arch string) []string {
 	name, _, _ := strings.Cut(pkg, ":")
-	return name + "_*.deb"
+	var out []string
+	for _, a := range []string{arch, "all"} {
+		m, _ := filepath.Glob(filepath.Join(dir, name+"_*_"+a+".deb"))
+		out = append(out, m...)
+	}
+	slices.Sort(out)
+	return out
 }

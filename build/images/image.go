@@ -58,24 +58,33 @@ func (s imageSpec) build() (v1.Image, error) {
 }
 
 // writeArchive writes the image as an OCI image layout packed into one tar file (what
-// `skopeo copy oci-archive:FILE ...`, `podman load` and `ctr images import` read), tagged with its
-// name and version.
-func writeArchive(img v1.Image, s imageSpec, file string) error {
+// `skopeo copy oci-archive:FILE ...`, `podman load` and `ctr images import` read): index.json names one
+// image index, tagged with the image's name and version, that lists one manifest per platform, as a
+// registry serves a multi-arch image. It returns the index's digest.
+func writeArchive(name, version string, imgs []platformImage, file string) (string, error) {
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, pi := range imgs {
+		p := pi.platform
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: pi.img, Descriptor: v1.Descriptor{Platform: &p}})
+	}
+	digest, err := idx.Digest()
+	if err != nil {
+		return "", err
+	}
 	dir, err := os.MkdirTemp("", "egressgw-oci-")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer os.RemoveAll(dir)
-	p, err := layout.Write(dir, empty.Index)
+	lay, err := layout.Write(dir, empty.Index)
 	if err != nil {
-		return err
+		return "", err
 	}
-	ref := fmt.Sprintf("docker.io/egressgw/%s:%s", s.name, s.version)
-	if err := p.AppendImage(img, layout.WithPlatform(v1.Platform{OS: "linux", Architecture: s.arch}),
-		layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": s.version, "io.containerd.image.name": ref})); err != nil {
-		return err
+	ref := fmt.Sprintf("docker.io/egressgw/%s:%s", name, version)
+	if err := lay.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": version, "io.containerd.image.name": ref})); err != nil {
+		return "", err
 	}
-	return tarDir(dir, file)
+	return digest.String(), tarDir(dir, file)
 }
 
 // tarDir packs dir's files (regular files and directories only, as an OCI layout has) into file.

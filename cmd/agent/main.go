@@ -101,6 +101,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&d.RulePriority, "rule-priority", d.RulePriority, "priority of egressgw's ip rules (it and the next one are egressgw's)")
 	fs.IntVar(&d.MTU, "tunnel-mtu", d.MTU, "MTU of the tunnel device; 0: the uplink's MTU minus 50")
 	fs.StringVar(&d.Uplink, "uplink", d.Uplink, "underlay interface; empty: the interface that holds the node's InternalIP")
+	fs.StringVar(&d.ProcSysDir, "proc-sys-dir", d.ProcSysDir, "where the agent writes kernel settings (ip_forward, rp_filter): /proc/sys in a privileged container; an unprivileged one mounts the host's /proc/sys/net (hostPath) at DIR/net, since runtimes make its own /proc/sys read-only")
 }
 
 // uintFlag parses decimal or 0x-prefixed hexadecimal values of the given width.

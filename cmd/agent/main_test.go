@@ -13,7 +13,8 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	o.addFlags(fs)
 	err := fs.Parse([]string{"--cluster-cidrs=10.0.0.0/8,bogus,fd00::/8", "--vxlan-port=4789", "--log-level=loud",
-		"--resync-interval=10ms", "--service-cidrs-from-api=maybe", "--cni-conf-dir=relative", "--state-dir=run/egw", "--iptables-backend=xtables"})
+		"--resync-interval=10ms", "--service-cidrs-from-api=maybe", "--cni-conf-dir=relative", "--state-dir=run/egw", "--iptables-backend=xtables",
+		"--proc-sys-dir=host/proc/sys"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +23,8 @@ func TestValidateListsEveryProblem(t *testing.T) {
 		t.Fatal("bad flags accepted")
 	}
 	for _, want := range []string{"--node-name is empty", `"bogus" is not a CIDR`, `"fd00::/8" is not IPv4`, "port 4789",
-		`--log-level="loud"`, "--resync-interval=10ms", `--service-cidrs-from-api="maybe"`, `--cni-conf-dir="relative"`, `--state-dir="run/egw"`, `--iptables-backend="xtables"`} {
+		`--log-level="loud"`, "--resync-interval=10ms", `--service-cidrs-from-api="maybe"`, `--cni-conf-dir="relative"`, `--state-dir="run/egw"`, `--iptables-backend="xtables"`,
+		`proc-sys directory "host/proc/sys": want an absolute path`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"path/filepath"
 
 	"github.com/vishvananda/netlink"
 )
@@ -44,6 +45,10 @@ type Config struct {
 	// -nft variants. It must be the backend the node's own rules use (DetectIptables): rules in the other
 	// one are invisible to them, and a DROP policy there still drops the tunnel traffic.
 	Iptables string
+	// ProcSysDir is where the kernel's settings are read and written; empty means /proc/sys. An
+	// unprivileged container's /proc/sys is read-only, so the chart mounts the host's /proc/sys/net
+	// (hostPath) at /host/proc/sys/net and passes /host/proc/sys (docs/agent.md).
+	ProcSysDir string
 }
 
 // Marks that well-known owners use by default, on every node they run on; the defaults and validation
@@ -79,7 +84,7 @@ var reservedPorts = map[uint16]string{
 // (62 gateways and the egress interface), reply mark 0x40 — all in the low seven bits, which no surveyed
 // owner uses — tables 41000+ (gateways) and 40999 (returns), rule priorities 105/106 (after the local
 // table's rule, which Cilium moves to 100, and before Cilium's ENI rules at 109-112 and the AWS VPC CNI's
-// at 512-1536), MTU from the uplink.
+// at 512-1536), MTU from the uplink, kernel settings in /proc/sys.
 func DefaultConfig() Config {
 	return Config{
 		Device:       "egressgw0",
@@ -90,12 +95,27 @@ func DefaultConfig() Config {
 		TableBase:    41000,
 		ReturnTable:  40999,
 		RulePriority: 105,
+		ProcSysDir:   DefaultProcSysDir,
 	}
 }
 
 // Validate reports every problem of the configuration at once, each with what to change.
 func (c Config) Validate() error {
-	return errors.Join(c.validateDevice(), c.validateTunnel(), c.validateMarks(), c.validateTables(), c.validateIptables())
+	return errors.Join(c.validateDevice(), c.validateTunnel(), c.validateMarks(), c.validateTables(), c.validateIptables(), c.validateProcSysDir())
+}
+
+func (c Config) validateProcSysDir() error {
+	if c.ProcSysDir != "" && !filepath.IsAbs(c.ProcSysDir) {
+		return fmt.Errorf("proc-sys directory %q: want an absolute path such as %s or /host/proc/sys", c.ProcSysDir, DefaultProcSysDir)
+	}
+	return nil
+}
+
+func (c Config) procSysDir() string {
+	if c.ProcSysDir == "" {
+		return DefaultProcSysDir
+	}
+	return c.ProcSysDir
 }
 
 func (c Config) validateIptables() error {

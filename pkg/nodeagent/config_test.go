@@ -35,6 +35,7 @@ func TestConfigValidation(t *testing.T) {
 		{"return table inside gateways", func(c *Config) { c.ReturnTable = c.TableBase + 3 }, "inside the gateway tables"},
 		{"priority after main", func(c *Config) { c.RulePriority = 32766 }, "before the main table"},
 		{"tiny mtu", func(c *Config) { c.MTU = 100 }, "mtu 100"},
+		{"relative proc-sys dir", func(c *Config) { c.ProcSysDir = "host/proc/sys" }, `proc-sys directory "host/proc/sys": want an absolute path`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -43,6 +43,9 @@ var echoBinary = sync.OnceValues(func() (string, error) {
 })
 
 func TestMain(m *testing.M) {
+	if os.Getenv(sysctlHelperEnv) != "" {
+		os.Exit(sysctlHelperMain())
+	}
 	code := m.Run()
 	if echoDir != "" {
 		_ = os.RemoveAll(echoDir)

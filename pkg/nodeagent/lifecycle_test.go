@@ -205,6 +205,9 @@ func (k *killingExec) Run(ctx context.Context, stdin []byte, name string, args .
 	return k.inner.Run(ctx, stdin, name, args...)
 }
 
+// Do runs fn in the inner Exec's namespace (the sysctl files are no command, so no kill point).
+func (k *killingExec) Do(fn func() error) error { return k.inner.(nsDoer).Do(fn) }
+
 // checkResume kills an Apply on a clean node before each of its commands in turn, then lets a new
 // agent apply: the node must end exactly as after an uninterrupted apply.
 func checkResume(t *testing.T, l *lab, full View, ref map[string]map[string]string) {

@@ -102,13 +102,7 @@ func (dp *Datapath) setElements(changes []elementChange) error {
 		}
 		return c.Flush()
 	}
-	var err error
-	if d, ok := dp.exec.(nsDoer); ok {
-		err = d.Do(run)
-	} else {
-		err = run()
-	}
-	if err != nil {
+	if err := dp.inNamespace(run); err != nil {
 		return fmt.Errorf("nftables set elements through netlink (%s): %w", describeChanges(changes), err)
 	}
 	return nil

@@ -195,6 +195,9 @@ func (l *Lab) labPaths(n *netlab.Node) map[string]string {
 		"/home/kubernetes/bin":                   l.nodeDir(n, "bin"),
 		"/run/egressgw":                          l.nodeDir(n, "run"),
 		"/etc/egressgw/ca":                       l.path("ca"),
+		// The node's /proc/sys/net, which the chart mounts there: a process in the node's namespace
+		// reads and writes that namespace's settings through its own /proc/sys.
+		"/host/proc/sys": "/proc/sys",
 	}
 }
 

@@ -139,13 +139,19 @@ func archive(t *testing.T, dir, name string) string {
 // image for this machine's architecture out in a new directory.
 func unpack(t *testing.T, file string) string {
 	t.Helper()
+	return unpackArch(t, file, runtime.GOARCH)
+}
+
+// unpackArch lays out the flattened filesystem of the archive's image for arch.
+func unpackArch(t *testing.T, file, arch string) string {
+	t.Helper()
 	lay := t.TempDir()
 	if out, err := exec.Command("tar", "-xf", file, "-C", lay).CombinedOutput(); err != nil {
 		t.Fatalf("untar %s: %v\n%s", file, err, out)
 	}
-	img := platformImages(t, lay)[runtime.GOARCH]
+	img := platformImages(t, lay)[arch]
 	if img == nil {
-		t.Fatalf("%s has no linux/%s image to run here", file, runtime.GOARCH)
+		t.Fatalf("%s has no linux/%s image", file, arch)
 	}
 	root := t.TempDir()
 	rc := mutate.Extract(img)

@@ -25,10 +25,7 @@ var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM
 // executable or library of that architecture (the Go binaries and every Debian binary and library).
 func TestImagesAreMultiArch(t *testing.T) {
 	dir := imagesDir(t, "reads the archives that `make images-test` built")
-	want, err := parsePlatforms(cmp.Or(os.Getenv("EGRESSGW_IMAGES_PLATFORMS"), defaultPlatforms))
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := builtPlatforms(t)
 	for _, name := range []string{"egressgw-manager", "egressgw-agent"} {
 		t.Run(name, func(t *testing.T) {
 			lay := t.TempDir()
@@ -52,6 +49,16 @@ func TestImagesAreMultiArch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// builtPlatforms are the platforms `make images-test` built (its PLATFORMS).
+func builtPlatforms(t *testing.T) []v1.Platform {
+	t.Helper()
+	want, err := parsePlatforms(cmp.Or(os.Getenv("EGRESSGW_IMAGES_PLATFORMS"), defaultPlatforms))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
 }
 
 // platformImages reads an unpacked archive: index.json must name exactly one image index, tagged

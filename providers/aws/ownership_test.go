@@ -105,7 +105,7 @@ func TestWhatTheProviderSawNeverTakesAPodsAddress(t *testing.T) {
 	e.wantOn(t, "10.0.1.70", eniA1)
 
 	must(t, p.Move(ctx, gwA1, []netip.Addr{ip("10.0.1.50")}))
-	must(t, p.Release(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50")})) // seen free
+	must(t, p.Release(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50")}))  // seen free
 	must(t, cni.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50")})) // a pod gets it
 	before = e.sim.Actions()
 	if err := p.Move(ctx, gwA2, []netip.Addr{ip("10.0.1.50")}); !errors.Is(err, providers.ErrIPInUse) {

@@ -80,10 +80,10 @@ type Provider struct {
 
 	resolving singleflight.Group
 	mu        sync.Mutex
-	nodes     map[string]attachment // by instance ID: where its egress IPs go (until RemoveAttachment)
-	subnets   map[string]subnetInfo // by subnet ID (a subnet never changes)
-	types     map[string]typeLimits // by instance type
-	zoneNets  map[string]string     // egress subnet chosen by tags, by VPC and zone
+	nodes     map[string]attachment   // by instance ID: where its egress IPs go (until RemoveAttachment)
+	subnets   map[string]subnetInfo   // by subnet ID (a subnet never changes)
+	types     map[string]typeLimits   // by instance type
+	zoneNets  map[string]string       // egress subnet chosen by tags, by VPC and zone
 	seen      map[netip.Addr]lastSeen // where IPs were last seen (lastseen.go)
 }
 

@@ -35,6 +35,13 @@ type LeaderElection struct {
 	RetryPeriod     time.Duration
 }
 
+// DefaultLeaderElection returns the documented defaults (docs/manager.md, "Brownouts"), with the Lease
+// in namespace.
+func DefaultLeaderElection(namespace string) LeaderElection {
+	return LeaderElection{Namespace: namespace, ID: "egressgw-manager", ReleaseOnCancel: true,
+		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
+}
+
 // RunOptions is everything Run needs besides the API server's address.
 type RunOptions struct {
 	Config         Config

@@ -126,18 +126,18 @@ func (c *cluster) startManager(id string, tune func(*manager.RunOptions)) (stop 
 	if tune != nil {
 		tune(&o)
 	}
-	errc := make(chan error, 1)
+	errc, finished := make(chan error, 1), make(chan struct{})
 	cfg := c.env.Config
 	if c.apiConfig != nil {
 		cfg = c.apiConfig
 	}
-	go func() { errc <- manager.Run(ctx, cfg, o) }()
+	go func() { errc <- manager.Run(ctx, cfg, o); close(finished) }()
 	stopped := false
 	stop = func() {
 		if !stopped {
 			stopped = true
 			cancel()
-			<-errc
+			<-finished // done may have been read by the test
 		}
 	}
 	c.t.Cleanup(stop)

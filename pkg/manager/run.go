@@ -116,7 +116,9 @@ func newManager(cfg *rest.Config, o RunOptions, lock resourcelock.Interface, per
 	// A probe must answer within the kubelet's timeout (1 s by default), with the reason: the cache is
 	// looked at, not waited for.
 	if err := mgr.AddReadyzCheck("permissions", func(req *http.Request) error {
-		return perms.check(func(typeDescription string) bool { return informerSynced(req.Context(), mgr.GetCache(), typeDescription) })
+		return perms.check(func(typeDescription string) bool {
+			return informerSynced(req.Context(), mgr.GetCache(), typeDescription)
+		})
 	}); err != nil {
 		return nil, err
 	}

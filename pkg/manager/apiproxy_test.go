@@ -13,12 +13,15 @@ import (
 // apiProxy forwards TCP connections to the API server and can blackhole them: while it does, no byte
 // goes either way and new connections wait to be forwarded, as when a control plane's load balancer or
 // the network drops packets (TCP retransmits, nothing is refused). When it ends, everything held flows
-// again.
+// again. It can also refuse: every connection is closed and new ones are closed at once, as when the API
+// server restarts.
 type apiProxy struct {
-	l      net.Listener
-	target string
-	mu     sync.Mutex
-	open   chan struct{} // closed while traffic flows
+	l        net.Listener
+	target   string
+	mu       sync.Mutex
+	open     chan struct{} // closed while traffic flows
+	refusing bool
+	conns    map[net.Conn]bool
 }
 
 func newAPIProxy(t testing.TB, cfg *rest.Config) *apiProxy {
@@ -31,7 +34,7 @@ func newAPIProxy(t testing.TB, cfg *rest.Config) *apiProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &apiProxy{l: l, target: u.Host, open: make(chan struct{})}
+	p := &apiProxy{l: l, target: u.Host, open: make(chan struct{}), conns: map[net.Conn]bool{}}
 	close(p.open)
 	t.Cleanup(func() { l.Close(); p.restore() })
 	go p.serve()
@@ -55,9 +58,20 @@ func (p *apiProxy) blackhole() {
 	}
 }
 
+// refuse closes every connection and every new one until restore.
+func (p *apiProxy) refuse() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refusing = true
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
 func (p *apiProxy) restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.refusing = false
 	select {
 	case <-p.open:
 	default:
@@ -83,8 +97,30 @@ func (p *apiProxy) serve() {
 	}
 }
 
+// track remembers c until untrack, or closes it at once while the proxy refuses.
+func (p *apiProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refusing {
+		c.Close()
+		return false
+	}
+	p.conns[c] = true
+	return true
+}
+
+func (p *apiProxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.conns, c)
+}
+
 func (p *apiProxy) forward(down net.Conn) {
 	defer down.Close()
+	if !p.track(down) {
+		return
+	}
+	defer p.untrack(down)
 	p.wait()
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {

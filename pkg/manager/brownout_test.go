@@ -16,6 +16,7 @@ import (
 
 // brownoutResult is what happened to a failover during an API-server brownout.
 type brownoutResult struct {
+	refused  bool // the API server refused connections rather than dropping packets
 	brownout time.Duration
 	le       manager.LeaderElection
 	// survived: the leader neither exited nor lost the lease.
@@ -30,8 +31,12 @@ type brownoutResult struct {
 }
 
 func (r brownoutResult) String() string {
-	return fmt.Sprintf("| %v/%v/%v | %v | %v | %v (%v) | %v | %v |", r.le.LeaseDuration, r.le.RenewDeadline, r.le.RetryPeriod,
-		r.brownout, yes(r.survived), yes(r.movedDuring), r.moved.Round(100*time.Millisecond),
+	kind := "blackholed"
+	if r.refused {
+		kind = "refused"
+	}
+	return fmt.Sprintf("| %v/%v/%v | %v %v | %v | %v (%v) | %v | %v |", r.le.LeaseDuration, r.le.RenewDeadline, r.le.RetryPeriod,
+		r.brownout, kind, yes(r.survived), yes(r.movedDuring), r.moved.Round(100*time.Millisecond),
 		r.caughtUp.Round(100*time.Millisecond), r.unsteered.Round(100*time.Millisecond))
 }
 
@@ -43,8 +48,9 @@ func yes(b bool) string {
 }
 
 // brownout runs two replicas whose API server connections go through a proxy, blackholes the proxy for
-// d, kills the agent of the gateway holding the IP one second in, and reports what happened.
-func brownout(t *testing.T, le manager.LeaderElection, d time.Duration) brownoutResult {
+// d (or refuses connections, with refuse), kills the agent of the gateway holding the IP one second in,
+// and reports what happened.
+func brownout(t *testing.T, le manager.LeaderElection, d time.Duration, refuse bool) brownoutResult {
 	const ip = "10.0.1.50"
 	vpc := newSimVPC(t, []simNode{{"gw-1", 1, "m5.large"}, {"gw-2", 1, "m5.large"}, {"gw-3", 1, "m5.large"}}, ec2sim.Options{})
 	c := newCluster(t, vpc.provider)
@@ -62,12 +68,16 @@ func brownout(t *testing.T, le manager.LeaderElection, d time.Duration) brownout
 	c.startManager("m2", tune)
 	leader, dead := c.leaseHolder(), vpc.holder(ip)
 
-	proxy.blackhole()
+	if refuse {
+		proxy.refuse()
+	} else {
+		proxy.blackhole()
+	}
 	end := time.Now().Add(d)
 	time.Sleep(time.Second)
 	c.killAgent(dead)
 	killed := time.Now()
-	r := brownoutResult{brownout: d, le: le}
+	r := brownoutResult{brownout: d, le: le, refused: refuse}
 	movedAt := func() {
 		if h := vpc.holder(ip); r.moved == 0 && h != "" && h != dead {
 			r.moved = time.Since(killed)
@@ -98,7 +108,7 @@ func brownout(t *testing.T, le manager.LeaderElection, d time.Duration) brownout
 // deadline, while a gateway dies: the leader must keep its lease, and the IP must move in the cloud
 // before the API server answers again (the status write that records the intent is not a precondition).
 func TestFailoverDuringABrownout(t *testing.T) {
-	r := brownout(t, manager.DefaultLeaderElection("default"), 3*time.Second)
+	r := brownout(t, manager.DefaultLeaderElection("default"), 3*time.Second, false)
 	t.Logf("lease/renew/retry | brownout | leader survived | IP moved during it (from the death) | status caught up after it | status named the dead node for\n%s", r)
 	if !r.survived {
 		t.Error("the leader lost its lease in a brownout shorter than its renew deadline")
@@ -109,7 +119,8 @@ func TestFailoverDuringABrownout(t *testing.T) {
 }
 
 // TestBrownoutFigures measures the table of docs/manager.md ("Brownouts"): brownouts of 3, 6, 10 and
-// 20 s under the old and the new leader election defaults. It takes about four minutes:
+// 20 s, blackholed and refused, under the old and the new leader election defaults. It takes about seven
+// minutes:
 // EGRESSGW_BROWNOUT_FIGURES=1 runs it.
 func TestBrownoutFigures(t *testing.T) {
 	if os.Getenv("EGRESSGW_BROWNOUT_FIGURES") == "" {
@@ -117,10 +128,13 @@ func TestBrownoutFigures(t *testing.T) {
 	}
 	old := manager.LeaderElection{LeaseDuration: 8 * time.Second, RenewDeadline: 6 * time.Second, RetryPeriod: time.Second}
 	var rows []string
-	for _, le := range []manager.LeaderElection{old, manager.DefaultLeaderElection("default")} {
+	for _, tc := range []struct {
+		le     manager.LeaderElection
+		refuse bool
+	}{{old, false}, {manager.DefaultLeaderElection("default"), false}, {old, true}, {manager.DefaultLeaderElection("default"), true}} {
 		for _, d := range []time.Duration{3 * time.Second, 6 * time.Second, 10 * time.Second, 20 * time.Second} {
-			t.Run(fmt.Sprintf("%v-%v", le.RenewDeadline, d), func(t *testing.T) {
-				rows = append(rows, brownout(t, le, d).String())
+			t.Run(fmt.Sprintf("%v-%v-refused=%v", tc.le.RenewDeadline, d, tc.refuse), func(t *testing.T) {
+				rows = append(rows, brownout(t, tc.le, d, tc.refuse).String())
 			})
 		}
 	}

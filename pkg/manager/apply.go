@@ -17,8 +17,9 @@ const FieldOwner = "egressgw-manager"
 
 // statusWriteTimeout bounds one status write. The API client has no timeout of its own (its watches
 // last minutes), and a write hanging on a blackholed API server would hold the loop, and with it every
-// later decision, for as long as the brownout lasts.
-const statusWriteTimeout = 5 * time.Second
+// later decision, for as long as the brownout lasts. A write takes milliseconds; one that fails is made
+// again by the next sync.
+const statusWriteTimeout = 2 * time.Second
 
 // applyStatus sets the whole status of an object with server-side apply. Fields the manager set before
 // and leaves out now are removed, whatever the cache held, so a stale cache cannot make a write lose

@@ -66,6 +66,7 @@ func brownout(t *testing.T, le manager.LeaderElection, d time.Duration, refuse b
 		return a.State == egressgwv1.AssignmentAssigned && a.Node == vpc.holder(ip), fmt.Sprintf("%+v", a)
 	})
 	c.startManager("m2", tune)
+	time.Sleep(3 * time.Second) // m2 up and standing by, m1's writes of the placement behind it
 	leader, dead := c.leaseHolder(), vpc.holder(ip)
 
 	if refuse {

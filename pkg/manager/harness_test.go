@@ -131,7 +131,14 @@ func (c *cluster) startManager(id string, tune func(*manager.RunOptions)) (stop 
 	if c.apiConfig != nil {
 		cfg = c.apiConfig
 	}
-	go func() { errc <- manager.Run(ctx, cfg, o); close(finished) }()
+	go func() {
+		err := manager.Run(ctx, cfg, o)
+		if err != nil && ctx.Err() == nil {
+			o.Log.Info("the replica stopped", "error", err.Error())
+		}
+		errc <- err
+		close(finished)
+	}()
 	stopped := false
 	stop = func() {
 		if !stopped {

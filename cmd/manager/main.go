@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -41,9 +40,8 @@ func newOptions() *options {
 	}
 	return &options{
 		cloudOptions: cloudOptions{cloud: "aws"}, logLevel: "info", metricsAddr: ":8080", probeAddr: ":8081",
-		leader: manager.LeaderElection{Namespace: ns, ID: "egressgw-manager", ReleaseOnCancel: true,
-			LeaseDuration: 8 * time.Second, RenewDeadline: 6 * time.Second, RetryPeriod: time.Second},
-		cfg: manager.DefaultConfig(),
+		leader: manager.DefaultLeaderElection(ns),
+		cfg:    manager.DefaultConfig(),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -13,6 +14,12 @@ import (
 
 // FieldOwner is the manager's name in server-side apply.
 const FieldOwner = "egressgw-manager"
+
+// statusWriteTimeout bounds one status write. The API client has no timeout of its own (its watches
+// last minutes), and a write hanging on a blackholed API server would hold the loop, and with it every
+// later decision, for as long as the brownout lasts. A write takes milliseconds; one that fails is made
+// again by the next sync.
+const statusWriteTimeout = 2 * time.Second
 
 // applyStatus sets the whole status of an object with server-side apply. Fields the manager set before
 // and leaves out now are removed, whatever the cache held, so a stale cache cannot make a write lose
@@ -33,6 +40,8 @@ func (c *Controller) applyStatus(ctx context.Context, gvk schema.GroupVersionKin
 	u.SetGroupVersionKind(gvk)
 	u.SetName(key.Name)
 	u.SetNamespace(key.Namespace)
+	ctx, cancel := context.WithTimeout(ctx, statusWriteTimeout)
+	defer cancel()
 	err = c.client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership)
 	if apierrors.IsNotFound(err) {
 		return nil

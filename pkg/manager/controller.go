@@ -112,6 +112,9 @@ func (c *Controller) NeedLeaderElection() bool { return true }
 // controller-runtime does after Start returns) only once nothing of this replica can still land.
 func (c *Controller) Start(ctx context.Context) error {
 	c.lead = ctx
+	// Every cloud request, down to a provider's retries, checks the fence (a replica paused inside a
+	// provider call must not send the rest of it when it resumes).
+	ctx = providers.WithFence(ctx, c.fence)
 	if err := c.watch(ctx); err != nil {
 		return err
 	}

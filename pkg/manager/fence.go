@@ -31,7 +31,8 @@ type renewedLock struct {
 	valid time.Duration
 	// events records "became leader" and "stopped leading" as core Events on the Lease, as
 	// controller-runtime's own lock does, for `kubectl describe lease`.
-	events record.EventBroadcaster
+	events   record.EventBroadcaster
+	recorder record.EventRecorder
 
 	mu      sync.Mutex
 	renewed time.Time
@@ -58,7 +59,7 @@ func newRenewedLock(cfg *rest.Config, le LeaderElection) (*renewedLock, error) {
 		events.Shutdown()
 		return nil, fmt.Errorf("leader election lock: %w", err)
 	}
-	return &renewedLock{Interface: lock, valid: le.RenewDeadline, events: events}, nil
+	return &renewedLock{Interface: lock, valid: le.RenewDeadline, events: events, recorder: recorder}, nil
 }
 
 // close flushes and stops the lock's Event recording.

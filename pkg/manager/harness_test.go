@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
@@ -37,6 +38,9 @@ type cluster struct {
 	mu     sync.Mutex
 	agents map[string]*agent
 	moves  chan manager.MoveRecord
+	// apiConfig, when set, is how the managers reach the API server (through an apiProxy); the test's own
+	// client always goes straight to it.
+	apiConfig *rest.Config
 }
 
 // agent is a node agent's health endpoint: it counts the probes it answers and can fail some.
@@ -117,33 +121,50 @@ func (c *cluster) killAgent(name string) {
 // startManager runs one manager replica until the test ends or stop is called.
 func (c *cluster) startManager(id string, tune func(*manager.RunOptions)) (stop func(), done <-chan error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	o := manager.RunOptions{
-		Config:   manager.DefaultConfig(),
-		Provider: c.cloud,
-		Log:      testLogger(c.t, id),
-		Registry: prometheus.NewRegistry(),
-		LeaderElection: manager.LeaderElection{Namespace: "default", ID: "egressgw-manager", ReleaseOnCancel: true,
-			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
-		MetricsAddr: "0", ProbeAddr: "0",
-		OnMove: func(r manager.MoveRecord) { c.moves <- r },
-	}
-	o.Config.AgentHealthPort = c.port
-	o.Config.Probe = failover.ProberConfig{Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond}
+	o := testRunOptions(c.port, c.cloud, testLogger(c.t, id))
+	o.OnMove = func(r manager.MoveRecord) { c.moves <- r }
 	if tune != nil {
 		tune(&o)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- manager.Run(ctx, c.env.Config, o) }()
+	errc, finished := make(chan error, 1), make(chan struct{})
+	cfg := c.env.Config
+	if c.apiConfig != nil {
+		cfg = c.apiConfig
+	}
+	go func() {
+		err := manager.Run(ctx, cfg, o)
+		if err != nil && ctx.Err() == nil {
+			o.Log.Info("the replica stopped", "error", err.Error())
+		}
+		errc <- err
+		close(finished)
+	}()
 	stopped := false
 	stop = func() {
 		if !stopped {
 			stopped = true
 			cancel()
-			<-errc
+			<-finished // done may have been read by the test
 		}
 	}
 	c.t.Cleanup(stop)
 	return stop, errc
+}
+
+// testRunOptions are the options of the tests' manager replicas: quick leader election and probes.
+func testRunOptions(agentPort int, cloud providers.Provider, log logr.Logger) manager.RunOptions {
+	o := manager.RunOptions{
+		Config:   manager.DefaultConfig(),
+		Provider: cloud,
+		Log:      log,
+		Registry: prometheus.NewRegistry(),
+		LeaderElection: manager.LeaderElection{Namespace: "default", ID: "egressgw-manager", ReleaseOnCancel: true,
+			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
+		MetricsAddr: "0", ProbeAddr: "0",
+	}
+	o.Config.AgentHealthPort = agentPort
+	o.Config.Probe = failover.ProberConfig{Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond}
+	return o
 }
 
 // testLogger logs through t until the test ends, then drops lines, because the manager's goroutines

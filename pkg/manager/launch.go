@@ -3,21 +3,45 @@ package manager
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"slices"
 	"sync"
+	"syscall"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	egressgwv1 "github.com/egressgw/egressgw/api/v1alpha1"
 )
 
+// intentWait is how long a failover waits for the status write that records its intent. A write takes
+// milliseconds; one that takes longer meets an API server in a brownout (an EKS control-plane upgrade
+// blackholes it for seconds), and the failover goes ahead without the record: the cloud is the truth a
+// new leader reads, and the fence still stops a replica that may have lost the lease.
+const intentWait = time.Second
+
 // writeStatusesThenMove writes every gateway's status and queues each planned move as soon as the
 // statuses of its IPs' gateways are written, so that one gateway's failed or slow write holds up the
 // moves of that gateway only: the IPs of a gateway whose intent could not be recorded are taken out of
-// their moves and planned again by the next sync. Gateways with moves are written first.
+// their moves and planned again by the next sync. Gateways with moves are written first. A failover
+// waits for its writes at most intentWait, and a write that could not reach the API server holds it not
+// at all (see apiUnreachable): only the API server's refusal of the write does.
 func (c *Controller) writeStatusesThenMove(ctx context.Context, snap *snapshot, moves []*moveOp) error {
 	l := newLauncher(moves)
 	for _, m := range moves {
-		if l.waiting[m] == 0 {
+		switch {
+		case l.waiting[m] == 0:
+			l.claim(m)
 			c.launch(m, nil) // names no gateway: no status to wait for
+		case m.priority == PriorityFailover:
+			early := time.AfterFunc(intentWait, func() {
+				if l.claim(m) {
+					c.log.Info("failover goes ahead before its intent is recorded: the API server is slow to answer", "to", m.to, "ips", m.ips)
+					c.launch(m, nil)
+				}
+			})
+			defer early.Stop()
 		}
 	}
 	gateways := make([]*egressgwv1.EgressGateway, 0, len(snap.gateways))
@@ -40,7 +64,9 @@ func (c *Controller) writeStatusesThenMove(ctx context.Context, snap *snapshot, 
 				mu.Unlock()
 			}
 			for _, m := range l.written(gw.Name, err) {
-				c.launch(m, l.failedOf(m))
+				if l.claim(m) {
+					c.launch(m, l.failedOf(m))
+				}
 			}
 		})
 	}
@@ -81,6 +107,7 @@ func (c *Controller) holdBack(moves []*moveOp, held map[string]error) []*moveOp 
 // launcher tracks which gateways' status writes each move still waits for.
 type launcher struct {
 	mu        sync.Mutex
+	launched  map[*moveOp]bool
 	waiting   map[*moveOp]int
 	byGateway map[string][]*moveOp
 	failed    map[string]error
@@ -88,7 +115,7 @@ type launcher struct {
 }
 
 func newLauncher(moves []*moveOp) *launcher {
-	l := &launcher{waiting: map[*moveOp]int{}, byGateway: map[string][]*moveOp{}, failed: map[string]error{}, urgency: map[string]int{}}
+	l := &launcher{launched: map[*moveOp]bool{}, waiting: map[*moveOp]int{}, byGateway: map[string][]*moveOp{}, failed: map[string]error{}, urgency: map[string]int{}}
 	for _, m := range moves {
 		for _, gw := range uniqueNonEmpty(m.gateways) {
 			l.byGateway[gw] = append(l.byGateway[gw], m)
@@ -129,15 +156,38 @@ func (l *launcher) written(gateway string, err error) []*moveOp {
 	return ready
 }
 
-// failedOf returns the failed writes among the gateways of a move.
+// claim reports whether m is still to be launched, and marks it launched: the last of its writes and
+// the intentWait of a failover race for it.
+func (l *launcher) claim(m *moveOp) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.launched[m] {
+		return false
+	}
+	l.launched[m] = true
+	return true
+}
+
+// failedOf returns the failed writes that hold back IPs of a move: every failed write, except for a
+// failover those that never reached the API server.
 func (l *launcher) failedOf(m *moveOp) map[string]error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := map[string]error{}
 	for _, gw := range m.gateways {
-		if err := l.failed[gw]; err != nil {
+		if err := l.failed[gw]; err != nil && !(m.priority == PriorityFailover && apiUnreachable(err)) {
 			out[gw] = err
 		}
 	}
 	return out
+}
+
+// apiUnreachable reports whether a write failed for want of an API server to answer it (a timeout, a
+// refused or reset connection, an overloaded or restarting server) rather than being refused on its merits.
+func apiUnreachable(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsServiceUnavailable(err) ||
+		apierrors.IsTooManyRequests(err)
 }

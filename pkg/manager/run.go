@@ -35,6 +35,13 @@ type LeaderElection struct {
 	RetryPeriod     time.Duration
 }
 
+// DefaultLeaderElection returns the documented defaults (docs/manager.md, "Brownouts"), with the Lease
+// in namespace.
+func DefaultLeaderElection(namespace string) LeaderElection {
+	return LeaderElection{Namespace: namespace, ID: "egressgw-manager", ReleaseOnCancel: true,
+		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
+}
+
 // RunOptions is everything Run needs besides the API server's address.
 type RunOptions struct {
 	Config         Config
@@ -58,7 +65,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 		return err
 	}
 	defer lock.close()
-	mgr, err := newManager(cfg, o, lock)
+	mgr, err := newManager(cfg, o, lock, newPermissions(o.Log, lock.recorder, o.LeaderElection))
 	if err != nil {
 		return err
 	}
@@ -73,7 +80,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	return mgr.Start(ctx)
 }
 
-func newManager(cfg *rest.Config, o RunOptions, lock resourcelock.Interface) (ctrl.Manager, error) {
+func newManager(cfg *rest.Config, o RunOptions, lock resourcelock.Interface, perms *permissions) (ctrl.Manager, error) {
 	scheme := k8sruntime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -97,7 +104,7 @@ func newManager(cfg *rest.Config, o RunOptions, lock resourcelock.Interface) (ct
 		// The kubelets' Leases corroborate a gateway that the probes cannot reach; only theirs are cached.
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{NodeLeaseNamespace: {}}},
-		}},
+		}, DefaultWatchErrorHandler: perms.watchError},
 		HealthProbeBindAddress: o.ProbeAddr,
 	})
 	if err != nil {
@@ -106,8 +113,19 @@ func newManager(cfg *rest.Config, o RunOptions, lock resourcelock.Interface) (ct
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
+	// A probe must answer within the kubelet's timeout (1 s by default), with the reason: the cache is
+	// looked at, not waited for.
+	if err := mgr.AddReadyzCheck("permissions", func(req *http.Request) error {
+		return perms.check(func(typeDescription string) bool {
+			return informerSynced(req.Context(), mgr.GetCache(), typeDescription)
+		})
+	}); err != nil {
+		return nil, err
+	}
 	if err := mgr.AddReadyzCheck("cache", func(req *http.Request) error {
-		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+		ctx, cancel := context.WithTimeout(req.Context(), 100*time.Millisecond)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
 			return fmt.Errorf("informer caches not synced")
 		}
 		return nil

@@ -48,10 +48,7 @@ func (p *Provider) ensurePrivate(ctx context.Context, at attachment, ip netip.Ad
 	if was, done, err := p.placed(ctx, at, ip); done || err != nil {
 		return was, err
 	}
-	_, err := call(ctx, p, "AssignPrivateIpAddresses", func(ctx context.Context) (*ec2.AssignPrivateIpAddressesOutput, error) {
-		return p.ec2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
-			NetworkInterfaceId: sdkaws.String(at.eni), PrivateIpAddresses: []string{ip.String()}, AllowReassignment: sdkaws.Bool(false)})
-	})
+	err := p.assignAll(ctx, at, []netip.Addr{ip}, false)
 	if err == nil {
 		p.log.Info("assigned egress IP", "node", at.node, "instance", at.instance, "eni", at.eni, "ip", ip)
 		return found{}, nil
@@ -100,17 +97,23 @@ func (p *Provider) Move(ctx context.Context, node providers.Node, ips []netip.Ad
 // move reassigns only when another egressgw interface holds one of ips: IPs the read shows free go with
 // AllowReassignment off, so that EC2 itself refuses one that something else took since the read. Such a
 // refusal (or a read that lagged) is looked at once more before it counts.
+//
+// What the provider saw of the IPs within Options.LastSeenTTL (its own writes, the manager's steady-state
+// Locate) stands in for the read, so that a failover is one call; a refusal is then read again too.
 func (p *Provider) move(ctx context.Context, at attachment, ips []netip.Addr) error {
-	reassign, err := p.takeable(ctx, at, ips)
-	if err != nil {
-		return err
+	reassign, known := p.knownTakeable(at, ips)
+	if !known {
+		var err error
+		if reassign, err = p.takeable(ctx, at, ips); err != nil {
+			return err
+		}
 	}
-	err = p.assignAll(ctx, at, ips, reassign)
-	if err != nil && !reassign && errors.Is(err, providers.ErrPermanent) {
-		if reassign, err2 := p.takeable(ctx, at, ips); err2 != nil {
+	err := p.assignAll(ctx, at, ips, reassign)
+	if err != nil && (known || !reassign) && errors.Is(err, providers.ErrPermanent) {
+		if again, err2 := p.takeable(ctx, at, ips); err2 != nil {
 			return err2
-		} else if reassign {
-			err = p.assignAll(ctx, at, ips, true)
+		} else if again != reassign {
+			err = p.assignAll(ctx, at, ips, again)
 		}
 	}
 	if err != nil {
@@ -149,7 +152,12 @@ func (p *Provider) assignAll(ctx context.Context, at attachment, ips []netip.Add
 		return p.ec2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
 			NetworkInterfaceId: sdkaws.String(at.eni), PrivateIpAddresses: addrStrings(ips), AllowReassignment: sdkaws.Bool(reassign)})
 	})
-	return err
+	if err != nil {
+		p.forget(ips)
+		return err
+	}
+	p.rememberOn(at, ips)
+	return nil
 }
 
 // checkAll refuses a batch naming every IP that cannot go to at, so one answer fixes them all.

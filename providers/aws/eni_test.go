@@ -230,24 +230,39 @@ func TestEgressSubnetChosenByTagsOrByZone(t *testing.T) {
 	}
 }
 
-// TestFailoverBetweenDedicatedInterfacesIsTwoCalls: with both gateways' interfaces ensured (as the manager
-// does for every gateway candidate), a failover is one filtered DescribeNetworkInterfaces (is the IP on an
-// egressgw interface, and so egressgw's to take?) and one AssignPrivateIpAddresses call, and the Elastic
-// IP follows.
-func TestFailoverBetweenDedicatedInterfacesIsTwoCalls(t *testing.T) {
-	e := newEnv(t, ec2sim.Options{})
-	p := e.provider(t, dedicated())
-	a1, err := p.EnsureAttachment(t.Context(), gwA1)
-	must(t, err)
-	a2, err := p.EnsureAttachment(t.Context(), gwA2)
-	must(t, err)
-	must(t, p.Move(t.Context(), gwA1, []netip.Addr{ip("10.0.1.50")}))
-	must(t, p.Assign(t.Context(), gwA1, providers.Assignment{IP: ip("10.0.1.50"), PublicIP: eip1}))
-	before := e.sim.Actions()
-	must(t, p.Move(t.Context(), gwA2, []netip.Addr{ip("10.0.1.50")}))
-	wantCalls(t, "the failover", e.sim.Actions(), before, map[string]int{"DescribeNetworkInterfaces": 1, "AssignPrivateIpAddresses": 1})
-	if h := e.wantOn(t, "10.0.1.50", a2.Interface); h.ElasticIP != eip1 || a1.Interface == a2.Interface {
-		t.Fatalf("the Elastic IP did not follow to the second gateway's interface: %+v", h)
+// TestFailoverBetweenDedicatedInterfacesIsOneCall: with both gateways' interfaces ensured (as the manager
+// does for every gateway candidate) and the IP seen on the first one within the TTL (the provider's own
+// write, or the manager's steady-state Locate), a failover is one AssignPrivateIpAddresses call, and the
+// Elastic IP follows. A provider that knows nothing of the IP (a new leader's) reads first: two calls.
+func TestFailoverBetweenDedicatedInterfacesIsOneCall(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ttl   time.Duration
+		calls map[string]int
+	}{
+		{"seen", 0, map[string]int{"AssignPrivateIpAddresses": 1}},
+		{"not seen", -1, map[string]int{"DescribeNetworkInterfaces": 1, "AssignPrivateIpAddresses": 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, ec2sim.Options{})
+			opts := dedicated()
+			opts.LastSeenTTL = tc.ttl
+			p := e.provider(t, opts)
+			a1, err := p.EnsureAttachment(t.Context(), gwA1)
+			must(t, err)
+			a2, err := p.EnsureAttachment(t.Context(), gwA2)
+			must(t, err)
+			must(t, p.Move(t.Context(), gwA1, []netip.Addr{ip("10.0.1.50")}))
+			must(t, p.Assign(t.Context(), gwA1, providers.Assignment{IP: ip("10.0.1.50"), PublicIP: eip1}))
+			_, err = p.Locate(t.Context(), []netip.Addr{ip("10.0.1.50")}) // the manager's steady state
+			must(t, err)
+			before := e.sim.Actions()
+			must(t, p.Move(t.Context(), gwA2, []netip.Addr{ip("10.0.1.50")}))
+			wantCalls(t, "the failover", e.sim.Actions(), before, tc.calls)
+			if h := e.wantOn(t, "10.0.1.50", a2.Interface); h.ElasticIP != eip1 || a1.Interface == a2.Interface {
+				t.Fatalf("the Elastic IP did not follow to the second gateway's interface: %+v", h)
+			}
+		})
 	}
 }
 

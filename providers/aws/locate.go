@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -78,6 +79,7 @@ func (p *Provider) locate(ctx context.Context, vpcs []string, ips []netip.Addr) 
 	}
 	keys := slices.Sorted(maps.Keys(wanted))
 	seen := map[netip.Addr][]found{}
+	sent := time.Now()
 	for chunk := range slices.Chunk(keys, locateChunk) {
 		if err := p.describeChunk(ctx, vpcs, chunk, wanted, seen); err != nil {
 			return nil, err
@@ -86,6 +88,10 @@ func (p *Provider) locate(ctx context.Context, vpcs []string, ips []netip.Addr) 
 	out := make(map[netip.Addr]found, len(seen))
 	for ip, holders := range seen {
 		out[ip] = oneHolder(ip, holders)
+	}
+	for _, ip := range wanted {
+		f, held := out[ip]
+		p.remember(ip, f, held, sent)
 	}
 	return out, nil
 }

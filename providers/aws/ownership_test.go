@@ -80,3 +80,37 @@ func TestAnAddressTakenAfterTheReadIsNotTaken(t *testing.T) {
 	}
 	e.wantOn(t, "10.0.1.80", workerENI)
 }
+
+// TestWhatTheProviderSawNeverTakesAPodsAddress: what the provider last saw stands in for a read only when
+// it shows an IP free or on an egressgw interface. A pod's address seen on the CNI's interface is read
+// again and refused; an egress IP released (seen free) and then given to a pod by the CNI goes without
+// AllowReassignment, EC2 refuses it, and the read that follows refuses it too. The pod keeps its address.
+func TestWhatTheProviderSawNeverTakesAPodsAddress(t *testing.T) {
+	e := newEnv(t, ec2sim.Options{})
+	ctx := t.Context()
+	cni := e.provider(t, Options{}) // stands in for the CNI: it puts pods' addresses on the primary ENI
+	must(t, cni.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.70")}))
+	p := e.provider(t, dedicated())
+	_, err := p.EnsureAttachment(ctx, gwA1)
+	must(t, err)
+	_, err = p.EnsureAttachment(ctx, gwA2)
+	must(t, err)
+	_, err = p.Locate(ctx, []netip.Addr{ip("10.0.1.70")}) // seen on the CNI's interface
+	must(t, err)
+	before := e.sim.Actions()
+	if err := p.Move(ctx, gwA2, []netip.Addr{ip("10.0.1.70")}); !errors.Is(err, providers.ErrIPInUse) {
+		t.Fatalf("Move of a pod's address seen on the CNI's interface: want ErrIPInUse, got %v", err)
+	}
+	wantCalls(t, "refusing a pod's address", e.sim.Actions(), before, map[string]int{"DescribeNetworkInterfaces": 1})
+	e.wantOn(t, "10.0.1.70", eniA1)
+
+	must(t, p.Move(ctx, gwA1, []netip.Addr{ip("10.0.1.50")}))
+	must(t, p.Release(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50")}))  // seen free
+	must(t, cni.Assign(ctx, gwA1, providers.Assignment{IP: ip("10.0.1.50")})) // a pod gets it
+	before = e.sim.Actions()
+	if err := p.Move(ctx, gwA2, []netip.Addr{ip("10.0.1.50")}); !errors.Is(err, providers.ErrIPInUse) {
+		t.Fatalf("Move of an address seen free and since given to a pod: want ErrIPInUse, got %v", err)
+	}
+	wantCalls(t, "refusing it", e.sim.Actions(), before, map[string]int{"AssignPrivateIpAddresses": 1, "DescribeNetworkInterfaces": 1})
+	e.wantOn(t, "10.0.1.50", eniA1)
+}

@@ -4,7 +4,7 @@
 // eni.go); the primary-interface mode puts them on the node's primary ENI instead, for clusters without
 // that CNI. A move is one AssignPrivateIpAddresses call with AllowReassignment, and the Elastic IP follows,
 // after one filtered DescribeNetworkInterfaces that makes sure every address is egressgw's to take
-// (ownership.go).
+// (ownership.go), unless the provider saw them recently enough (lastseen.go).
 //
 // It uses aws-sdk-go-v2 with the default configuration chain, so credentials come from the environment,
 // shared files, IRSA (web identity) or EKS Pod Identity without code, and the EC2 endpoint can be
@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -60,7 +61,12 @@ type Options struct {
 	// DefaultTimeout bounds a call whose context has no deadline (default 30s), so that no caller waits
 	// forever on a cloud that keeps throttling.
 	DefaultTimeout time.Duration
-	Logger         *slog.Logger
+	// LastSeenTTL is how long what a read or an accepted write showed of an IP (free, or on an egressgw
+	// interface) stands in for a new read before a Move (zero means DefaultLastSeenTTL, negative never):
+	// the move of a failover is then one AssignPrivateIpAddresses call. Only egressgw moves addresses on
+	// its own interfaces, and an IP seen free goes without AllowReassignment, so EC2 refuses it if taken.
+	LastSeenTTL time.Duration
+	Logger      *slog.Logger
 }
 
 // Provider implements providers.Provider and providers.Mover on EC2.
@@ -74,10 +80,11 @@ type Provider struct {
 
 	resolving singleflight.Group
 	mu        sync.Mutex
-	nodes     map[string]attachment // by instance ID: where its egress IPs go (until RemoveAttachment)
-	subnets   map[string]subnetInfo // by subnet ID (a subnet never changes)
-	types     map[string]typeLimits // by instance type
-	zoneNets  map[string]string     // egress subnet chosen by tags, by VPC and zone
+	nodes     map[string]attachment   // by instance ID: where its egress IPs go (until RemoveAttachment)
+	subnets   map[string]subnetInfo   // by subnet ID (a subnet never changes)
+	types     map[string]typeLimits   // by instance type
+	zoneNets  map[string]string       // egress subnet chosen by tags, by VPC and zone
+	seen      map[netip.Addr]lastSeen // where IPs were last seen (lastseen.go)
 }
 
 var (
@@ -170,7 +177,7 @@ func newProvider(client *ec2.Client, region string, opts Options) *Provider {
 	return &Provider{
 		ec2: client, region: region, opts: opts, limiters: retry.Limiters(opts.Limits), log: log,
 		retry: retry.Policy{Backoff: opts.Backoff, Log: log, LogMessage: "retrying EC2 call"}, nodes: map[string]attachment{}, subnets: map[string]subnetInfo{},
-		types: map[string]typeLimits{}, zoneNets: map[string]string{},
+		types: map[string]typeLimits{}, zoneNets: map[string]string{}, seen: map[netip.Addr]lastSeen{},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -62,6 +63,7 @@ func (p *Provider) unassign(ctx context.Context, at attachment, ip netip.Addr) (
 		}
 		return false, fmt.Errorf("release %s from node %s (%s): %w", ip, at.node, at.eni, err)
 	}
+	p.remember(ip, found{}, false, time.Now())
 	p.log.Info("released egress IP", "node", at.node, "instance", at.instance, "eni", at.eni, "ip", ip)
 	return true, nil
 }

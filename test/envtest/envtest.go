@@ -32,6 +32,19 @@ type Env struct {
 	Config *rest.Config
 	Client client.Client
 	Scheme *k8sruntime.Scheme
+	te     *ctrlenvtest.Environment
+}
+
+// AddUser returns the configuration of a new user of the API server, authenticated by a client
+// certificate, with no permissions but those RBAC gives its name or groups: for tests of what a component
+// does when a permission is missing.
+func (e *Env) AddUser(t testing.TB, name string, groups ...string) *rest.Config {
+	t.Helper()
+	u, err := e.te.AddUser(ctrlenvtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		t.Fatalf("add user %s: %v", name, err)
+	}
+	return u.Config()
 }
 
 // RepoRoot is the repository's top folder, found from this file's location so tests in any package
@@ -76,7 +89,7 @@ func Start(t testing.TB) *Env {
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &Env{Config: cfg, Client: c, Scheme: scheme}
+	return &Env{Config: cfg, Client: c, Scheme: scheme, te: te}
 }
 
 // NewScheme returns a scheme with the built-in Kubernetes types and the egressgw types.

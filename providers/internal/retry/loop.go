@@ -46,6 +46,9 @@ func Do[T any](ctx context.Context, pol Policy, c Call, fn func(context.Context)
 		if err := wait(ctx, c.Limiter); err != nil {
 			return zero, giveUp(c.Name, last, fmt.Errorf("client-side rate limit: %w: %w", providers.ErrThrottled, err))
 		}
+		if err := providers.CheckFence(ctx); err != nil {
+			return zero, fmt.Errorf("%s: %w", c.Name, err)
+		}
 		out, err := fn(ctx)
 		if err == nil {
 			return out, nil

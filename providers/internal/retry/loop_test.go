@@ -72,3 +72,21 @@ func TestClientSideLimitWithoutAnAnswerNamesTheCall(t *testing.T) {
 		t.Fatalf("err = %v, want test:Call throttled by the client-side limit", err)
 	}
 }
+
+// TestAFencedCallSendsNothing: once the context's fence refuses, no further try is made, not even the
+// retry of a throttled one, and the error says it was fenced.
+func TestAFencedCallSendsNothing(t *testing.T) {
+	var fenced bool
+	ctx := providers.WithFence(context.Background(), func() error {
+		if fenced {
+			return errors.New("lease lost")
+		}
+		return nil
+	})
+	tries := 0
+	_, err := Do(ctx, Policy{Backoff: Backoff{Base: time.Millisecond, Max: time.Millisecond}}, Call{Name: "test:Call", Classify: throttled},
+		func(context.Context) (int, error) { tries++; fenced = true; return 0, errSlowDown })
+	if !errors.Is(err, providers.ErrFenced) || tries != 1 {
+		t.Fatalf("err = %v after %d tries, want ErrFenced after 1", err, tries)
+	}
+}

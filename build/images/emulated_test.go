@@ -38,18 +38,10 @@ func TestArm64ImagesRunUnderEmulation(t *testing.T) {
 	for _, root := range []string{manager, agent} {
 		copyExecutable(t, qemu, filepath.Join(root, emulator))
 	}
-	version := regexp.MustCompile(`^egressgw-[a-z-]+ \S+\n$`)
-	for _, c := range []struct {
-		root string
-		argv []string
-		want *regexp.Regexp
-	}{
-		{manager, []string{"/usr/local/bin/egressgw-manager", "--version"}, version},
-		{agent, []string{"/usr/local/bin/egressgw-agent", "--version"}, version},
-		{agent, []string{"/usr/local/bin/egressgw-uninstall-wait", "--version"}, version},
+	for _, c := range append(egressgwVersions(manager, agent), []run{
 		{agent, []string{"/usr/sbin/xtables-legacy-multi", "iptables", "--version"}, regexp.MustCompile(`^iptables v1\.8\.\d+ \(legacy\)`)},
 		{agent, []string{"/bin/sh", "-c", "echo shell-ok"}, regexp.MustCompile(`^shell-ok\n$`)},
-	} {
+	}...) {
 		out := chrootRun(t, c.root, nil, append([]string{"/" + emulator}, c.argv...)...)
 		if !c.want.MatchString(out) {
 			t.Errorf("arm64 %v printed %q; want %s", c.argv, out, c.want)

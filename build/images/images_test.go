@@ -30,15 +30,7 @@ func TestImagesRunFromTheirRootfs(t *testing.T) {
 	dir := imagesDir(t, "chroot")
 	manager := unpack(t, archive(t, dir, "egressgw-manager"))
 	agent := unpack(t, archive(t, dir, "egressgw-agent"))
-	version := regexp.MustCompile(`^egressgw-[a-z-]+ \S+\n$`)
-	for _, c := range []struct {
-		root string
-		argv []string
-		want *regexp.Regexp
-	}{
-		{manager, []string{"/usr/local/bin/egressgw-manager", "--version"}, version},
-		{agent, []string{"/usr/local/bin/egressgw-agent", "--version"}, version},
-		{agent, []string{"/usr/local/bin/egressgw-uninstall-wait", "--version"}, version},
+	for _, c := range append(egressgwVersions(manager, agent), []run{
 		{agent, []string{"/usr/sbin/iptables-nft", "--version"}, regexp.MustCompile(`^iptables v1\.8\.\d+ \(nf_tables\)`)},
 		{agent, []string{"/usr/sbin/iptables-legacy", "--version"}, regexp.MustCompile(`^iptables v1\.8\.\d+ \(legacy\)`)},
 		{agent, []string{"/usr/sbin/iptables", "--version"}, regexp.MustCompile(`^iptables v1\.8\.\d+ \((nf_tables|legacy)\)`)},
@@ -50,7 +42,7 @@ func TestImagesRunFromTheirRootfs(t *testing.T) {
 		{agent, []string{"/usr/sbin/sysctl", "--version"}, regexp.MustCompile(`procps-ng`)},
 		{agent, []string{"/usr/bin/pgrep", "--version"}, regexp.MustCompile(`procps-ng`)},
 		{agent, []string{"/bin/sh", "-c", "sleep 0 && echo shell-ok"}, regexp.MustCompile(`^shell-ok\n$`)},
-	} {
+	}...) {
 		out := chrootRun(t, c.root, nil, c.argv...)
 		if !c.want.MatchString(out) {
 			t.Errorf("%v printed %q; want %s", c.argv, out, c.want)
@@ -68,6 +60,23 @@ func TestImagesRunFromTheirRootfs(t *testing.T) {
 	wantChartCommandsInImages(t, manager, agent)
 	if _, err := os.Stat(filepath.Join(manager, "etc", "ssl", "certs", "ca-certificates.crt")); err != nil {
 		t.Errorf("the manager image has no CA bundle for the cloud APIs: %v", err)
+	}
+}
+
+// run is a command to run in an image's filesystem and what it must print.
+type run struct {
+	root string
+	argv []string
+	want *regexp.Regexp
+}
+
+// egressgwVersions: egressgw's binaries print their version.
+func egressgwVersions(manager, agent string) []run {
+	version := regexp.MustCompile(`^egressgw-[a-z-]+ \S+\n$`)
+	return []run{
+		{manager, []string{"/usr/local/bin/egressgw-manager", "--version"}, version},
+		{agent, []string{"/usr/local/bin/egressgw-agent", "--version"}, version},
+		{agent, []string{"/usr/local/bin/egressgw-uninstall-wait", "--version"}, version},
 	}
 }
 

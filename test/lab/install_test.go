@@ -35,42 +35,8 @@ import (
 // every node, after which no node's kernel keeps anything of egressgw (its footprint is what it was
 // before the agents ran), the CNI configuration is back, and the hook's objects are deleted.
 func TestHelmInstallUpgradeUninstall(t *testing.T) {
-	switch {
-	case os.Geteuid() != 0:
-		t.Skip("needs root: the lab builds network namespaces, iptables rules and VXLAN devices")
-	case os.Getenv("KUBEBUILDER_ASSETS") == "":
-		t.Skip("KUBEBUILDER_ASSETS is not set: export KUBEBUILDER_ASSETS=$(make -s envtest-assets)")
-	}
-	var out bytes.Buffer
-	state := t.TempDir()
-	if keep := os.Getenv("EGRESSGW_KEEP_STATE"); keep != "" {
-		state = keep // the lab's logs (helm.log, controllers.log) kept for reading afterwards
-	}
-	l, err := lab.Up(context.Background(), lab.Config{Prefix: netlab.RandomPrefix(), StateDir: state,
-		Assets: os.Getenv("KUBEBUILDER_ASSETS"), RepoRoot: envtest.RepoRoot(), Out: &out})
-	if err != nil {
-		t.Fatalf("the lab did not start: %v\n%s", err, out.String())
-	}
-	defer func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("the lab's progress:\n%s", out.String())
-			logs, _ := filepath.Glob(filepath.Join(state, "logs", "*.log"))
-			for _, f := range logs {
-				if b, _ := os.ReadFile(f); strings.Contains(filepath.Base(f), "uninstall") || strings.Contains(filepath.Base(f), "controllers") {
-					t.Logf("%s:\n%s", filepath.Base(f), lastBytes(b, 3000))
-				}
-			}
-		}
-	}()
+	l, state := helmLab(t, lab.AWS)
 	ctx := context.Background()
-	if st, err := l.HelmStatus(); err != nil || st != "deployed" {
-		t.Fatalf("helm status after the lab's install: %q, %v; want deployed", st, err)
-	}
-	expectEgressIP(t, l, "after helm install")
-
 	t.Run("a failing Job", func(t *testing.T) { failingJob(t, l) })
 
 	t.Run("upgrade", func(t *testing.T) {
@@ -86,51 +52,108 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		expectEgressIP(t, l, "after helm upgrade")
 	})
 
+	t.Run("uninstall", func(t *testing.T) { uninstallLeavesNothing(t, l, state) })
+}
+
+// TestHelmUninstallOnGCPAndAzure: on the other two clouds' labs too, helm uninstall (after the gateways'
+// deletion released their IPs in the cloud's simulator) leaves no node with anything of egressgw.
+func TestHelmUninstallOnGCPAndAzure(t *testing.T) {
+	for _, cloud := range []string{lab.GCP, lab.Azure} {
+		t.Run(cloud, func(t *testing.T) {
+			l, state := helmLab(t, cloud)
+			uninstallLeavesNothing(t, l, state)
+		})
+	}
+}
+
+// helmLab starts a lab of cloud, installed by helm install, with the egress IP placed and a pod's traffic
+// leaving with it. It is closed when the test ends, its progress and hook logs printed if it failed.
+func helmLab(t *testing.T, cloud string) (*lab.Lab, string) {
+	t.Helper()
+	switch {
+	case os.Geteuid() != 0:
+		t.Skip("needs root: the lab builds network namespaces, iptables rules and VXLAN devices")
+	case os.Getenv("KUBEBUILDER_ASSETS") == "":
+		t.Skip("KUBEBUILDER_ASSETS is not set: export KUBEBUILDER_ASSETS=$(make -s envtest-assets)")
+	}
+	out := &bytes.Buffer{}
+	state := t.TempDir()
+	if keep := os.Getenv("EGRESSGW_KEEP_STATE"); keep != "" {
+		state = filepath.Join(keep, cloud) // the lab's logs (helm.log, controllers.log) kept for reading afterwards
+	}
+	l, err := lab.Up(context.Background(), lab.Config{Prefix: netlab.RandomPrefix(), StateDir: state, Cloud: cloud,
+		Assets: os.Getenv("KUBEBUILDER_ASSETS"), RepoRoot: envtest.RepoRoot(), Out: out})
+	if err != nil {
+		t.Fatalf("the lab did not start: %v\n%s", err, out.String())
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("the lab's progress:\n%s", out.String())
+			logs, _ := filepath.Glob(filepath.Join(state, "logs", "*.log"))
+			for _, f := range logs {
+				if b, _ := os.ReadFile(f); strings.Contains(filepath.Base(f), "uninstall") || strings.Contains(filepath.Base(f), "controllers") {
+					t.Logf("%s:\n%s", filepath.Base(f), lastBytes(b, 3000))
+				}
+			}
+		}
+	})
+	if st, err := l.HelmStatus(); err != nil || st != "deployed" {
+		t.Fatalf("helm status after the lab's install: %q, %v; want deployed", st, err)
+	}
+	expectEgressIP(t, l, "after helm install")
+	return l, state
+}
+
+// uninstallLeavesNothing deletes the gateways, runs helm uninstall and checks that every node's kernel is
+// as it was before the agents ran, the CNI configuration is restored and the release's objects are gone.
+func uninstallLeavesNothing(t *testing.T, l *lab.Lab, state string) {
+	t.Helper()
+	ctx := context.Background()
 	if lines, err := l.Forbidden(); err != nil || len(lines) > 0 {
 		t.Errorf("requests refused to the chart's ServiceAccounts before the uninstall (%v): %v", err, lines)
 	}
-
-	t.Run("uninstall", func(t *testing.T) {
-		deleteGateways(t, l)
-		began := time.Now()
-		res, err := l.HelmUninstall(5 * time.Minute)
-		took := time.Since(began)
+	deleteGateways(t, l)
+	began := time.Now()
+	res, err := l.HelmUninstall(5 * time.Minute)
+	took := time.Since(began)
+	if err != nil {
+		t.Fatalf("helm uninstall: %v", err)
+	}
+	t.Logf("helm uninstall took %s on 4 nodes (release deleted, hook DaemonSet on every node, its Job done, hook objects deleted); helm: %s",
+		took.Round(10*time.Millisecond), res.Info)
+	for _, name := range []string{"agent-node1", "agent-node2", "agent-node3", "agent-node4", "manager-1", "manager-2"} {
+		if l.Running(name) {
+			t.Errorf("%s still runs after its workload was deleted", name)
+		}
+	}
+	for _, n := range l.Topo.Nodes {
+		diffs, err := l.FootprintChanges(ctx, n.Name)
 		if err != nil {
-			t.Fatalf("helm uninstall: %v", err)
+			t.Fatal(err)
 		}
-		t.Logf("helm uninstall took %s on 4 nodes (release deleted, hook DaemonSet on every node, its Job done, hook objects deleted); helm: %s",
-			took.Round(10*time.Millisecond), res.Info)
-		for _, name := range []string{"agent-node1", "agent-node2", "agent-node3", "agent-node4", "manager-1", "manager-2"} {
-			if l.Running(name) {
-				t.Errorf("%s still runs after its workload was deleted", name)
-			}
+		if len(diffs) > 0 {
+			t.Errorf("%s's kernel after helm uninstall differs from before egressgw:\n  %s", n.Name, strings.Join(diffs, "\n  "))
 		}
-		for _, n := range l.Topo.Nodes {
-			diffs, err := l.FootprintChanges(ctx, n.Name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(diffs) > 0 {
-				t.Errorf("%s's kernel after helm uninstall differs from before egressgw:\n  %s", n.Name, strings.Join(diffs, "\n  "))
-			}
-			checkCNIRestored(t, state, n.Name)
+		checkCNIRestored(t, state, n.Name)
+	}
+	checkObjectsGone(t, l)
+	if errs := l.ControllerErrors(); len(errs) > 0 {
+		t.Errorf("the lab's controllers: %v", errs)
+	}
+	// Helm deletes the release's RBAC with its workloads: the managers' last requests before they stop
+	// may be refused, as in a cluster. The hook's must not.
+	lines, err := l.Forbidden()
+	for _, line := range lines {
+		if strings.HasPrefix(line, "egressgw-uninstall") {
+			t.Errorf("the uninstall hook's request refused: %s", line)
 		}
-		checkObjectsGone(t, l)
-		if errs := l.ControllerErrors(); len(errs) > 0 {
-			t.Errorf("the lab's controllers: %v", errs)
-		}
-		// Helm deletes the release's RBAC with its workloads: the managers' last requests before they stop
-		// may be refused, as in a cluster. The hook's must not.
-		lines, err := l.Forbidden()
-		for _, line := range lines {
-			if strings.HasPrefix(line, "egressgw-uninstall") {
-				t.Errorf("the uninstall hook's request refused: %s", line)
-			}
-		}
-		if err != nil {
-			t.Error(err)
-		}
-	})
+	}
+	if err != nil {
+		t.Error(err)
+	}
 }
 
 // expectEgressIP: payments' pod on node4 reaches the firewall from gw-pay's egress IP.
@@ -147,7 +170,7 @@ func expectEgressIP(t *testing.T, l *lab.Lab, when string) {
 }
 
 // deleteGateways deletes the EgressGateways as docs/upgrade-uninstall.md says to before helm uninstall:
-// the manager releases their IPs (finalizer), and the EC2 simulator then holds none of them.
+// the manager releases their IPs (finalizer), and the cloud's simulator then holds none of them.
 func deleteGateways(t *testing.T, l *lab.Lab) {
 	t.Helper()
 	ctx := context.Background()
@@ -165,7 +188,7 @@ func deleteGateways(t *testing.T, l *lab.Lab) {
 	}
 	for _, ip := range []netip.Addr{lab.PayIP, lab.ReportsIP} {
 		if where, held := l.Cloud.Where(ip); held || l.Cloud.Holders(ip) > 0 {
-			t.Errorf("the EC2 simulator still has %s on %s after its gateway was deleted", ip, where)
+			t.Errorf("the cloud simulator still has %s on %s after its gateway was deleted", ip, where)
 		}
 	}
 	if err := l.WaitFor(ctx, time.Minute, "the dedicated ENIs deleted", func() (bool, string) {

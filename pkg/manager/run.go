@@ -65,7 +65,9 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 		return err
 	}
 	defer lock.close()
-	mgr, err := newManager(cfg, o, lock, newPermissions(o.Log, lock.recorder, o.LeaderElection))
+	mgr, err := untilBuilt(ctx, cfg, o.ProbeAddr, o.Log, func() (ctrl.Manager, error) {
+		return newManager(cfg, o, lock, newPermissions(o.Log, lock.recorder, o.LeaderElection))
+	})
 	if err != nil {
 		return err
 	}

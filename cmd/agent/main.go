@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/vishvananda/netlink"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -254,7 +255,7 @@ func (o *options) run(ctx context.Context, log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a, err := agent.New(c, agent.Options{
 		Node: o.nodeName, Datapath: dp, DatapathConfig: o.dp, Netlink: nl, ClusterCIDRs: cidrs,
-		DetectServiceCIDRs: o.detectServiceCIDRs(cfg, log), ResyncInterval: o.resync, Log: log,
+		DetectServiceCIDRs: o.detectServiceCIDRs(ctx, cfg, log), ResyncInterval: o.resync, Log: log,
 		Registry: reg, HealthBindAddress: o.healthAddr, StateDir: o.statePath(),
 	})
 	if err != nil {
@@ -277,18 +278,39 @@ func (o *options) statePath() string {
 	return filepath.Dir(o.cni.socket)
 }
 
-func (o *options) detectServiceCIDRs(cfg *rest.Config, log *slog.Logger) bool {
+func (o *options) detectServiceCIDRs(ctx context.Context, cfg *rest.Config, log *slog.Logger) bool {
 	switch o.serviceCIDRs {
 	case "on":
 		return true
 	case "off":
 		return false
 	}
-	ok, err := agent.ServesServiceCIDRs(cfg)
-	if err != nil {
-		log.Warn("cannot tell whether the API serves ServiceCIDRs; relying on --cluster-cidrs for the service range", "err", err)
+	return waitServesServiceCIDRs(ctx, cfg, log, time.Second)
+}
+
+// waitServesServiceCIDRs asks the API server until it answers whether it serves ServiceCIDRs: an agent
+// started during an API outage would otherwise go without the service range for its whole life (the
+// answer is taken once). Nothing is lost by waiting: the agent's first apply waits for its caches, and
+// the datapath of before a restart stays in place. first is the first wait, doubled up to 10 s.
+func waitServesServiceCIDRs(ctx context.Context, cfg *rest.Config, log *slog.Logger, first time.Duration) bool {
+	for attempt := 0; ; attempt++ {
+		ok, err := agent.ServesServiceCIDRs(cfg)
+		if err == nil {
+			return ok
+		}
+		if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) { // an answer, not an outage
+			log.Warn("cannot tell whether the API serves ServiceCIDRs; relying on --cluster-cidrs for the service range", "err", err)
+			return false
+		}
+		if attempt%10 == 0 {
+			log.Warn("waiting for the API server to tell whether it serves ServiceCIDRs (their ranges are never steered)", "attempts", attempt+1, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(min(first<<min(attempt, 10), 10*time.Second)):
+		}
 	}
-	return ok
 }
 
 // startCNI listens on the plugin's socket first (so the first ADD finds it), then installs the binary

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -114,7 +115,16 @@ func (l *Lab) serveLoopback(h http.Handler, cfg *tls.Config) (string, error) {
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	l.onClose(srv.Close)
+	// Shutdown, not Close: Close returns while handlers still run, and a simulator's handler re-points the
+	// fabric, whose namespaces the lab closes next.
+	l.onClose(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			return errors.Join(err, srv.Close())
+		}
+		return nil
+	})
 	return scheme + ln.Addr().String(), nil
 }
 

@@ -19,7 +19,8 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// apiWaitBackoff bounds the waits between tries to reach the API server at start.
+// apiWaitFirst and apiWaitMax bound the waits between tries to reach the API server at start
+// (backoff.go's doubling).
 const (
 	apiWaitFirst = 500 * time.Millisecond
 	apiWaitMax   = 5 * time.Second
@@ -50,7 +51,7 @@ func untilBuilt[T any](ctx context.Context, cfg *rest.Config, probeAddr string, 
 		case <-ctx.Done():
 			stopProbes()
 			return v, fmt.Errorf("stopped while waiting for the API server (%v): %w", reach, ctx.Err())
-		case <-time.After(min(apiWaitFirst<<min(attempt, 10), apiWaitMax)):
+		case <-time.After(doubling(apiWaitFirst, apiWaitMax, attempt+1)):
 			stopProbes()
 		}
 	}

@@ -7,7 +7,8 @@ import (
 
 // The manager's one backoff. Everything it retries waits nextAttempt after a failure: an IP's cloud
 // operation (ops.go), a Locate (reads.go, and a new leader's first one in recovery.go), the removal of
-// a former gateway node's egress NIC (attachments.go) and a failed sync (controller.go). Each keeps its
+// a former gateway node's egress NIC (attachments.go), a failed sync (controller.go), and, before any
+// Controller exists, a replica's wait for the API server at start (apiwait.go). Each keeps its
 // own count of consecutive failures, reset by a success; the waits come from here only. The loop is
 // woken when a wait ends (kickAfter); only a new leader's first Locate, before the loop runs, waits in
 // place.
@@ -50,9 +51,14 @@ func (c *Controller) nextAttempt(failures int, why retryReason) time.Duration {
 	case retryAlone, retrySync:
 		return c.cfg.RetryMin
 	}
-	d := c.cfg.RetryMin << min(max(failures-1, 0), 20)
-	if d <= 0 || d > c.cfg.RetryMax {
-		d = c.cfg.RetryMax
+	return doubling(c.cfg.RetryMin, c.cfg.RetryMax, failures)
+}
+
+// doubling is lo doubled after each of failures-1 failures, capped at hi, minus up to half of it.
+func doubling(lo, hi time.Duration, failures int) time.Duration {
+	d := lo << min(max(failures-1, 0), 20)
+	if d <= 0 || d > hi {
+		d = hi
 	}
 	return d - time.Duration(rand.Int64N(int64(d)/2+1))
 }
